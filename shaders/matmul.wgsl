@@ -1,0 +1,226 @@
+// The matmul family: C = op(A) · op(B) [+ bias row] [+ C], where op transposes or not.
+//
+// op(A) is M×K and op(B) is K×N, both row-major in memory. TRANS_A means A is stored K×M
+// (so C = Aᵀ·B without materialising Aᵀ); TRANS_B means B is stored N×K (C = A·Bᵀ).
+// No shape needs to be a multiple of any block size: edges are guarded.
+//
+// Bindings (group 0), shared by both entry points:
+//   0: a     storage, read        op(A) source
+//   1: b     storage, read        op(B) source
+//   2: bias  storage, read        N values added to every row (read only when HAS_BIAS)
+//   3: c     storage, read_write  M×N output (also read when ACCUMULATE)
+//   4: p     uniform              the sizes M, N, K
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+// C = C + A·B (+ bias): accumulates into the output instead of overwriting it.
+override ACCUMULATE: bool = false;
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+// Index of op(A)[row, kk] in `a`.
+fn a_index(row: u32, kk: u32) -> u32 {
+    if TRANS_A {
+        return kk * p.m + row;
+    }
+    return row * p.k + kk;
+}
+
+// Index of op(B)[kk, col] in `b`.
+fn b_index(kk: u32, col: u32) -> u32 {
+    if TRANS_B {
+        return col * p.k + kk;
+    }
+    return kk * p.n + col;
+}
+
+// Writes one output element with the epilogue applied; drops elements outside C.
+fn store(row: u32, col: u32, value: f32) {
+    if row >= p.m || col >= p.n {
+        return;
+    }
+    let index = row * p.n + col;
+    var out = value;
+    if HAS_BIAS {
+        out += bias[col];
+    }
+    if ACCUMULATE {
+        out += c[index];
+    }
+    c[index] = out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul_blocked: register blocking without workgroup memory, for CPU devices (lavapipe).
+//
+// Workgroup: BLOCKED_WG invocations along N. One invocation computes an 8×8 block of C
+// (rows row0..row0+8, columns col0..col0+8) in sixteen vec4 accumulators.
+// Why this shape: on lavapipe (Mesa 22.3) every storage-buffer load costs a few nanoseconds
+// per invocation and component (it is a per-lane loop with a bounds check), while an FMA costs
+// a fraction of that. The cost of a k step is its 8 + 8 loads, which feed 64 FMAs, four
+// times the FMAs per load of a 16×1 block. Barriers are avoided: a CPU device implements
+// them by switching between invocations.
+// Dispatch: (ceil(N / (8 · BLOCKED_WG)), ceil(M / 8), 1).
+
+override BLOCKED_WG: u32 = 64u;
+const BLOCK: u32 = 8u;
+
+@compute @workgroup_size(BLOCKED_WG)
+fn matmul_blocked(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let col0 = (wg.x * BLOCKED_WG + lid.x) * BLOCK;
+    let row0 = wg.y * BLOCK;
+    if col0 >= p.n {
+        return;
+    }
+    // op(A)[row, kk] = a[a_base[r] + kk * a_step] and op(B)[kk, col] = b[b_base[j] + kk * b_step]:
+    // the transposes become strides, so the loop body has no branches. Rows and columns past
+    // the edge read the last valid one (in bounds) and are dropped by `store`.
+    var a_base: array<u32, 8>;
+    var b_base: array<u32, 8>;
+    for (var i = 0u; i < BLOCK; i += 1u) {
+        a_base[i] = a_index(min(row0 + i, p.m - 1u), 0u);
+        b_base[i] = b_index(0u, min(col0 + i, p.n - 1u));
+    }
+    var a_step = 1u;
+    if TRANS_A {
+        a_step = p.m;
+    }
+    var b_step = p.n;
+    if TRANS_B {
+        b_step = 1u;
+    }
+
+    // acc[2r] holds row r, columns 0..3; acc[2r + 1] row r, columns 4..7.
+    var acc: array<vec4<f32>, 16>;
+    var ka = 0u;
+    var kb = 0u;
+    for (var kk = 0u; kk < p.k; kk += 1u) {
+        let b_lo = vec4<f32>(b[b_base[0] + kb], b[b_base[1] + kb], b[b_base[2] + kb], b[b_base[3] + kb]);
+        let b_hi = vec4<f32>(b[b_base[4] + kb], b[b_base[5] + kb], b[b_base[6] + kb], b[b_base[7] + kb]);
+        for (var r = 0u; r < BLOCK; r += 1u) {
+            let av = vec4<f32>(a[a_base[r] + ka]);
+            acc[2u * r] = fma(av, b_lo, acc[2u * r]);
+            acc[2u * r + 1u] = fma(av, b_hi, acc[2u * r + 1u]);
+        }
+        ka += a_step;
+        kb += b_step;
+    }
+
+    for (var r = 0u; r < BLOCK; r += 1u) {
+        let lo = acc[2u * r];
+        let hi = acc[2u * r + 1u];
+        store(row0 + r, col0, lo.x);
+        store(row0 + r, col0 + 1u, lo.y);
+        store(row0 + r, col0 + 2u, lo.z);
+        store(row0 + r, col0 + 3u, lo.w);
+        store(row0 + r, col0 + 4u, hi.x);
+        store(row0 + r, col0 + 5u, hi.y);
+        store(row0 + r, col0 + 6u, hi.z);
+        store(row0 + r, col0 + 7u, hi.w);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul_tiled: classic workgroup-memory tiling, for real GPUs.
+//
+// Workgroup: 16×16 invocations computing a 64×64 tile of C; each invocation owns a 4×4
+// sub-block at rows ty + 16i and columns tx + 16j (strided, so workgroup-memory reads are
+// conflict-free and global stores are coalesced along tx). Per step the workgroup stages a
+// 64×16 slice of op(A) and a 16×64 slice of op(B) in workgroup memory, zero-filled past the
+// edges, and every invocation reads them 16 times.
+// Dispatch: (ceil(N / 64), ceil(M / 64), 1).
+
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> tile_a: array<f32, 1024>; // [kk][mm], TILE_K × TILE
+var<workgroup> tile_b: array<f32, 1024>; // [kk][nn], TILE_K × TILE
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) flat: u32,
+) {
+    let row0 = wg.y * TILE;
+    let col0 = wg.x * TILE;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+
+    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+        for (var t = 0u; t < 4u; t += 1u) {
+            let e = flat + t * 256u;
+            // Neighbouring invocations load neighbouring addresses of whichever layout A
+            // and B have.
+            var mm = e / TILE_K;
+            var ka = e % TILE_K;
+            if TRANS_A {
+                mm = e % TILE;
+                ka = e / TILE;
+            }
+            var av = 0.0;
+            if row0 + mm < p.m && k0 + ka < p.k {
+                av = a[a_index(row0 + mm, k0 + ka)];
+            }
+            tile_a[ka * TILE + mm] = av;
+
+            var nn = e % TILE;
+            var kb = e / TILE;
+            if TRANS_B {
+                nn = e / TILE_K;
+                kb = e % TILE_K;
+            }
+            var bv = 0.0;
+            if col0 + nn < p.n && k0 + kb < p.k {
+                bv = b[b_index(k0 + kb, col0 + nn)];
+            }
+            tile_b[kb * TILE + nn] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk += 1u) {
+            let ra = kk * TILE + lid.y;
+            let rb = kk * TILE + lid.x;
+            let av = vec4<f32>(tile_a[ra], tile_a[ra + 16u], tile_a[ra + 32u], tile_a[ra + 48u]);
+            let bv = vec4<f32>(tile_b[rb], tile_b[rb + 16u], tile_b[rb + 32u], tile_b[rb + 48u]);
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
+        }
+        workgroupBarrier();
+    }
+
+    // acc_i holds row ty + 16i; its components are columns tx + 16j.
+    let col = col0 + lid.x;
+    for (var i = 0u; i < 4u; i += 1u) {
+        var row_acc = acc0;
+        switch i {
+            case 1u: { row_acc = acc1; }
+            case 2u: { row_acc = acc2; }
+            case 3u: { row_acc = acc3; }
+            default: {}
+        }
+        let row = row0 + lid.y + 16u * i;
+        store(row, col, row_acc.x);
+        store(row, col + 16u, row_acc.y);
+        store(row, col + 32u, row_acc.z);
+        store(row, col + 48u, row_acc.w);
+    }
+}

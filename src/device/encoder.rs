@@ -1,0 +1,121 @@
+//! Command recording: many dispatches, one command buffer, one submit.
+
+use super::Device;
+use crate::Result;
+
+/// Records dispatches and copies for one submit.
+///
+/// Consecutive dispatches share one compute pass (wgpu inserts the barriers the data
+/// dependencies need); a copy closes the pass. Nothing runs until [`Encoder::submit`].
+pub struct Encoder {
+    device: Device,
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    dispatches: u64,
+}
+
+impl Encoder {
+    pub(crate) fn new(device: &Device) -> Self {
+        let encoder =
+            device
+                .wgpu_device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgsl-nn encoder"),
+                });
+        Self {
+            device: device.clone(),
+            encoder: Some(encoder),
+            pass: None,
+            dispatches: 0,
+        }
+    }
+
+    /// The device this encoder records for.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Dispatches recorded so far.
+    pub fn dispatch_count(&self) -> u64 {
+        self.dispatches
+    }
+
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None; // a pass borrows the encoder until it ends
+        self.encoder
+            .as_mut()
+            .expect("encoder is present until submit")
+    }
+
+    /// Records one dispatch of `pipeline` with `bind_group` at group 0.
+    pub fn dispatch(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+        workgroups: [u32; 3],
+    ) {
+        if workgroups.contains(&0) {
+            return;
+        }
+        if self.pass.is_none() {
+            let encoder = self
+                .encoder
+                .as_mut()
+                .expect("encoder is present until submit");
+            let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgsl-nn pass"),
+                timestamp_writes: None,
+            });
+            self.pass = Some(pass.forget_lifetime());
+        }
+        let pass = self.pass.as_mut().expect("pass was just opened");
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        self.dispatches += 1;
+    }
+
+    /// Records a buffer-to-buffer copy (offsets and size multiples of 4).
+    pub fn copy_buffer(
+        &mut self,
+        source: &wgpu::Buffer,
+        source_offset: u64,
+        destination: &wgpu::Buffer,
+        destination_offset: u64,
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        self.encoder().copy_buffer_to_buffer(
+            source,
+            source_offset,
+            destination,
+            destination_offset,
+            bytes,
+        );
+    }
+
+    /// Records filling `bytes` bytes of `buffer` from `offset` with zeros.
+    pub fn clear_buffer(&mut self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        self.encoder().clear_buffer(buffer, offset, Some(bytes));
+    }
+
+    /// Submits everything recorded, without waiting for it to finish.
+    pub fn submit(self) -> Result<()> {
+        self.submit_indexed().map(drop)
+    }
+
+    pub(crate) fn submit_indexed(mut self) -> Result<wgpu::SubmissionIndex> {
+        self.pass = None;
+        let commands = self
+            .encoder
+            .take()
+            .expect("encoder is present until submit")
+            .finish();
+        self.device.submit(commands, self.dispatches)
+    }
+}

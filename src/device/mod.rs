@@ -1,0 +1,402 @@
+//! The device layer: adapter choice, the logical device and its queue, the pipeline cache,
+//! buffer reuse, counters, error capture and readback.
+
+mod adapter;
+mod counters;
+mod encoder;
+mod pipelines;
+mod pool;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use adapter::{
+    ADAPTER_ENV, AdapterSummary, BACKEND_ENV, DeviceOptions, list_adapters, parse_backend,
+};
+pub use counters::CounterSnapshot;
+pub use encoder::Encoder;
+pub use pipelines::ShaderSource;
+
+use crate::{Error, Result};
+use counters::Counters;
+use pipelines::{PipelineCache, PipelineKey};
+use pool::BufferPool;
+
+/// Usage of every tensor buffer: bound as storage, filled by uploads, copied out for readback.
+pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+const STAGING_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+
+/// A GPU device and everything the engine keeps per device. Cheap to clone (shared handle).
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    summary: AdapterSummary,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    counters: Counters,
+    pipelines: Mutex<PipelineCache>,
+    pool: Mutex<BufferPool>,
+    /// Errors wgpu raised outside an error scope (e.g. while encoding commands).
+    uncaptured: Arc<Mutex<Vec<wgpu::Error>>>,
+    /// Set by the device-lost callback.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("adapter", &self.inner.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// Opens the best adapter, honouring `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER`.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&DeviceOptions::from_env()?)
+    }
+
+    /// Opens the best adapter that matches `options`.
+    pub fn with_options(options: &DeviceOptions) -> Result<Self> {
+        let instance = adapter::new_instance(options.backends());
+        let adapter = adapter::choose_adapter(&instance, options)?;
+        let info = adapter.get_info();
+        let summary = AdapterSummary::from_info(&info);
+        // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
+        // workgroups at 256 invocations, far below what most adapters offer.
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let features = adapter.features() & wanted;
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("wgsl-nn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
+                Error::RequestDevice {
+                    adapter: summary.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            log::error!("wgpu: {error}");
+            lock(&sink).push(error);
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost_flag) = Some(format!("{reason:?}: {message}"));
+        });
+        log::info!("wgsl-nn device: {summary}");
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                summary,
+                limits,
+                features,
+                counters: Counters::default(),
+                pipelines: Mutex::default(),
+                pool: Mutex::default(),
+                uncaptured,
+                lost,
+            }),
+        })
+    }
+
+    /// The adapter this device runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.inner.summary
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Whether GPU timestamp queries are enabled.
+    pub fn supports_timestamps(&self) -> bool {
+        self.inner
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// True for a device that runs on the CPU (e.g. Mesa's lavapipe), which prefers different
+    /// kernels from a real GPU.
+    pub fn is_cpu(&self) -> bool {
+        self.inner.summary.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The counters since the device was created.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// The underlying wgpu device, for interoperation.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The underlying wgpu queue, for interoperation.
+    pub fn wgpu_queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Starts recording commands; see [`Encoder`].
+    pub fn encoder(&self) -> Encoder {
+        Encoder::new(self)
+    }
+
+    /// Blocks until the device has finished all submitted work.
+    pub fn synchronize(&self) -> Result<()> {
+        self.wait(None)
+    }
+
+    /// Destroys the device: every later operation returns [`Error::DeviceLost`].
+    pub fn destroy(&self) {
+        self.inner.device.destroy();
+        let mut lost = lock(&self.inner.lost);
+        lost.get_or_insert_with(|| "Destroyed: Device::destroy was called".to_string());
+    }
+
+    /// Drops every idle pooled buffer.
+    pub fn clear_buffer_pool(&self) {
+        lock(&self.inner.pool).clear();
+    }
+
+    /// Fails if the device was lost or wgpu reported an error since the last check.
+    pub fn check(&self, context: &str) -> Result<()> {
+        if let Some(reason) = lock(&self.inner.lost).clone() {
+            return Err(Error::DeviceLost(reason));
+        }
+        let mut errors = lock(&self.inner.uncaptured);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let first = errors.remove(0);
+        errors.clear();
+        Err(Error::from_wgpu(context, first))
+    }
+
+    /// The pipeline for `entry_point` of `shader` specialised with `constants`, compiled on
+    /// first use and cached for the life of the device.
+    pub fn pipeline(
+        &self,
+        shader: &ShaderSource,
+        entry_point: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.check("pipeline creation")?;
+        let key = PipelineKey::new(shader, entry_point, constants);
+        let mut cache = lock(&self.inner.pipelines);
+        if let Some(pipeline) = cache.pipelines.get(&key) {
+            return Ok(Arc::clone(pipeline));
+        }
+        let device = &self.inner.device;
+        let context = format!("shader `{}`, entry point `{entry_point}`", shader.name);
+        if !cache.modules.contains_key(shader.name) {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name),
+                source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
+            });
+            if let Some(error) = pollster::block_on(scope.pop()) {
+                return Err(Error::from_wgpu(&context, error));
+            }
+            cache.modules.insert(shader.name, module);
+        }
+        let module = &cache.modules[shader.name];
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&context),
+            layout: None,
+            module,
+            entry_point: Some(entry_point),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Kernels write every workgroup variable before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(Error::from_wgpu(&context, error));
+        }
+        Counters::add(&self.inner.counters.pipelines_created, 1);
+        let pipeline = Arc::new(pipeline);
+        cache.pipelines.insert(key, Arc::clone(&pipeline));
+        Ok(pipeline)
+    }
+
+    /// Checks `bytes` against the device's buffer limits.
+    pub(crate) fn check_buffer_size(&self, what: &str, bytes: u64, storage: bool) -> Result<()> {
+        let limits = &self.inner.limits;
+        let (limit, name) =
+            if storage && limits.max_storage_buffer_binding_size < limits.max_buffer_size {
+                (
+                    limits.max_storage_buffer_binding_size,
+                    "max_storage_buffer_binding_size",
+                )
+            } else {
+                (limits.max_buffer_size, "max_buffer_size")
+            };
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                requested: format!("{bytes} bytes"),
+                limit: format!("{limit} bytes"),
+                limit_name: name,
+            });
+        }
+        Ok(())
+    }
+
+    /// A buffer of at least `bytes` (rounded up to 16) with `usage`, from the pool when one is idle.
+    pub(crate) fn acquire_buffer(
+        &self,
+        what: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        self.check(what)?;
+        let size = bytes.max(16).next_multiple_of(16);
+        self.check_buffer_size(what, size, usage.contains(wgpu::BufferUsages::STORAGE))?;
+        if let Some(buffer) = lock(&self.inner.pool).take(size, usage) {
+            return Ok(buffer);
+        }
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
+        let invalid = pollster::block_on(validation.pop());
+        let out_of_memory = pollster::block_on(oom.pop());
+        if let Some(error) = out_of_memory.or(invalid) {
+            return Err(Error::from_wgpu(what, error));
+        }
+        Counters::add(&self.inner.counters.buffers_created, 1);
+        Ok(buffer)
+    }
+
+    pub(crate) fn release_buffer(&self, buffer: wgpu::Buffer) {
+        lock(&self.inner.pool).give_back(buffer);
+    }
+
+    /// A small uniform buffer holding `data`, for a kernel's fixed parameters.
+    pub(crate) fn uniform_buffer(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        Counters::add(&self.inner.counters.buffers_created, 1);
+        self.inner
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: data,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Copies `data` into `buffer` at `offset` (queued; no host sync).
+    pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.inner.queue.write_buffer(buffer, offset, data);
+        Counters::add(&self.inner.counters.bytes_uploaded, data.len() as u64);
+    }
+
+    pub(crate) fn submit(
+        &self,
+        commands: wgpu::CommandBuffer,
+        dispatches: u64,
+    ) -> Result<wgpu::SubmissionIndex> {
+        self.check("command recording")?;
+        let index = self.inner.queue.submit([commands]);
+        Counters::add(&self.inner.counters.submits, 1);
+        Counters::add(&self.inner.counters.dispatches, dispatches);
+        self.check("submit")?;
+        Ok(index)
+    }
+
+    /// Waits for `submission` (or all work) to finish: one host sync.
+    fn wait(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.check("wait")?;
+        Counters::add(&self.inner.counters.host_syncs, 1);
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission,
+                timeout: None,
+            })
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.check("wait")
+    }
+
+    /// Reads `bytes` bytes of `source` from `offset`: a copy into a staging buffer, one submit
+    /// and one host sync.
+    pub(crate) fn read_buffer(
+        &self,
+        source: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.acquire_buffer("readback staging buffer", bytes, STAGING_USAGE)?;
+        let mut encoder = self.encoder();
+        encoder.copy_buffer(source, offset, &staging, 0, bytes);
+        let submission = encoder.submit_indexed()?;
+
+        // Mapping completes inside `poll`; the channel carries its result out of the callback.
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
+            let _ = sender.send(result);
+        });
+        let waited = self.wait(Some(submission));
+        let mapped = pollster::block_on(receiver.receive());
+        waited?;
+        match mapped {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Readback(e.to_string())),
+            None => return Err(Error::Readback("the map callback never ran".into())),
+        }
+        let data = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            view.to_vec()
+        };
+        staging.unmap();
+        self.release_buffer(staging);
+        Counters::add(&self.inner.counters.bytes_read_back, bytes);
+        Ok(data)
+    }
+}

@@ -1,0 +1,44 @@
+//! Shader sources and the pipeline cache.
+//!
+//! Every WGSL file is embedded in the binary and compiled at most once per device; each
+//! combination of entry point and `override` constants becomes one pipeline, built on first use.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A WGSL source file, embedded with `include_str!` by the kernel module that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShaderSource {
+    /// Short name for labels and error messages (the file name without `.wgsl`).
+    pub name: &'static str,
+    /// The WGSL text.
+    pub wgsl: &'static str,
+}
+
+/// Identifies one specialised pipeline: shader, entry point and override constants.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    pub shader: &'static str,
+    pub entry_point: String,
+    /// Constant names with their values' bit patterns (f64 is not `Eq`).
+    pub constants: Vec<(String, u64)>,
+}
+
+impl PipelineKey {
+    pub fn new(shader: &ShaderSource, entry_point: &str, constants: &[(&str, f64)]) -> Self {
+        Self {
+            shader: shader.name,
+            entry_point: entry_point.to_string(),
+            constants: constants
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_bits()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pub modules: HashMap<&'static str, wgpu::ShaderModule>,
+    pub pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
+}

@@ -1,0 +1,114 @@
+//! One error type for the whole crate.
+//!
+//! Every message names the thing that went wrong and, where there is one, the fix.
+
+use std::fmt;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `wgsl-nn`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No adapter matched the request.
+    #[error(
+        "no GPU adapter found ({tried}). Install a GPU driver with Vulkan, Metal or DX12 support; \
+         on a headless Linux machine `apt-get install mesa-vulkan-drivers libvulkan1` provides a \
+         software Vulkan device (lavapipe). `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER` narrow the search."
+    )]
+    NoAdapter {
+        /// What was searched and what was found, for the message.
+        tried: String,
+    },
+
+    /// An adapter was found, but it refused to create a device.
+    #[error("the adapter `{adapter}` could not create a device: {reason}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// The driver's reason.
+        reason: String,
+    },
+
+    /// Tensor shapes that do not fit together.
+    #[error("shape mismatch in {op}: expected {expected}, found {found}")]
+    Shape {
+        /// The operation that checked the shapes.
+        op: String,
+        /// What the operation needed.
+        expected: String,
+        /// What it was given.
+        found: String,
+    },
+
+    /// A buffer (or a dispatch) larger than the device allows.
+    #[error(
+        "{what} needs {requested} but the device allows at most {limit} ({limit_name}); \
+         split the work into smaller pieces or use an adapter with larger limits"
+    )]
+    TooLarge {
+        /// What was being created.
+        what: String,
+        /// The size asked for, with its unit.
+        requested: String,
+        /// The device's limit, with its unit.
+        limit: String,
+        /// The name of the `wgpu::Limits` field.
+        limit_name: &'static str,
+    },
+
+    /// An argument outside the accepted range (an unknown backend name, a bad option).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The WGSL compiler or the API validation rejected something: a bug in a kernel or in
+    /// the way it was launched.
+    #[error("GPU validation error in {context}: {message}")]
+    Validation {
+        /// What was being done.
+        context: String,
+        /// wgpu's description.
+        message: String,
+    },
+
+    /// The device ran out of memory.
+    #[error("the GPU ran out of memory in {context}; use smaller batches or tensors")]
+    OutOfMemory {
+        /// What was being done.
+        context: String,
+    },
+
+    /// The device was lost (driver reset, `destroy`), and every later operation on it fails.
+    #[error("the GPU device was lost ({0}); create a new `Device`")]
+    DeviceLost(String),
+
+    /// Mapping a buffer for reading failed.
+    #[error("reading a buffer back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+impl Error {
+    /// A shape error, formatting both shapes with `Debug`.
+    pub(crate) fn shape(op: &str, expected: impl fmt::Display, found: impl fmt::Display) -> Self {
+        Error::Shape {
+            op: op.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
+    }
+
+    /// Converts an error that wgpu reported (through an error scope or the uncaptured handler).
+    pub(crate) fn from_wgpu(context: &str, error: wgpu::Error) -> Self {
+        match error {
+            wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
+                context: context.to_string(),
+            },
+            wgpu::Error::Validation { description, .. }
+            | wgpu::Error::Internal { description, .. } => Error::Validation {
+                context: context.to_string(),
+                message: description,
+            },
+        }
+    }
+}

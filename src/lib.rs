@@ -1,0 +1,29 @@
+//! # wgsl-nn
+//!
+//! A GPU compute engine for neural networks whose every kernel is hand-written WGSL, run
+//! through [wgpu]: a device layer (adapter choice, pipeline cache, buffer pool, counters),
+//! GPU tensors, WGSL kernels with typed launchers, and a CPU oracle they are tested against.
+//!
+//! ```no_run
+//! use wgsl_nn::{Device, Tensor, matmul::{matmul, MatmulOptions}};
+//!
+//! # fn main() -> wgsl_nn::Result<()> {
+//! let device = Device::new()?; // honours WGSL_NN_BACKEND and WGSL_NN_ADAPTER
+//! let a = Tensor::from_slice(&device, &[1.0, 2.0, 3.0, 4.0], [2, 2])?;
+//! let b = Tensor::from_slice(&device, &[5.0, 6.0, 7.0, 8.0], [2, 2])?;
+//! let c = matmul(&a, &b, &MatmulOptions::default())?;
+//! assert_eq!(c.to_vec()?, vec![19.0, 22.0, 43.0, 50.0]);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod cpu;
+pub mod device;
+mod error;
+pub mod kernels;
+mod tensor;
+
+pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
+pub use error::{Error, Result};
+pub use kernels::matmul;
+pub use tensor::{Shape, Tensor};

@@ -1,0 +1,220 @@
+//! GPU tensors: an f32 device buffer with a row-major shape.
+
+use std::fmt;
+
+use crate::device::{Device, TENSOR_USAGE};
+use crate::{Error, Result};
+
+/// A row-major shape: `[rows, cols]` for a matrix, `[n]` for a vector.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Shape(Vec<usize>);
+
+impl Shape {
+    /// A shape from its dimensions.
+    pub fn new(dims: impl Into<Vec<usize>>) -> Self {
+        Shape(dims.into())
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// The number of elements (1 for a scalar shape `[]`).
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+
+    /// `(rows, cols)` of a 2-D shape, or a shape error naming `op`.
+    pub fn dims2(&self, op: &str) -> Result<(usize, usize)> {
+        match self.0[..] {
+            [rows, cols] => Ok((rows, cols)),
+            _ => Err(Error::shape(op, "a 2-D shape [rows, cols]", self)),
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(dims: &[usize]) -> Self {
+        Shape(dims.to_vec())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(dims: [usize; N]) -> Self {
+        Shape(dims.to_vec())
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(dims: Vec<usize>) -> Self {
+        Shape(dims)
+    }
+}
+
+/// An f32 tensor living in a device buffer.
+///
+/// Dropping a tensor returns its buffer to the device's pool, so a loop that allocates the
+/// same shapes every iteration allocates device memory only once.
+pub struct Tensor {
+    device: Device,
+    shape: Shape,
+    /// `Some` until drop hands it back to the pool.
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tensor {
+    fn bytes_for(device: &Device, shape: &Shape) -> Result<u64> {
+        // Kernels index elements with u32.
+        if shape.numel() as u64 > u64::from(u32::MAX) {
+            return Err(Error::TooLarge {
+                what: format!("a tensor of shape {shape}"),
+                requested: format!("{} elements", shape.numel()),
+                limit: format!("{} elements", u32::MAX),
+                limit_name: "u32 element indexing",
+            });
+        }
+        (shape.numel() as u64)
+            .checked_mul(4)
+            .ok_or_else(|| Error::TooLarge {
+                what: format!("a tensor of shape {shape}"),
+                requested: "more than 2^64 bytes".into(),
+                limit: format!("{} bytes", device.limits().max_buffer_size),
+                limit_name: "max_buffer_size",
+            })
+    }
+
+    /// A tensor whose contents are unspecified (a recycled buffer); for kernel outputs that
+    /// overwrite every element.
+    pub fn uninit(device: &Device, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        let bytes = Self::bytes_for(device, &shape)?;
+        let what = format!("a tensor of shape {shape}");
+        let buffer = device.acquire_buffer(&what, bytes, TENSOR_USAGE)?;
+        Ok(Self {
+            device: device.clone(),
+            shape,
+            buffer: Some(buffer),
+        })
+    }
+
+    /// A tensor of zeros (cleared on the device: one submit, no host sync).
+    pub fn zeros(device: &Device, shape: impl Into<Shape>) -> Result<Self> {
+        let tensor = Self::uninit(device, shape)?;
+        let mut encoder = device.encoder();
+        encoder.clear_buffer(tensor.buffer(), 0, tensor.byte_len());
+        encoder.submit()?;
+        Ok(tensor)
+    }
+
+    /// Uploads `data` as a tensor of `shape` (no host sync).
+    pub fn from_slice(device: &Device, data: &[f32], shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::shape(
+                "Tensor::from_slice",
+                format!("{} values for shape {shape}", shape.numel()),
+                format!("{} values", data.len()),
+            ));
+        }
+        let tensor = Self::uninit(device, shape)?;
+        device.write_buffer(tensor.buffer(), 0, bytemuck::cast_slice(data));
+        Ok(tensor)
+    }
+
+    /// Overwrites the contents with `data`, which must have as many values as the tensor.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape(
+                "Tensor::write",
+                format!("{} values for shape {}", self.numel(), self.shape),
+                format!("{} values", data.len()),
+            ));
+        }
+        self.device
+            .write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Copies the tensor to the host: one submit and one host sync.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let bytes = self.device.read_buffer(self.buffer(), 0, self.byte_len())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The same data under another shape with as many elements.
+    pub fn reshape(mut self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::shape(
+                "Tensor::reshape",
+                format!("a shape with {} elements like {}", self.numel(), self.shape),
+                &shape,
+            ));
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+
+    /// The tensor's shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The device the tensor lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Bytes of data (the buffer may be larger: sizes are rounded up for reuse).
+    pub fn byte_len(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+
+    /// The device buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer is present until drop")
+    }
+
+    /// A binding of exactly the tensor's bytes, so `arrayLength` in WGSL is the element count.
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer(),
+            offset: 0,
+            size: wgpu::BufferSize::new(self.byte_len().max(4)),
+        })
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.device.release_buffer(buffer);
+        }
+    }
+}

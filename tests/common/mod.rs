@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: the GPU-or-fail device, random data and the
+//! error bounds the GPU results are held to.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use wgsl_nn::Device;
+
+/// Unit roundoff of f32: the relative error of one rounding.
+pub const F32_UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
+
+fn open_device() -> Device {
+    Device::new().unwrap_or_else(|error| {
+        panic!(
+            "these tests need a GPU adapter and none could be opened: {error}\n\
+             (they fail rather than skip, so a missing driver is never mistaken for a pass)"
+        )
+    })
+}
+
+/// One device shared by the tests of a binary, so pipelines compile once.
+pub fn gpu() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(open_device)
+}
+
+/// A device of its own, for tests that count or break things.
+pub fn fresh_gpu() -> Device {
+    open_device()
+}
+
+/// A seeded generator, so failures reproduce.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `len` values uniform in [-1, 1).
+pub fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// γₙ = n·u / (1 − n·u): the classic bound on the relative error of a sum of n products in
+/// any order (Higham, Accuracy and Stability of Numerical Algorithms, §3.1).
+pub fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * F32_UNIT_ROUNDOFF;
+    nu / (1.0 - nu)
+}
+
+/// Checks `gpu` against `reference` element by element: |gpu − ref| ≤ bound[i]. Returns the
+/// largest error and, on failure, the first offending index with its values.
+pub fn check_within(gpu: &[f32], reference: &[f32], bound: &[f64]) -> Result<f64, String> {
+    assert_eq!(gpu.len(), reference.len(), "result lengths differ");
+    let mut worst = 0.0f64;
+    for (i, ((&g, &r), &b)) in gpu.iter().zip(reference).zip(bound).enumerate() {
+        let error = (f64::from(g) - f64::from(r)).abs();
+        if !(error <= b) {
+            return Err(format!(
+                "element {i}: gpu {g} vs reference {r}, |error| {error:e} > bound {b:e}"
+            ));
+        }
+        worst = worst.max(error);
+    }
+    Ok(worst)
+}
