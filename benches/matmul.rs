@@ -1,1 +1,138 @@
-fn main() {}
+//! Matmul throughput: the GPU kernels against the CPU oracle and matrixmultiply's sgemm.
+//!
+//! Throughput is counted in FLOPs (2·M·N·K), so criterion's "elem/s" reads as FLOP/s. A GPU
+//! sample times submit through completion of already-uploaded data, after a warm-up that
+//! compiles the pipeline. `dispatch_overhead` times 1 and 64 tiny dispatches per submit: the
+//! difference over 63 is the cost of one dispatch.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wgsl_nn::matmul::{Matmul, MatmulForm, MatmulKernel, MatmulOptions};
+use wgsl_nn::{Device, Tensor, cpu};
+
+/// (M, K, N): the MNIST MLP's forward, weight-gradient and input-gradient products, and a cube.
+const SHAPES: [(usize, usize, usize); 4] = [
+    (64, 784, 128),
+    (784, 64, 128),
+    (128, 64, 784),
+    (1024, 1024, 1024),
+];
+
+fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1 << 24) as f32
+                - 0.5
+        })
+        .collect()
+}
+
+/// Times `iters` runs of `plan`, each submitted and waited for on its own.
+fn time_gpu(device: &Device, plan: &Matmul, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let mut encoder = device.encoder();
+        plan.record(&mut encoder);
+        encoder.submit().expect("submit");
+        device.synchronize().expect("synchronize");
+    }
+    start.elapsed()
+}
+
+fn matmul_benches(c: &mut Criterion) {
+    let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
+    eprintln!("adapter: {}", device.adapter());
+    for (m, k, n) in SHAPES {
+        let mut group = c.benchmark_group(format!("matmul/{m}x{k}x{n}"));
+        group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(3));
+
+        let a_host = data(m * k, 1);
+        let b_host = data(k * n, 2);
+        for kernel in MatmulKernel::ALL {
+            for form in MatmulForm::ALL {
+                // The stored shapes differ by form; the data is the same.
+                let a_shape = if form.trans_a() { [k, m] } else { [m, k] };
+                let b_shape = if form.trans_b() { [n, k] } else { [k, n] };
+                let a = Tensor::from_slice(&device, &a_host, a_shape).unwrap();
+                let b = Tensor::from_slice(&device, &b_host, b_shape).unwrap();
+                let out = Tensor::uninit(&device, [m, n]).unwrap();
+                let options = MatmulOptions {
+                    form,
+                    kernel: Some(kernel),
+                    ..Default::default()
+                };
+                let plan = Matmul::new(&a, &b, &out, &options).unwrap();
+                time_gpu(&device, &plan, 1); // compile and warm up
+                let id = BenchmarkId::new(format!("gpu_{kernel:?}"), format!("{form:?}"));
+                group.bench_function(id, |bench| {
+                    bench.iter_custom(|iters| time_gpu(&device, &plan, iters))
+                });
+            }
+        }
+        group.bench_function("cpu_reference", |bench| {
+            bench.iter(|| cpu::matmul(&a_host, &b_host, None, MatmulForm::AB, m, k, n))
+        });
+        let mut out = vec![0.0f32; m * n];
+        group.bench_function("matrixmultiply_sgemm", |bench| {
+            bench.iter(|| unsafe {
+                // Row-major strides: A is M×K (k, 1), B is K×N (n, 1), C is M×N (n, 1).
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a_host.as_ptr(),
+                    k as isize,
+                    1,
+                    b_host.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    out.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            })
+        });
+        group.finish();
+    }
+}
+
+fn dispatch_overhead(c: &mut Criterion) {
+    let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
+    let a = Tensor::from_slice(&device, &[1.0], [1, 1]).unwrap();
+    let b = Tensor::from_slice(&device, &[1.0], [1, 1]).unwrap();
+    let out = Tensor::uninit(&device, [1, 1]).unwrap();
+    let plan = Matmul::new(&a, &b, &out, &MatmulOptions::default()).unwrap();
+    time_gpu(&device, &plan, 1);
+    let mut group = c.benchmark_group("dispatch_overhead");
+    group.sample_size(20);
+    for dispatches in [1u64, 64] {
+        group.bench_function(
+            BenchmarkId::new("dispatches_per_submit", dispatches),
+            |bench| {
+                bench.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let mut encoder = device.encoder();
+                        for _ in 0..dispatches {
+                            plan.record(&mut encoder);
+                        }
+                        encoder.submit().unwrap();
+                        device.synchronize().unwrap();
+                    }
+                    start.elapsed()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matmul_benches, dispatch_overhead);
+criterion_main!(benches);

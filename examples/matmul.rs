@@ -7,7 +7,17 @@ use std::time::Instant;
 use wgsl_nn::matmul::{Matmul, MatmulOptions};
 use wgsl_nn::{Device, Tensor, cpu};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|s| s.parse())

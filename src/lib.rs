@@ -27,3 +27,8 @@ pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder
 pub use error::{Error, Result};
 pub use kernels::matmul;
 pub use tensor::{Shape, Tensor};
+
+/// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -12,10 +12,15 @@ pub const BACKEND_ENV: &str = "WGSL_NN_BACKEND";
 /// Environment variable holding a case-insensitive substring of the adapter's name.
 pub const ADAPTER_ENV: &str = "WGSL_NN_ADAPTER";
 
-/// How to choose an adapter. `Default` takes every backend and prefers high performance.
+/// How to choose an adapter. `Default` searches the native backends (Vulkan, Metal, DX12) and
+/// prefers high performance.
+///
+/// OpenGL is searched only when asked for (`WGSL_NN_BACKEND=gl`): wgpu's GL backend is a
+/// downlevel one, and silently falling back to it (e.g. to llvmpipe's GL when no Vulkan
+/// driver is installed) would hide a missing driver behind a slower, more limited device.
 #[derive(Clone, Debug)]
 pub struct DeviceOptions {
-    /// Backends to search; `None` means every backend compiled in.
+    /// Backends to search; `None` means the native ones (`wgpu::Backends::PRIMARY`).
     pub backends: Option<wgpu::Backends>,
     /// Keep only adapters whose name contains this (case-insensitive).
     pub adapter_name: Option<String>,
@@ -63,7 +68,7 @@ impl DeviceOptions {
     }
 
     pub(crate) fn backends(&self) -> wgpu::Backends {
-        self.backends.unwrap_or(wgpu::Backends::all())
+        self.backends.unwrap_or(wgpu::Backends::PRIMARY)
     }
 }
 
@@ -175,6 +180,9 @@ pub(crate) fn choose_adapter(
         let mut tried = format!("searched backends {backends:?}");
         if let Some(name) = &options.adapter_name {
             tried.push_str(&format!(" for an adapter named like `{name}`"));
+        }
+        if options.backends.is_none() {
+            tried.push_str(&format!(" (OpenGL only when {BACKEND_ENV}=gl)"));
         }
         if found.is_empty() {
             tried.push_str("; no adapter was found at all");

@@ -54,7 +54,8 @@ pub fn check_within(gpu: &[f32], reference: &[f32], bound: &[f64]) -> Result<f64
     let mut worst = 0.0f64;
     for (i, ((&g, &r), &b)) in gpu.iter().zip(reference).zip(bound).enumerate() {
         let error = (f64::from(g) - f64::from(r)).abs();
-        if !(error <= b) {
+        // Written so that a NaN error fails too.
+        if error.is_nan() || error > b {
             return Err(format!(
                 "element {i}: gpu {g} vs reference {r}, |error| {error:e} > bound {b:e}"
             ));

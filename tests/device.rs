@@ -1,0 +1,260 @@
+//! The device layer: adapter choice, counters, pipeline cache, buffer reuse and every error
+//! the issue names.
+
+mod common;
+
+use common::{fresh_gpu, gpu};
+use wgsl_nn::device::ShaderSource;
+use wgsl_nn::matmul::{Matmul, MatmulOptions, matmul_into};
+use wgsl_nn::{Device, DeviceOptions, Error, Tensor, list_adapters};
+
+#[test]
+fn lists_adapters_with_name_backend_type_and_driver() {
+    let adapters = list_adapters(None);
+    assert!(!adapters.is_empty(), "no adapter listed");
+    let chosen = gpu().adapter();
+    assert!(
+        adapters.iter().any(|a| a == chosen),
+        "the chosen adapter {chosen} is not among the listed ones: {adapters:?}"
+    );
+    let line = chosen.to_string();
+    assert!(line.contains(&chosen.name) && line.contains(&format!("{:?}", chosen.backend)));
+}
+
+#[test]
+fn device_uses_the_adapters_limits_not_the_defaults() {
+    let limits = gpu().limits();
+    // WebGPU's defaults are the floor any adapter offers; the device must ask for the adapter's
+    // own limits, which are at least these.
+    let defaults = wgpu::Limits::default();
+    assert!(limits.max_storage_buffer_binding_size >= defaults.max_storage_buffer_binding_size);
+    assert!(
+        limits.max_compute_invocations_per_workgroup
+            >= defaults.max_compute_invocations_per_workgroup
+    );
+    assert!(limits.max_buffer_size >= defaults.max_buffer_size);
+}
+
+#[test]
+fn no_matching_adapter_is_an_error_that_lists_what_was_tried() {
+    let options = DeviceOptions::default().with_adapter_name("no-such-adapter-xyz");
+    let error = Device::with_options(&options).unwrap_err();
+    assert!(matches!(error, Error::NoAdapter { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("no-such-adapter-xyz"), "{message}");
+    assert!(
+        message.contains(&gpu().adapter().name),
+        "found adapters are not listed: {message}"
+    );
+    assert!(
+        message.contains("mesa-vulkan-drivers"),
+        "no hint on how to get one: {message}"
+    );
+}
+
+#[test]
+fn unknown_backend_name_is_an_invalid_argument() {
+    let error = DeviceOptions::default().with_backend("cuda").unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert!(error.to_string().contains("vulkan, metal, dx12, gl"));
+}
+
+#[test]
+fn adapter_name_filter_selects_the_named_adapter() {
+    let name = gpu().adapter().name.clone();
+    let fragment = name.split_whitespace().next().unwrap().to_uppercase();
+    let device =
+        Device::with_options(&DeviceOptions::default().with_adapter_name(fragment)).unwrap();
+    assert!(
+        device
+            .adapter()
+            .name
+            .to_uppercase()
+            .contains(&name.split_whitespace().next().unwrap().to_uppercase())
+    );
+}
+
+#[test]
+fn counters_are_exact_for_upload_matmul_and_readback() {
+    let device = fresh_gpu();
+    let start = device.counters();
+
+    let a = Tensor::from_slice(&device, &[1.0; 6], [2, 3]).unwrap();
+    let b = Tensor::from_slice(&device, &[1.0; 12], [3, 4]).unwrap();
+    let c = Tensor::uninit(&device, [2, 4]).unwrap();
+    let after_upload = device.counters() - start;
+    assert_eq!(after_upload.bytes_uploaded, 4 * 18);
+    assert_eq!(after_upload.buffers_created, 3);
+    assert_eq!(
+        (after_upload.submits, after_upload.host_syncs),
+        (0, 0),
+        "uploads must not submit or wait"
+    );
+
+    let before = device.counters();
+    matmul_into(&a, &b, &c, &MatmulOptions::default()).unwrap();
+    let first = device.counters() - before;
+    assert_eq!(first.submits, 1);
+    assert_eq!(first.dispatches, 1);
+    assert_eq!(first.host_syncs, 0, "a matmul must not wait for the device");
+    assert_eq!(first.pipelines_created, 1);
+    assert_eq!(first.buffers_created, 1, "only the uniform parameters");
+
+    let before = device.counters();
+    matmul_into(&a, &b, &c, &MatmulOptions::default()).unwrap();
+    let second = device.counters() - before;
+    assert_eq!(
+        second.pipelines_created, 0,
+        "the pipeline must come from the cache"
+    );
+
+    let before = device.counters();
+    assert_eq!(c.to_vec().unwrap(), vec![3.0; 8]);
+    let readback = device.counters() - before;
+    assert_eq!(readback.host_syncs, 1);
+    assert_eq!(readback.submits, 1);
+    assert_eq!(readback.dispatches, 0);
+    assert_eq!(readback.bytes_read_back, 4 * 8);
+}
+
+#[test]
+fn one_encoder_records_many_dispatches_in_one_submit() {
+    let device = fresh_gpu();
+    let a = Tensor::from_slice(&device, &[2.0; 4], [2, 2]).unwrap();
+    let b = Tensor::from_slice(&device, &[3.0; 4], [2, 2]).unwrap();
+    let c = Tensor::zeros(&device, [2, 2]).unwrap();
+    let options = MatmulOptions {
+        accumulate: true,
+        ..MatmulOptions::default()
+    };
+    let plan = Matmul::new(&a, &b, &c, &options).unwrap();
+    let before = device.counters();
+    let mut encoder = device.encoder();
+    for _ in 0..10 {
+        plan.record(&mut encoder);
+    }
+    assert_eq!(encoder.dispatch_count(), 10);
+    encoder.submit().unwrap();
+    let delta = device.counters() - before;
+    assert_eq!(
+        (delta.submits, delta.dispatches, delta.host_syncs),
+        (1, 10, 0)
+    );
+    // Ten accumulations of 2·3 + 2·3 = 12, in order.
+    assert_eq!(c.to_vec().unwrap(), vec![120.0; 4]);
+}
+
+#[test]
+fn dropped_tensors_are_reused_instead_of_reallocated() {
+    let device = fresh_gpu();
+    drop(Tensor::zeros(&device, [17, 19]).unwrap());
+    let before = device.counters();
+    for _ in 0..5 {
+        let t = Tensor::zeros(&device, [17, 19]).unwrap();
+        drop(t);
+    }
+    assert_eq!((device.counters() - before).buffers_created, 0);
+}
+
+#[test]
+fn invalid_wgsl_is_a_validation_error_naming_the_shader() {
+    let device = fresh_gpu();
+    let broken = ShaderSource {
+        name: "broken_kernel",
+        wgsl: "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }",
+    };
+    let error = device.pipeline(&broken, "main", &[]).unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error:?}");
+    assert!(error.to_string().contains("broken_kernel"), "{error}");
+    // The device stays usable after a rejected shader.
+    assert_eq!(
+        Tensor::from_slice(&device, &[1.0], [1])
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+        vec![1.0]
+    );
+}
+
+#[test]
+fn missing_entry_point_is_a_validation_error() {
+    let device = fresh_gpu();
+    let error = device
+        .pipeline(&wgsl_nn::matmul::SHADER, "no_such_entry", &[])
+        .unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error:?}");
+}
+
+#[test]
+fn errors_outside_a_scope_surface_as_error_values() {
+    let device = fresh_gpu();
+    // MAP_READ may only be combined with COPY_DST: wgpu reports this to the uncaptured-error
+    // handler, and the next operation must return it instead of panicking.
+    let _invalid = device.wgpu_device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid usage"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let error = device.check("test").unwrap_err();
+    assert!(matches!(error, Error::Validation { .. }), "{error:?}");
+    device
+        .check("test")
+        .expect("a reported error is returned once");
+}
+
+#[test]
+fn a_buffer_beyond_the_binding_limit_is_a_clear_error() {
+    let device = gpu();
+    let limit = device
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(device.limits().max_buffer_size);
+    let elements = (limit / 4 + 1) as usize;
+    let error = Tensor::zeros(device, [elements]).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("[{elements}]")), "{message}");
+    assert!(
+        message.contains("max_"),
+        "the limit is not named: {message}"
+    );
+}
+
+#[test]
+fn a_dispatch_beyond_the_workgroup_limit_is_a_clear_error() {
+    let device = gpu();
+    // One column per row: 8 rows per workgroup → more workgroups than one dimension allows.
+    let rows = device.limits().max_compute_workgroups_per_dimension as usize * 8 + 8;
+    let a = Tensor::uninit(device, [rows, 1]).unwrap();
+    let b = Tensor::uninit(device, [1, 1]).unwrap();
+    let c = Tensor::uninit(device, [rows, 1]).unwrap();
+    let options = MatmulOptions {
+        kernel: Some(wgsl_nn::matmul::MatmulKernel::Blocked),
+        ..Default::default()
+    };
+    let error = Matmul::new(&a, &b, &c, &options).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::TooLarge {
+                limit_name: "max_compute_workgroups_per_dimension",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_destroyed_device_reports_device_lost() {
+    let device = fresh_gpu();
+    let t = Tensor::from_slice(&device, &[1.0, 2.0], [2]).unwrap();
+    device.destroy();
+    let error = t.to_vec().unwrap_err();
+    assert!(matches!(error, Error::DeviceLost(_)), "{error:?}");
+    assert!(matches!(
+        Tensor::zeros(&device, [4]).unwrap_err(),
+        Error::DeviceLost(_)
+    ));
+}
