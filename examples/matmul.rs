@@ -18,6 +18,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::init(); // RUST_LOG=info shows the adapter choice and wgpu's messages
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|s| s.parse())

@@ -20,6 +20,26 @@ fn stored_shapes(form: MatmulForm, m: usize, k: usize, n: usize) -> ([usize; 2],
     (a, b)
 }
 
+/// The oracle's `op(A)·op(B) (+ bias)` and each element's error bound for a sum of `terms`
+/// products: (γ_terms + 2u)·Σₖ|aᵢₖ·bₖⱼ|. The scale Σ|a||b| is itself the oracle's product of
+/// |A| and |B|, rounded once (one more u, covered by the 2u).
+fn reference_and_bound(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    form: MatmulForm,
+    (m, k, n): (usize, usize, usize),
+    terms: usize,
+) -> (Vec<f32>, Vec<f64>) {
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+    let reference = cpu::matmul(a, b, bias, form, m, k, n);
+    let abs_bias = bias.map(abs);
+    let scale = cpu::matmul(&abs(a), &abs(b), abs_bias.as_deref(), form, m, k, n);
+    let factor = gamma(terms) + 2.0 * F32_UNIT_ROUNDOFF;
+    let bound = scale.iter().map(|&s| factor * f64::from(s)).collect();
+    (reference, bound)
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Case {
     m: usize,
@@ -80,19 +100,23 @@ impl Case {
         matmul_into(&a, &b, &c, &options).map_err(|e| e.to_string())?;
         let result = c.to_vec().map_err(|e| e.to_string())?;
 
-        let bias_ref = bias_host.as_deref();
-        let mut reference = cpu::matmul(&a_host, &b_host, bias_ref, form, m, k, n);
-        let mut scale = cpu::matmul_abs(&a_host, &b_host, bias_ref, form, m, k, n);
+        let (mut reference, mut bound) = reference_and_bound(
+            &a_host,
+            &b_host,
+            bias_host.as_deref(),
+            form,
+            (m, k, n),
+            k + 2,
+        );
         if self.accumulate {
+            // One more rounding, of a sum whose scale grows by |c|.
+            let factor = gamma(k + 2) + 2.0 * F32_UNIT_ROUNDOFF;
             for i in 0..m * n {
                 reference[i] = (f64::from(reference[i]) + f64::from(c_host[i])) as f32;
-                scale[i] += f64::from(c_host[i]).abs();
+                bound[i] += factor * f64::from(c_host[i]).abs()
+                    + F32_UNIT_ROUNDOFF * f64::from(reference[i]).abs();
             }
         }
-        let bound: Vec<f64> = scale
-            .iter()
-            .map(|s| (gamma(k + 2) + 2.0 * F32_UNIT_ROUNDOFF) * s)
-            .collect();
         check_within(&result, &reference, &bound).map_err(|e| format!("{self:?}: {e}"))
     }
 }
@@ -190,12 +214,8 @@ fn bound_rejects_an_off_by_one_in_k() {
         let mut rng = rng(3);
         let a = random_vec(&mut rng, m * k);
         let b = random_vec(&mut rng, k * n);
-        let reference = cpu::matmul(&a, &b, None, MatmulForm::AB, m, k, n);
-        let scale = cpu::matmul_abs(&a, &b, None, MatmulForm::AB, m, k, n);
-        let bound: Vec<f64> = scale
-            .iter()
-            .map(|s| (gamma(k + 2) + 2.0 * F32_UNIT_ROUNDOFF) * s)
-            .collect();
+        let (reference, bound) =
+            reference_and_bound(&a, &b, None, MatmulForm::AB, (m, k, n), k + 2);
         let a_short: Vec<f32> = (0..m)
             .flat_map(|i| a[i * k..i * k + k - 1].to_vec())
             .collect();
@@ -243,12 +263,8 @@ fn automatic_kernel_choice_matches_cpu() {
             .unwrap()
             .to_vec()
             .unwrap();
-        let reference = cpu::matmul(&a_host, &b_host, None, MatmulForm::AB, m, k, n);
-        let scale = cpu::matmul_abs(&a_host, &b_host, None, MatmulForm::AB, m, k, n);
-        let bound: Vec<f64> = scale
-            .iter()
-            .map(|s| (gamma(k + 2) + 2.0 * F32_UNIT_ROUNDOFF) * s)
-            .collect();
+        let (reference, bound) =
+            reference_and_bound(&a_host, &b_host, None, MatmulForm::AB, (m, k, n), k + 2);
         check_within(&c, &reference, &bound).unwrap();
     }
 }

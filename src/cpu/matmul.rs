@@ -64,35 +64,3 @@ pub fn matmul(
     }
     c
 }
-
-/// `Σₖ |op(A)[i,k]·op(B)[k,j]| (+ |bias[j]|)` for every output: the scale of its rounding
-/// error, for error bounds.
-pub fn matmul_abs(
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    form: MatmulForm,
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Vec<f64> {
-    let ops = Operands {
-        a,
-        b,
-        form,
-        m,
-        k,
-        n,
-    };
-    let mut c = vec![0.0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut sum = bias.map_or(0.0, |bias| f64::from(bias[j]).abs());
-            for kk in 0..k {
-                sum += (ops.a(i, kk) * ops.b(kk, j)).abs();
-            }
-            c[i * n + j] = sum;
-        }
-    }
-    c
-}

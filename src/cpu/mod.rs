@@ -4,4 +4,4 @@
 
 mod matmul;
 
-pub use matmul::{matmul, matmul_abs};
+pub use matmul::matmul;
