@@ -5,7 +5,7 @@ mod common;
 
 use common::{fresh_gpu, gpu};
 use wgsl_nn::device::ShaderSource;
-use wgsl_nn::matmul::{Matmul, MatmulOptions, matmul_into};
+use wgsl_nn::matmul::{Matmul, MatmulKernel, MatmulOptions, matmul_into};
 use wgsl_nn::{Device, DeviceOptions, Error, Tensor, list_adapters};
 
 #[test]
@@ -91,8 +91,13 @@ fn counters_are_exact_for_upload_matmul_and_readback() {
         "uploads must not submit or wait"
     );
 
+    // The blocked kernel is one dispatch on every device.
+    let options = MatmulOptions {
+        kernel: Some(MatmulKernel::Blocked),
+        ..Default::default()
+    };
     let before = device.counters();
-    matmul_into(&a, &b, &c, &MatmulOptions::default()).unwrap();
+    matmul_into(&a, &b, &c, &options).unwrap();
     let first = device.counters() - before;
     assert_eq!(first.submits, 1);
     assert_eq!(first.dispatches, 1);
@@ -101,7 +106,7 @@ fn counters_are_exact_for_upload_matmul_and_readback() {
     assert_eq!(first.buffers_created, 1, "only the uniform parameters");
 
     let before = device.counters();
-    matmul_into(&a, &b, &c, &MatmulOptions::default()).unwrap();
+    matmul_into(&a, &b, &c, &options).unwrap();
     let second = device.counters() - before;
     assert_eq!(
         second.pipelines_created, 0,
@@ -123,25 +128,38 @@ fn one_encoder_records_many_dispatches_in_one_submit() {
     let a = Tensor::from_slice(&device, &[2.0; 4], [2, 2]).unwrap();
     let b = Tensor::from_slice(&device, &[3.0; 4], [2, 2]).unwrap();
     let c = Tensor::zeros(&device, [2, 2]).unwrap();
-    let options = MatmulOptions {
-        accumulate: true,
-        ..MatmulOptions::default()
-    };
-    let plan = Matmul::new(&a, &b, &c, &options).unwrap();
-    let before = device.counters();
-    let mut encoder = device.encoder();
-    for _ in 0..10 {
-        plan.record(&mut encoder);
+    for kernel in MatmulKernel::ALL {
+        c.write(&[0.0; 4]).unwrap();
+        let options = MatmulOptions {
+            accumulate: true,
+            kernel: Some(kernel),
+            ..Default::default()
+        };
+        let plan = Matmul::new(&a, &b, &c, &options).unwrap();
+        let per_record = plan.dispatch_count() as u64;
+        assert_eq!(
+            per_record,
+            if kernel == MatmulKernel::Texture {
+                3
+            } else {
+                1
+            }
+        );
+        let before = device.counters();
+        let mut encoder = device.encoder();
+        for _ in 0..10 {
+            plan.record(&mut encoder);
+        }
+        assert_eq!(encoder.dispatch_count(), 10 * per_record);
+        encoder.submit().unwrap();
+        let delta = device.counters() - before;
+        assert_eq!(
+            (delta.submits, delta.dispatches, delta.host_syncs),
+            (1, 10 * per_record, 0)
+        );
+        // Ten accumulations of 2·3 + 2·3 = 12, in order.
+        assert_eq!(c.to_vec().unwrap(), vec![120.0; 4], "{kernel:?}");
     }
-    assert_eq!(encoder.dispatch_count(), 10);
-    encoder.submit().unwrap();
-    let delta = device.counters() - before;
-    assert_eq!(
-        (delta.submits, delta.dispatches, delta.host_syncs),
-        (1, 10, 0)
-    );
-    // Ten accumulations of 2·3 + 2·3 = 12, in order.
-    assert_eq!(c.to_vec().unwrap(), vec![120.0; 4]);
 }
 
 #[test]

@@ -174,6 +174,21 @@ fn matmul_abt_tiled_matches_cpu() {
 }
 
 #[test]
+fn matmul_ab_texture_matches_cpu() {
+    check_all_shapes(MatmulForm::AB, MatmulKernel::Texture);
+}
+
+#[test]
+fn matmul_atb_texture_matches_cpu() {
+    check_all_shapes(MatmulForm::AtB, MatmulKernel::Texture);
+}
+
+#[test]
+fn matmul_abt_texture_matches_cpu() {
+    check_all_shapes(MatmulForm::ABt, MatmulKernel::Texture);
+}
+
+#[test]
 fn matmul_bias_epilogue_matches_cpu() {
     for kernel in MatmulKernel::ALL {
         for form in MatmulForm::ALL {
@@ -278,7 +293,11 @@ fn form_strategy() -> impl Strategy<Value = MatmulForm> {
 }
 
 fn kernel_strategy() -> impl Strategy<Value = MatmulKernel> {
-    prop_oneof![Just(MatmulKernel::Blocked), Just(MatmulKernel::Tiled)]
+    prop_oneof![
+        Just(MatmulKernel::Blocked),
+        Just(MatmulKernel::Tiled),
+        Just(MatmulKernel::Texture)
+    ]
 }
 
 proptest! {

@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub bytes_uploaded: AtomicU64,
     pub pipelines_created: AtomicU64,
     pub buffers_created: AtomicU64,
+    pub textures_created: AtomicU64,
 }
 
 impl Counters {
@@ -31,6 +32,7 @@ impl Counters {
             bytes_uploaded: get(&self.bytes_uploaded),
             pipelines_created: get(&self.pipelines_created),
             buffers_created: get(&self.buffers_created),
+            textures_created: get(&self.textures_created),
         }
     }
 }
@@ -52,6 +54,8 @@ pub struct CounterSnapshot {
     pub pipelines_created: u64,
     /// Device buffers allocated (buffer-pool misses, uniform and staging buffers included).
     pub buffers_created: u64,
+    /// Textures allocated (operand packing of the texture matmul).
+    pub textures_created: u64,
 }
 
 impl std::ops::Sub for CounterSnapshot {
@@ -66,6 +70,7 @@ impl std::ops::Sub for CounterSnapshot {
             bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
             pipelines_created: self.pipelines_created - earlier.pipelines_created,
             buffers_created: self.buffers_created - earlier.buffers_created,
+            textures_created: self.textures_created - earlier.textures_created,
         }
     }
 }

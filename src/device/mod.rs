@@ -306,6 +306,50 @@ impl Device {
         Ok(buffer)
     }
 
+    /// An rgba32float texture of `width`×`height` texels that kernels read (`texture_2d<f32>`)
+    /// and write (`texture_storage_2d<rgba32float, write>`).
+    pub(crate) fn create_texture_rgba32f(
+        &self,
+        what: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<wgpu::Texture> {
+        self.check(what)?;
+        let limit = self.inner.limits.max_texture_dimension_2d;
+        if width.max(height) > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                requested: format!("a {width}×{height} texture"),
+                limit: format!("{limit} texels per side"),
+                limit_name: "max_texture_dimension_2d",
+            });
+        }
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(what),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let invalid = pollster::block_on(validation.pop());
+        let out_of_memory = pollster::block_on(oom.pop());
+        if let Some(error) = out_of_memory.or(invalid) {
+            return Err(Error::from_wgpu(what, error));
+        }
+        Counters::add(&self.inner.counters.textures_created, 1);
+        Ok(texture)
+    }
+
     pub(crate) fn release_buffer(&self, buffer: wgpu::Buffer) {
         lock(&self.inner.pool).give_back(buffer);
     }

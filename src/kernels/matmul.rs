@@ -2,7 +2,7 @@
 //!
 //! The three forms a Linear layer needs are specialisations of one kernel, so no transpose is
 //! ever materialised: `A·B` (forward), `Aᵀ·B` (weight gradient) and `A·Bᵀ` (input gradient).
-//! Two kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
+//! Three kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
 //! shape.
 
 use std::sync::Arc;
@@ -66,37 +66,82 @@ impl MatmulForm {
     }
 }
 
-/// The two kernel families of `shaders/matmul.wgsl`.
+/// The kernel families of `shaders/matmul.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
-    /// `matmul_blocked`: an 8×8 register block per invocation and no workgroup memory. Best
-    /// on CPU devices (lavapipe), where barriers and memory loads are expensive.
+    /// `matmul_blocked`: an 8×8 register block per invocation reading the storage buffers
+    /// directly, no workgroup memory. Works for every shape on every device.
     Blocked,
     /// `matmul_tiled`: 64×64 tiles staged in workgroup memory. Best on real GPUs.
     Tiled,
+    /// `pack_operand` twice, then `matmul_texture`: an 8×8 register block per invocation over
+    /// operands packed into rgba32float textures. Best on CPU devices (lavapipe), where a
+    /// texel fetch is several times cheaper than a storage-buffer load.
+    Texture,
 }
 
 impl MatmulKernel {
-    /// Both kernels, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Blocked, MatmulKernel::Tiled];
+    /// Every kernel, for tests and benchmarks.
+    pub const ALL: [MatmulKernel; 3] = [
+        MatmulKernel::Blocked,
+        MatmulKernel::Tiled,
+        MatmulKernel::Texture,
+    ];
+}
+
+/// Whether the packed operands of an `m×k·k×n` product fit in textures of at most
+/// `max_side` texels per side.
+fn texture_fits(max_side: u32, m: usize, n: usize, k: usize) -> bool {
+    let (a_width, a_height) = packed_size(m, k, 1, BLOCK);
+    let (b_width, b_height) = packed_size(k, n, 2, 4);
+    [a_width, a_height, b_width, b_height]
+        .iter()
+        .all(|&side| side <= max_side as usize)
 }
 
 /// Picks the kernel for a device type and a product of `m×k` by `k×n`.
 ///
-/// - CPU devices (lavapipe, SwiftShader, WARP) run invocations as SIMD lanes of a thread, and a
-///   workgroup barrier there means switching between invocations: the tiled kernel measured
-///   ~1 GFLOP/s on lavapipe against ~15+ for the register-blocked one. Always [`Blocked`].
+/// - CPU devices (lavapipe, SwiftShader, WARP) run invocations as SIMD lanes of a thread;
+///   a workgroup barrier there means switching between invocations, and on lavapipe
+///   (Mesa 22.3) a storage-buffer or workgroup-memory load costs ~3.5 ns per lane and
+///   component against ~0.5 ns for a texel fetch. So: [`Texture`] (measured 10–13 GFLOP/s
+///   in isolation) when the packed operands fit the texture limit, else [`Blocked`]
+///   (~2 GFLOP/s); never [`Tiled`] (~0.6 GFLOP/s).
 /// - Real GPUs reuse operands from workgroup memory: [`Tiled`], unless the output is so thin
 ///   (fewer than 16 rows or columns) that most of a 64×64 tile would idle.
 ///
 /// [`Blocked`]: MatmulKernel::Blocked
 /// [`Tiled`]: MatmulKernel::Tiled
-pub fn select_kernel(device_type: wgpu::DeviceType, m: usize, n: usize, _k: usize) -> MatmulKernel {
+/// [`Texture`]: MatmulKernel::Texture
+pub fn select_kernel(
+    device_type: wgpu::DeviceType,
+    limits: &wgpu::Limits,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> MatmulKernel {
     match device_type {
+        wgpu::DeviceType::Cpu if texture_fits(limits.max_texture_dimension_2d, m, n, k) => {
+            MatmulKernel::Texture
+        }
         wgpu::DeviceType::Cpu => MatmulKernel::Blocked,
         _ if m < 16 || n < 16 => MatmulKernel::Blocked,
         _ => MatmulKernel::Tiled,
     }
+}
+
+/// Texture size `(width, height)` in texels for a `rows × cols` matrix packed four columns
+/// per texel, the width rounded up to `width_multiple` texels and the height to
+/// `height_multiple` rows (the kernel's block, so its loop never reads past the texture).
+fn packed_size(
+    rows: usize,
+    cols: usize,
+    width_multiple: usize,
+    height_multiple: usize,
+) -> (usize, usize) {
+    let width = cols.div_ceil(4).max(1).next_multiple_of(width_multiple);
+    let height = rows.max(1).next_multiple_of(height_multiple);
+    (width, height)
 }
 
 /// Options of a matmul beyond its operands.
@@ -122,12 +167,20 @@ impl<'a> MatmulOptions<'a> {
     }
 }
 
-/// A matmul bound to its tensors: validated once, recorded any number of times.
+/// One dispatch of a prepared kernel.
 #[derive(Debug)]
-pub struct Matmul {
+struct Step {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+}
+
+/// A matmul bound to its tensors: validated once, recorded any number of times.
+#[derive(Debug)]
+pub struct Matmul {
+    /// The dispatches in order: the matmul itself, preceded by operand packing for
+    /// [`MatmulKernel::Texture`].
+    steps: Vec<Step>,
     kernel: MatmulKernel,
 }
 
@@ -163,7 +216,7 @@ impl Matmul {
         }
         let kernel = options
             .kernel
-            .unwrap_or_else(|| select_kernel(device.adapter().device_type, m, n, k));
+            .unwrap_or_else(|| kernel_for(device, m, n, k));
 
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let mut constants = vec![
@@ -172,61 +225,83 @@ impl Matmul {
             ("HAS_BIAS", flag(options.bias.is_some())),
             ("ACCUMULATE", flag(options.accumulate)),
         ];
-        let (entry_point, workgroups) = match kernel {
+        let params: [u32; 4] = [m as u32, n as u32, k as u32, 0];
+        let uniform = device.uniform_buffer("matmul params", bytemuck::cast_slice(&params));
+        // Without a bias the binding is still declared; B stands in and is never read.
+        let bias = options.bias.unwrap_or(b);
+        let mut steps = Vec::new();
+        let mut entries = vec![
+            entry(2, bias.binding()),
+            entry(3, c.binding()),
+            entry(4, uniform.as_entire_binding()),
+        ];
+        let (entry_point, workgroups, packed);
+        match kernel {
             MatmulKernel::Blocked => {
                 // A narrow output needs fewer invocations per workgroup.
                 let lanes = n.div_ceil(BLOCK).next_power_of_two().clamp(1, 64);
                 constants.push(("BLOCKED_WG", lanes as f64));
                 let x = super::groups(device, &op, n, lanes * BLOCK)?;
                 let y = super::groups(device, &op, m, BLOCK)?;
-                ("matmul_blocked", [x, y, 1])
+                (entry_point, workgroups) = ("matmul_blocked", [x, y, 1]);
+                entries.extend([entry(0, a.binding()), entry(1, b.binding())]);
+                packed = None;
             }
             MatmulKernel::Tiled => {
                 let x = super::groups(device, &op, n, TILE)?;
                 let y = super::groups(device, &op, m, TILE)?;
-                ("matmul_tiled", [x, y, 1])
+                (entry_point, workgroups) = ("matmul_tiled", [x, y, 1]);
+                entries.extend([entry(0, a.binding()), entry(1, b.binding())]);
+                packed = None;
             }
-        };
+            MatmulKernel::Texture => {
+                // op(A) is packed M×K with rows padded to the 8-row block; op(B) K×N with
+                // rows padded to 4 (one texel of k) and texel columns to 2 (two per invocation).
+                let (a_width, a_height) = packed_size(m, k, 1, BLOCK);
+                let (b_width, b_height) = packed_size(k, n, 2, 4);
+                let tex_a = pack(
+                    device,
+                    &mut steps,
+                    a,
+                    form.trans_a(),
+                    (m, k),
+                    (a_width, a_height),
+                )?;
+                let tex_b = pack(
+                    device,
+                    &mut steps,
+                    b,
+                    form.trans_b(),
+                    (k, n),
+                    (b_width, b_height),
+                )?;
+                let lanes = b_width.div_ceil(2).next_power_of_two().clamp(1, 16);
+                constants.push(("TEX_WG", lanes as f64));
+                let x = super::groups(device, &op, b_width / 2, lanes)?;
+                let y = super::groups(device, &op, m, BLOCK)?;
+                (entry_point, workgroups) = ("matmul_texture", [x, y, 1]);
+                packed = Some([tex_a, tex_b]);
+            }
+        }
+        let views = packed.as_ref().map(|textures| {
+            textures
+                .each_ref()
+                .map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()))
+        });
+        if let Some([view_a, view_b]) = &views {
+            entries.extend([
+                entry(8, wgpu::BindingResource::TextureView(view_a)),
+                entry(9, wgpu::BindingResource::TextureView(view_b)),
+            ]);
+        }
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-
-        let params: [u32; 4] = [m as u32, n as u32, k as u32, 0];
-        let uniform = device.uniform_buffer("matmul params", bytemuck::cast_slice(&params));
-        // Without a bias the binding is still declared; B stands in and is never read.
-        let bias = options.bias.unwrap_or(b);
-        let bind_group = device
-            .wgpu_device()
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("matmul"),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: a.binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: b.binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: bias.binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: c.binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: uniform.as_entire_binding(),
-                    },
-                ],
-            });
-        Ok(Self {
+        let bind_group = bind(device, &pipeline, "matmul", &entries);
+        steps.push(Step {
             pipeline,
             bind_group,
             workgroups,
-            kernel,
-        })
+        });
+        Ok(Self { steps, kernel })
     }
 
     /// The kernel family this matmul runs.
@@ -234,10 +309,73 @@ impl Matmul {
         self.kernel
     }
 
-    /// Records the dispatch.
-    pub fn record(&self, encoder: &mut Encoder) {
-        encoder.dispatch(&self.pipeline, &self.bind_group, self.workgroups);
+    /// How many dispatches [`Matmul::record`] records.
+    pub fn dispatch_count(&self) -> usize {
+        self.steps.len()
     }
+
+    /// Records the dispatches.
+    pub fn record(&self, encoder: &mut Encoder) {
+        for step in &self.steps {
+            encoder.dispatch(&step.pipeline, &step.bind_group, step.workgroups);
+        }
+    }
+}
+
+fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+fn bind(
+    device: &Device,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    entries: &[wgpu::BindGroupEntry<'_>],
+) -> wgpu::BindGroup {
+    device
+        .wgpu_device()
+        .create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries,
+        })
+}
+
+/// Adds a `pack_operand` step copying the logical `rows × cols` matrix stored in `source`
+/// (transposed if `transposed`) into a new `width × height` texture, and returns the texture.
+fn pack(
+    device: &Device,
+    steps: &mut Vec<Step>,
+    source: &Tensor,
+    transposed: bool,
+    (rows, cols): (usize, usize),
+    (width, height): (usize, usize),
+) -> Result<wgpu::Texture> {
+    let texture =
+        device.create_texture_rgba32f("packed matmul operand", width as u32, height as u32)?;
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let params: [u32; 4] = [rows as u32, cols as u32, 0, 0];
+    let uniform = device.uniform_buffer("pack params", bytemuck::cast_slice(&params));
+    let flag = if transposed { 1.0 } else { 0.0 };
+    let pipeline = device.pipeline(&SHADER, "pack_operand", &[("TRANSPOSED", flag)])?;
+    let entries = [
+        entry(10, source.binding()),
+        entry(11, wgpu::BindingResource::TextureView(&view)),
+        entry(12, uniform.as_entire_binding()),
+    ];
+    let bind_group = bind(device, &pipeline, "pack_operand", &entries);
+    let what = "pack_operand";
+    let workgroups = [
+        super::groups(device, what, width, 8)?,
+        super::groups(device, what, height, 8)?,
+        1,
+    ];
+    steps.push(Step {
+        pipeline,
+        bind_group,
+        workgroups,
+    });
+    Ok(texture)
 }
 
 /// Computes `c = op(a)·op(b)` (plus options) into an existing tensor and submits it.
@@ -261,7 +399,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
     Ok(c)
 }
 
-/// The device's choice for an `m×k·k×n` product.
+/// The device's choice for an `m×k·k×n` product (see [`select_kernel`]).
 pub fn kernel_for(device: &Device, m: usize, n: usize, k: usize) -> MatmulKernel {
-    select_kernel(device.adapter().device_type, m, n, k)
+    select_kernel(device.adapter().device_type, device.limits(), m, n, k)
 }
