@@ -108,7 +108,12 @@ fn dispatch_overhead(c: &mut Criterion) {
     let a = Tensor::from_slice(&device, &[1.0], [1, 1]).unwrap();
     let b = Tensor::from_slice(&device, &[1.0], [1, 1]).unwrap();
     let out = Tensor::uninit(&device, [1, 1]).unwrap();
-    let plan = Matmul::new(&a, &b, &out, &MatmulOptions::default()).unwrap();
+    // The blocked kernel is a single dispatch on every device.
+    let options = MatmulOptions {
+        kernel: Some(MatmulKernel::Blocked),
+        ..Default::default()
+    };
+    let plan = Matmul::new(&a, &b, &out, &options).unwrap();
     time_gpu(&device, &plan, 1);
     let mut group = c.benchmark_group("dispatch_overhead");
     group.sample_size(20);
