@@ -1,4 +1,5 @@
-// The matmul family: C = op(A) · op(B) [+ bias row] [+ C], where op transposes or not.
+// The matmul family: C = act(op(A) · op(B) [+ bias row] [+ C]), where op transposes or not
+// and act is any activation of activation_functions.wgsl (prepended to this file).
 //
 // op(A) is M×K and op(B) is K×N, both row-major in memory. TRANS_A means A is stored K×M
 // (so C = Aᵀ·B without materialising Aᵀ); TRANS_B means B is stored N×K (C = A·Bᵀ).
@@ -11,6 +12,7 @@
 //   2: bias  storage, read        N values added to every row (read only when HAS_BIAS)
 //   3: c     storage, read_write  M×N output (also read when ACCUMULATE)
 //   4: p     uniform              the sizes M, N, K
+//   20, 21                        the activation's slopes and runtime (activation_functions.wgsl)
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -60,7 +62,7 @@ fn store(row: u32, col: u32, value: f32) {
     if ACCUMULATE {
         out += c[index];
     }
-    c[index] = out;
+    c[index] = act_value(out, index);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,17 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// A gradient was asked of an operation that has none.
+    #[error(
+        "`{op}` has no gradient: its derivative is 0 almost everywhere, so gradient descent \
+         cannot train through it (the perceptron's reason for smooth activations); use sigmoid, \
+         tanh or ReLU instead"
+    )]
+    NoGradient {
+        /// The operation.
+        op: String,
+    },
+
     /// An argument outside the accepted range (an unknown backend name, a bad option).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -25,7 +25,7 @@ mod tensor;
 
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
 pub use error::{Error, Result};
-pub use kernels::matmul;
+pub use kernels::{activation, matmul};
 pub use tensor::{Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.

@@ -103,7 +103,10 @@ fn counters_are_exact_for_upload_matmul_and_readback() {
     assert_eq!(first.dispatches, 1);
     assert_eq!(first.host_syncs, 0, "a matmul must not wait for the device");
     assert_eq!(first.pipelines_created, 1);
-    assert_eq!(first.buffers_created, 1, "only the uniform parameters");
+    assert_eq!(
+        first.buffers_created, 2,
+        "only the uniforms: sizes and the activation's runtime"
+    );
 
     let before = device.counters();
     matmul_into(&a, &b, &c, &options).unwrap();

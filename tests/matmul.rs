@@ -96,6 +96,7 @@ impl Case {
             bias: bias.as_ref(),
             accumulate: self.accumulate,
             kernel: Some(kernel),
+            ..Default::default()
         };
         matmul_into(&a, &b, &c, &options).map_err(|e| e.to_string())?;
         let result = c.to_vec().map_err(|e| e.to_string())?;

@@ -2,6 +2,11 @@
 //! op and with the same name. Tests compare the GPU against these; nothing here shares code
 //! with the GPU path.
 
+mod activation;
 mod matmul;
 
+pub use activation::{
+    ActivationParams, activation_backward, activation_derivative, activation_forward,
+    activation_value, pcg_hash, prelu_slope_grad, rrelu_slope,
+};
 pub use matmul::matmul;

@@ -5,16 +5,19 @@
 //! Three kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
 //! shape.
 
-use std::sync::Arc;
-
+use super::activation::{Activation, ActivationBinding, ActivationState};
+use super::{Dispatch, bind, entry};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul.wgsl`.
+/// `shaders/matmul.wgsl`, with the activation functions prepended for the fused epilogue.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
-    wgsl: include_str!("../../shaders/matmul.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/activation_functions.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
 };
 
 /// Which form of the product to compute. `A` and `B` are always row-major.
@@ -155,6 +158,10 @@ pub struct MatmulOptions<'a> {
     pub accumulate: bool,
     /// Force a kernel family; `None` lets [`select_kernel`] choose.
     pub kernel: Option<MatmulKernel>,
+    /// An activation applied last, in the same kernel: `C = act(op(A)·op(B) + bias)`.
+    pub activation: Activation,
+    /// What the activation needs (PReLU slopes, RReLU's mode and RNG key).
+    pub activation_state: ActivationState<'a>,
 }
 
 impl<'a> MatmulOptions<'a> {
@@ -167,21 +174,15 @@ impl<'a> MatmulOptions<'a> {
     }
 }
 
-/// One dispatch of a prepared kernel.
-#[derive(Debug)]
-struct Step {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
-}
-
 /// A matmul bound to its tensors: validated once, recorded any number of times.
 #[derive(Debug)]
 pub struct Matmul {
     /// The dispatches in order: the matmul itself, preceded by operand packing for
     /// [`MatmulKernel::Texture`].
-    steps: Vec<Step>,
+    steps: Vec<Dispatch>,
     kernel: MatmulKernel,
+    activation: ActivationBinding,
+    device: Device,
 }
 
 const BLOCK: usize = 8;
@@ -219,12 +220,20 @@ impl Matmul {
             .unwrap_or_else(|| kernel_for(device, m, n, k));
 
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
-        let mut constants = vec![
+        let activation = ActivationBinding::new(
+            device,
+            &op,
+            options.activation,
+            &options.activation_state,
+            n,
+        )?;
+        let mut constants = activation.constants.clone();
+        constants.extend([
             ("TRANS_A", flag(form.trans_a())),
             ("TRANS_B", flag(form.trans_b())),
             ("HAS_BIAS", flag(options.bias.is_some())),
             ("ACCUMULATE", flag(options.accumulate)),
-        ];
+        ]);
         let params: [u32; 4] = [m as u32, n as u32, k as u32, 0];
         let uniform = device.uniform_buffer("matmul params", bytemuck::cast_slice(&params));
         // Without a bias the binding is still declared; B stands in and is never read.
@@ -235,6 +244,7 @@ impl Matmul {
             entry(3, c.binding()),
             entry(4, uniform.as_entire_binding()),
         ];
+        entries.extend(activation.entries(&options.activation_state, b));
         let (entry_point, workgroups, packed);
         match kernel {
             MatmulKernel::Blocked => {
@@ -296,17 +306,27 @@ impl Matmul {
         }
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
         let bind_group = bind(device, &pipeline, "matmul", &entries);
-        steps.push(Step {
+        steps.push(Dispatch {
             pipeline,
             bind_group,
             workgroups,
         });
-        Ok(Self { steps, kernel })
+        Ok(Self {
+            steps,
+            kernel,
+            activation,
+            device: device.clone(),
+        })
     }
 
     /// The kernel family this matmul runs.
     pub fn kernel(&self) -> MatmulKernel {
         self.kernel
+    }
+
+    /// Sets the fused RReLU's RNG key for the next recorded passes (queued; no host sync).
+    pub fn set_rng(&self, seed: u32, step: u32) {
+        self.activation.set_rng(&self.device, seed, step);
     }
 
     /// How many dispatches [`Matmul::record`] records.
@@ -317,35 +337,16 @@ impl Matmul {
     /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
         for step in &self.steps {
-            encoder.dispatch(&step.pipeline, &step.bind_group, step.workgroups);
+            step.record(encoder);
         }
     }
-}
-
-fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry { binding, resource }
-}
-
-fn bind(
-    device: &Device,
-    pipeline: &wgpu::ComputePipeline,
-    label: &str,
-    entries: &[wgpu::BindGroupEntry<'_>],
-) -> wgpu::BindGroup {
-    device
-        .wgpu_device()
-        .create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries,
-        })
 }
 
 /// Adds a `pack_operand` step copying the logical `rows × cols` matrix stored in `source`
 /// (transposed if `transposed`) into a new `width × height` texture, and returns the texture.
 fn pack(
     device: &Device,
-    steps: &mut Vec<Step>,
+    steps: &mut Vec<Dispatch>,
     source: &Tensor,
     transposed: bool,
     (rows, cols): (usize, usize),
@@ -370,7 +371,7 @@ fn pack(
         super::groups(device, what, height, 8)?,
         1,
     ];
-    steps.push(Step {
+    steps.push(Dispatch {
         pipeline,
         bind_group,
         workgroups,
