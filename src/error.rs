@@ -42,6 +42,17 @@ pub enum Error {
         found: String,
     },
 
+    /// A tensor of the wrong element type.
+    #[error("{op} needs a {expected:?} tensor, found {found:?}")]
+    DType {
+        /// The operation.
+        op: String,
+        /// The element type it takes.
+        expected: crate::DType,
+        /// The element type it was given.
+        found: crate::DType,
+    },
+
     /// A buffer (or a dispatch) larger than the device allows.
     #[error(
         "{what} needs {requested} but the device allows at most {limit} ({limit_name}); \

@@ -25,8 +25,8 @@ mod tensor;
 
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
 pub use error::{Error, Result};
-pub use kernels::{activation, matmul};
-pub use tensor::{Shape, Tensor};
+pub use kernels::{activation, loss, matmul, reduce};
+pub use tensor::{DType, Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.
 #[cfg(doctest)]

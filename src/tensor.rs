@@ -64,13 +64,24 @@ impl From<Vec<usize>> for Shape {
     }
 }
 
-/// An f32 tensor living in a device buffer.
+/// The element type of a tensor. Kernels take `F32` data; `U32` holds labels, indices and
+/// counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit unsigned integer.
+    U32,
+}
+
+/// A tensor living in a device buffer: 4-byte elements (see [`DType`]), row-major shape.
 ///
 /// Dropping a tensor returns its buffer to the device's pool, so a loop that allocates the
 /// same shapes every iteration allocates device memory only once.
 pub struct Tensor {
     device: Device,
     shape: Shape,
+    dtype: DType,
     /// `Some` until drop hands it back to the pool.
     buffer: Option<wgpu::Buffer>,
 }
@@ -104,9 +115,14 @@ impl Tensor {
             })
     }
 
-    /// A tensor whose contents are unspecified (a recycled buffer); for kernel outputs that
-    /// overwrite every element.
+    /// An f32 tensor whose contents are unspecified (a recycled buffer); for kernel outputs
+    /// that overwrite every element.
     pub fn uninit(device: &Device, shape: impl Into<Shape>) -> Result<Self> {
+        Self::uninit_of(device, shape, DType::F32)
+    }
+
+    /// Like [`Tensor::uninit`], of any element type.
+    pub fn uninit_of(device: &Device, shape: impl Into<Shape>, dtype: DType) -> Result<Self> {
         let shape = shape.into();
         let bytes = Self::bytes_for(device, &shape)?;
         let what = format!("a tensor of shape {shape}");
@@ -114,36 +130,70 @@ impl Tensor {
         Ok(Self {
             device: device.clone(),
             shape,
+            dtype,
             buffer: Some(buffer),
         })
     }
 
-    /// A tensor of zeros (cleared on the device: one submit, no host sync).
+    /// An f32 tensor of zeros (cleared on the device: one submit, no host sync).
     pub fn zeros(device: &Device, shape: impl Into<Shape>) -> Result<Self> {
-        let tensor = Self::uninit(device, shape)?;
+        Self::zeros_of(device, shape, DType::F32)
+    }
+
+    /// Like [`Tensor::zeros`], of any element type.
+    pub fn zeros_of(device: &Device, shape: impl Into<Shape>, dtype: DType) -> Result<Self> {
+        let tensor = Self::uninit_of(device, shape, dtype)?;
         let mut encoder = device.encoder();
         encoder.clear_buffer(tensor.buffer(), 0, tensor.byte_len());
         encoder.submit()?;
         Ok(tensor)
     }
 
-    /// Uploads `data` as a tensor of `shape` (no host sync).
+    /// Uploads `data` as an f32 tensor of `shape` (no host sync).
     pub fn from_slice(device: &Device, data: &[f32], shape: impl Into<Shape>) -> Result<Self> {
-        let shape = shape.into();
-        if data.len() != shape.numel() {
+        Self::upload(
+            device,
+            bytemuck::cast_slice(data),
+            data.len(),
+            shape.into(),
+            DType::F32,
+        )
+    }
+
+    /// Uploads `data` as a u32 tensor of `shape` (no host sync).
+    pub fn from_u32(device: &Device, data: &[u32], shape: impl Into<Shape>) -> Result<Self> {
+        Self::upload(
+            device,
+            bytemuck::cast_slice(data),
+            data.len(),
+            shape.into(),
+            DType::U32,
+        )
+    }
+
+    fn upload(
+        device: &Device,
+        bytes: &[u8],
+        len: usize,
+        shape: Shape,
+        dtype: DType,
+    ) -> Result<Self> {
+        if len != shape.numel() {
             return Err(Error::shape(
-                "Tensor::from_slice",
+                "Tensor upload",
                 format!("{} values for shape {shape}", shape.numel()),
-                format!("{} values", data.len()),
+                format!("{len} values"),
             ));
         }
-        let tensor = Self::uninit(device, shape)?;
-        device.write_buffer(tensor.buffer(), 0, bytemuck::cast_slice(data));
+        let tensor = Self::uninit_of(device, shape, dtype)?;
+        device.write_buffer(tensor.buffer(), 0, bytes);
         Ok(tensor)
     }
 
-    /// Overwrites the contents with `data`, which must have as many values as the tensor.
+    /// Overwrites the contents of an f32 tensor with `data`, which must have as many values as
+    /// the tensor (queued; no host sync).
     pub fn write(&self, data: &[f32]) -> Result<()> {
+        self.expect_dtype("Tensor::write", DType::F32)?;
         if data.len() != self.numel() {
             return Err(Error::shape(
                 "Tensor::write",
@@ -156,10 +206,35 @@ impl Tensor {
         Ok(())
     }
 
-    /// Copies the tensor to the host: one submit and one host sync.
+    /// Copies an f32 tensor to the host: one submit and one host sync.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.expect_dtype("Tensor::to_vec", DType::F32)?;
         let bytes = self.device.read_buffer(self.buffer(), 0, self.byte_len())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Copies a u32 tensor to the host: one submit and one host sync.
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
+        let bytes = self.device.read_buffer(self.buffer(), 0, self.byte_len())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// An error naming `op` unless the tensor holds `dtype`.
+    pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::DType {
+                op: op.to_string(),
+                expected: dtype,
+                found: self.dtype,
+            });
+        }
+        Ok(())
     }
 
     /// The same data under another shape with as many elements.

@@ -3,10 +3,14 @@
 //! with the GPU path.
 
 mod activation;
+mod loss;
 mod matmul;
+mod reduce;
 
 pub use activation::{
     ActivationParams, activation_backward, activation_derivative, activation_forward,
     activation_value, pcg_hash, prelu_slope_grad, rrelu_slope,
 };
+pub use loss::{pointwise_loss, softmax, softmax_backward, softmax_cross_entropy};
 pub use matmul::matmul;
+pub use reduce::{sum, sum_columns, sum_rows};

@@ -4,6 +4,7 @@
 //! fused epilogue of a matmul ([`MatmulOptions::activation`](super::matmul::MatmulOptions)):
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
+use super::reduce::{Axis, Sum};
 use super::{Dispatch, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -245,6 +246,8 @@ fn last_dim(t: &Tensor) -> usize {
 }
 
 fn same_shape(op: &str, expected: &Tensor, found: &Tensor) -> Result<()> {
+    expected.expect_dtype(op, crate::DType::F32)?;
+    found.expect_dtype(op, crate::DType::F32)?;
     if expected.shape() != found.shape() {
         return Err(Error::shape(op, expected.shape(), found.shape()));
     }
@@ -255,9 +258,71 @@ fn same_shape(op: &str, expected: &Tensor, found: &Tensor) -> Result<()> {
 #[derive(Debug)]
 pub struct ActivationKernel {
     dispatch: Dispatch,
-    /// `None` for the PReLU slope gradient, which calls no activation function.
-    binding: Option<ActivationBinding>,
+    binding: ActivationBinding,
     device: Device,
+}
+
+/// PReLU's slope gradient, prepared once: per-element terms, then a fixed-order sum per
+/// feature (or in total, for a shared slope).
+#[derive(Debug)]
+pub struct PreluSlopeGrad {
+    terms_pass: Dispatch,
+    sum: Sum,
+    _terms: Tensor,
+}
+
+impl PreluSlopeGrad {
+    /// Prepares `dslopes[j] = Σ dy·x` over the elements with `x ≤ 0` that use slope `j`;
+    /// `dslopes` has the slopes' shape, `[1]` or `[features]`.
+    pub fn new(x: &Tensor, dy: &Tensor, dslopes: &Tensor) -> Result<Self> {
+        let op = "prelu slope gradient";
+        same_shape(op, x, dy)?;
+        dslopes.expect_dtype(op, crate::DType::F32)?;
+        let device = x.device();
+        let features = last_dim(x);
+        let count = dslopes.numel();
+        if dslopes.shape().dims().len() != 1 || (count != 1 && count != features) {
+            return Err(Error::shape(
+                op,
+                format!("slopes of shape [1] or [{features}]"),
+                dslopes.shape(),
+            ));
+        }
+        let rows = x.numel().checked_div(features).unwrap_or(0);
+        let terms = Tensor::uninit(device, [rows, features])?;
+        let params: [u32; 4] = [x.numel() as u32, rows as u32, features as u32, 0];
+        let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
+        let pipeline = device.pipeline(&SHADER, "prelu_slope_terms", &[])?;
+        let entries = [
+            entry(0, x.binding()),
+            entry(1, dy.binding()),
+            entry(2, terms.binding()),
+            entry(3, uniform.as_entire_binding()),
+        ];
+        let terms_pass = Dispatch::new(
+            device,
+            pipeline,
+            op,
+            &entries,
+            grid(device, op, x.numel(), 64)?,
+        );
+        let sum = if count == 1 {
+            Sum::total(&terms, dslopes, 1.0, false)?
+        } else {
+            Sum::new(&terms, dslopes, Axis::Columns, 1.0, false)?
+        };
+        Ok(Self {
+            terms_pass,
+            sum,
+            _terms: terms,
+        })
+    }
+
+    /// Records the dispatches.
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.terms_pass.record(encoder);
+        self.sum.record(encoder);
+    }
 }
 
 impl ActivationKernel {
@@ -270,14 +335,7 @@ impl ActivationKernel {
     ) -> Result<Self> {
         let op = format!("{} forward", activation.name());
         same_shape(&op, x, y)?;
-        Self::build(
-            &op,
-            "activation_forward",
-            x,
-            None,
-            y,
-            Some((activation, state)),
-        )
+        Self::build(&op, "activation_forward", x, None, y, activation, state)
     }
 
     /// Prepares `dx = dy · activation'(x)`, where `x` is the forward pass's input.
@@ -302,30 +360,9 @@ impl ActivationKernel {
             x,
             Some(dy),
             dx,
-            Some((activation, state)),
+            activation,
+            state,
         )
-    }
-
-    /// Prepares PReLU's slope gradient: `dslopes[j] = Σ dy·x` over the elements with `x ≤ 0`
-    /// that use slope `j`. `dslopes` has the slopes' shape.
-    pub fn prelu_slope_grad(
-        x: &Tensor,
-        dy: &Tensor,
-        slopes: &Tensor,
-        dslopes: &Tensor,
-    ) -> Result<Self> {
-        let op = "prelu slope gradient";
-        same_shape(op, x, dy)?;
-        same_shape(op, slopes, dslopes)?;
-        let features = last_dim(x);
-        if slopes.shape().dims().len() != 1 || (slopes.numel() != 1 && slopes.numel() != features) {
-            return Err(Error::shape(
-                op,
-                format!("PReLU slopes of shape [1] or [{features}]"),
-                slopes.shape(),
-            ));
-        }
-        Self::build(op, "prelu_slope_grad", x, Some(dy), dslopes, None)
     }
 
     fn build(
@@ -334,30 +371,23 @@ impl ActivationKernel {
         x: &Tensor,
         dy: Option<&Tensor>,
         out: &Tensor,
-        activation: Option<(Activation, &ActivationState<'_>)>,
+        activation: Activation,
+        state: &ActivationState<'_>,
     ) -> Result<Self> {
         let device = x.device();
         let features = last_dim(x);
-        let binding = match activation {
-            Some((activation, state)) => Some(ActivationBinding::new(
-                device, op, activation, state, features,
-            )?),
-            None => None,
-        };
+        let binding = ActivationBinding::new(device, op, activation, state, features)?;
         let count = out.numel();
         let rows = x.numel().checked_div(features).unwrap_or(0);
         let params: [u32; 4] = [count as u32, rows as u32, features as u32, 0];
         let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
-        let constants = binding.as_ref().map_or(&[][..], |b| &b.constants[..]);
-        let pipeline = device.pipeline(&SHADER, entry_point, constants)?;
+        let pipeline = device.pipeline(&SHADER, entry_point, &binding.constants)?;
         let mut entries = vec![
             entry(0, x.binding()),
             entry(2, out.binding()),
             entry(3, uniform.as_entire_binding()),
         ];
-        if let (Some(binding), Some((_, state))) = (&binding, activation) {
-            entries.extend(binding.entries(state, x));
-        }
+        entries.extend(binding.entries(state, x));
         if let Some(dy) = dy {
             entries.push(entry(1, dy.binding()));
         }
@@ -377,9 +407,7 @@ impl ActivationKernel {
 
     /// Sets RReLU's RNG key for the next recorded passes (queued; no host sync).
     pub fn set_rng(&self, seed: u32, step: u32) {
-        if let Some(binding) = &self.binding {
-            binding.set_rng(&self.device, seed, step);
-        }
+        self.binding.set_rng(&self.device, seed, step);
     }
 }
 
@@ -416,6 +444,9 @@ pub fn activation_backward(
 /// PReLU's slope gradient into a new tensor shaped like `slopes`, submitted.
 pub fn prelu_slope_grad(x: &Tensor, dy: &Tensor, slopes: &Tensor) -> Result<Tensor> {
     let dslopes = Tensor::uninit(x.device(), slopes.shape().clone())?;
-    let kernel = ActivationKernel::prelu_slope_grad(x, dy, slopes, &dslopes)?;
-    run(kernel, dslopes)
+    let kernel = PreluSlopeGrad::new(x, dy, &dslopes)?;
+    let mut encoder = x.device().encoder();
+    kernel.record(&mut encoder);
+    encoder.submit()?;
+    Ok(dslopes)
 }

@@ -194,6 +194,9 @@ impl Matmul {
         let device = a.device();
         let form = options.form;
         let op = format!("matmul {form:?}");
+        for t in [a, b, c].into_iter().chain(options.bias) {
+            t.expect_dtype(&op, crate::DType::F32)?;
+        }
         let (m, k, n) = form.dims(a.shape(), b.shape())?;
         if c.shape().dims() != [m, n] {
             return Err(Error::shape(&op, format!("output [{m}, {n}]"), c.shape()));

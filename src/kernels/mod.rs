@@ -5,7 +5,9 @@
 //! enough for a training loop.
 
 pub mod activation;
+pub mod loss;
 pub mod matmul;
+pub mod reduce;
 
 use std::sync::Arc;
 

@@ -1,0 +1,435 @@
+//! Losses: fused softmax-cross-entropy, softmax and log-softmax, MSE, L1 and binary
+//! cross-entropy (on probabilities and on logits), with PyTorch's semantics.
+//!
+//! Every loss writes its gradient in the same pass as its terms and sums the terms in index
+//! order into a one-element loss tensor, which it can overwrite or add to (to accumulate an
+//! epoch's loss on the device without reading it back each step).
+
+use super::reduce::Sum;
+use super::{Dispatch, entry, grid};
+use crate::device::{Device, Encoder, ShaderSource};
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+/// `shaders/loss.wgsl`.
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "loss",
+    wgsl: include_str!("../../shaders/loss.wgsl"),
+};
+
+/// How per-element (or per-row) losses become one number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean (PyTorch's default); for weighted cross-entropy, Σ wᵢ·lᵢ / Σ wᵢ.
+    #[default]
+    Mean,
+    /// The sum.
+    Sum,
+}
+
+/// Class labels on the device, validated against the number of classes when uploaded, so no
+/// kernel ever sees an out-of-range label.
+#[derive(Debug)]
+pub struct Labels {
+    tensor: Tensor,
+    classes: usize,
+}
+
+impl Labels {
+    /// Uploads `labels`, each of which must be below `classes`.
+    pub fn new(device: &Device, labels: &[u32], classes: usize) -> Result<Self> {
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= classes)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "label {label} at index {index} is out of range for {classes} classes (0..{classes})"
+            )));
+        }
+        let tensor = Tensor::from_u32(device, labels, [labels.len()])?;
+        Ok(Self { tensor, classes })
+    }
+
+    /// Wraps a u32 tensor of labels that are known to be in range (for example gathered on the
+    /// device from labels validated by [`Labels::new`]).
+    pub fn trusted(tensor: Tensor, classes: usize) -> Result<Self> {
+        tensor.expect_dtype("Labels::trusted", DType::U32)?;
+        if tensor.shape().dims().len() != 1 {
+            return Err(Error::shape(
+                "Labels::trusted",
+                "a 1-D tensor of labels",
+                tensor.shape(),
+            ));
+        }
+        Ok(Self { tensor, classes })
+    }
+
+    /// The labels' tensor.
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
+    }
+
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        self.tensor.numel()
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> wgpu::Buffer {
+    let words: [u32; 8] = [
+        rows as u32,
+        cols as u32,
+        count as u32,
+        0,
+        scale.to_bits(),
+        0,
+        0,
+        0,
+    ];
+    device.uniform_buffer("loss params", bytemuck::cast_slice(&words))
+}
+
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
+
+fn expect_f32(op: &str, tensors: &[&Tensor]) -> Result<()> {
+    tensors
+        .iter()
+        .try_for_each(|t| t.expect_dtype(op, DType::F32))
+}
+
+fn expect_scalar(op: &str, loss: &Tensor) -> Result<()> {
+    if loss.numel() != 1 {
+        return Err(Error::shape(op, "a one-element loss tensor", loss.shape()));
+    }
+    Ok(())
+}
+
+/// Options of [`SoftmaxCrossEntropy`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossEntropyOptions<'a> {
+    /// Per-class weights, shape `[classes]`.
+    pub weights: Option<&'a Tensor>,
+    /// Mean (default) or sum.
+    pub reduction: Reduction,
+    /// Add the loss to the loss tensor instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// Fused softmax + cross-entropy on logits: loss and `dlogits` in one pass over the logits
+/// (plus a fixed-order sum of the per-row losses).
+#[derive(Debug)]
+pub struct SoftmaxCrossEntropy {
+    normaliser: Option<(Dispatch, Sum)>,
+    rows: Dispatch,
+    sum: Sum,
+    _scratch: [Tensor; 3],
+}
+
+impl SoftmaxCrossEntropy {
+    /// Prepares the loss of `logits` (`[rows, classes]`) against `labels` into `loss` (`[1]`)
+    /// and its gradient into `dlogits` (shaped like `logits`).
+    pub fn new(
+        logits: &Tensor,
+        labels: &Labels,
+        dlogits: &Tensor,
+        loss: &Tensor,
+        options: &CrossEntropyOptions<'_>,
+    ) -> Result<Self> {
+        let op = "softmax cross-entropy";
+        let device = logits.device();
+        expect_f32(op, &[logits, dlogits, loss])?;
+        let (rows, classes) = logits.shape().dims2(op)?;
+        if classes != labels.classes() || rows != labels.len() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "logits [{}, {}] for {} labels of {} classes",
+                    labels.len(),
+                    labels.classes(),
+                    labels.len(),
+                    labels.classes()
+                ),
+                logits.shape(),
+            ));
+        }
+        if dlogits.shape() != logits.shape() {
+            return Err(Error::shape(op, logits.shape(), dlogits.shape()));
+        }
+        expect_scalar(op, loss)?;
+        if let Some(weights) = options.weights {
+            expect_f32(op, &[weights])?;
+            if weights.shape().dims() != [classes] {
+                return Err(Error::shape(
+                    op,
+                    format!("class weights [{classes}]"),
+                    weights.shape(),
+                ));
+            }
+        }
+        let weighted = options.weights.is_some();
+        let mean = options.reduction == Reduction::Mean;
+        let constants = [("WEIGHTED", flag(weighted)), ("MEAN", flag(mean))];
+        let terms = Tensor::uninit(device, [rows.max(1)])?;
+        // A row vector, so a row sum gives the weighted mean's normaliser.
+        let label_weights = Tensor::uninit(device, [1, rows.max(1)])?;
+        let norm = Tensor::uninit(device, [1])?;
+        let uniform = params(device, rows, classes, rows, 1.0);
+        // Unused bindings still need a buffer of the right kind; the logits stand in.
+        let weights = options.weights.unwrap_or(logits);
+        let row_grid = grid(device, op, rows, 64)?;
+        let normaliser = if weighted && mean {
+            let pipeline = device.pipeline(&SHADER, "gather_label_weights", &constants)?;
+            let entries = [
+                entry(1, labels.tensor().binding()),
+                entry(3, weights.binding()),
+                entry(7, uniform.as_entire_binding()),
+                entry(8, label_weights.binding()),
+            ];
+            let gather =
+                Dispatch::new(device, pipeline, "gather_label_weights", &entries, row_grid);
+            let sum = Sum::new(&label_weights, &norm, super::reduce::Axis::Rows, 1.0, false)?;
+            Some((gather, sum))
+        } else {
+            None
+        };
+        let pipeline = device.pipeline(&SHADER, "softmax_ce_rows", &constants)?;
+        let entries = [
+            entry(0, logits.binding()),
+            entry(1, labels.tensor().binding()),
+            entry(3, weights.binding()),
+            entry(4, dlogits.binding()),
+            entry(5, terms.binding()),
+            entry(7, uniform.as_entire_binding()),
+            entry(9, norm.binding()),
+        ];
+        let rows_dispatch = Dispatch::new(device, pipeline, op, &entries, row_grid);
+        let sum = Sum::total(&terms, loss, 1.0, options.accumulate)?;
+        Ok(Self {
+            normaliser,
+            rows: rows_dispatch,
+            sum,
+            _scratch: [terms, label_weights, norm],
+        })
+    }
+
+    /// Records the dispatches.
+    pub fn record(&self, encoder: &mut Encoder) {
+        if let Some((gather, sum)) = &self.normaliser {
+            gather.record(encoder);
+            sum.record(encoder);
+        }
+        self.rows.record(encoder);
+        self.sum.record(encoder);
+    }
+}
+
+/// The pointwise losses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointwiseLoss {
+    /// Mean squared error, `(x − t)²`.
+    Mse,
+    /// Mean absolute error, `|x − t|`; its gradient at `x = t` is 0, like PyTorch's.
+    L1,
+    /// Binary cross-entropy on probabilities `x ∈ [0, 1]`, each log clamped at −100 (PyTorch).
+    Bce,
+    /// Binary cross-entropy on logits, in the stable form `max(x, 0) − x·t + log(1 + e^{−|x|})`.
+    BceWithLogits,
+}
+
+impl PointwiseLoss {
+    fn wgsl_id(self) -> u32 {
+        match self {
+            PointwiseLoss::Mse => 0,
+            PointwiseLoss::L1 => 1,
+            PointwiseLoss::Bce => 2,
+            PointwiseLoss::BceWithLogits => 3,
+        }
+    }
+}
+
+/// A pointwise loss of `input` against `target`, with its gradient, prepared once.
+#[derive(Debug)]
+pub struct PointwiseLossKernel {
+    terms_pass: Dispatch,
+    sum: Sum,
+    _terms: Tensor,
+}
+
+impl PointwiseLossKernel {
+    /// Prepares `loss (+)= reduce(term(input, target))` and `dinput = d loss / d input`.
+    pub fn new(
+        kind: PointwiseLoss,
+        input: &Tensor,
+        target: &Tensor,
+        dinput: &Tensor,
+        loss: &Tensor,
+        reduction: Reduction,
+        accumulate: bool,
+    ) -> Result<Self> {
+        let op = format!("{kind:?} loss");
+        let device = input.device();
+        expect_f32(&op, &[input, target, dinput, loss])?;
+        for other in [target, dinput] {
+            if other.shape() != input.shape() {
+                return Err(Error::shape(&op, input.shape(), other.shape()));
+            }
+        }
+        expect_scalar(&op, loss)?;
+        let count = input.numel();
+        let scale = match reduction {
+            Reduction::Mean => 1.0 / count.max(1) as f32,
+            Reduction::Sum => 1.0,
+        };
+        let terms = Tensor::uninit(device, [count.max(1)])?;
+        let uniform = params(device, 0, 0, count, scale);
+        let pipeline = device.pipeline(
+            &SHADER,
+            "pointwise_loss",
+            &[("LOSS", f64::from(kind.wgsl_id()))],
+        )?;
+        let entries = [
+            entry(0, input.binding()),
+            entry(2, target.binding()),
+            entry(4, dinput.binding()),
+            entry(5, terms.binding()),
+            entry(7, uniform.as_entire_binding()),
+        ];
+        let terms_pass = Dispatch::new(
+            device,
+            pipeline,
+            &op,
+            &entries,
+            grid(device, &op, count, 64)?,
+        );
+        let sum = Sum::total(&terms, loss, scale, accumulate)?;
+        Ok(Self {
+            terms_pass,
+            sum,
+            _terms: terms,
+        })
+    }
+
+    /// Records the dispatches.
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.terms_pass.record(encoder);
+        self.sum.record(encoder);
+    }
+}
+
+/// Row-wise softmax (or log-softmax), forward or backward, prepared once.
+#[derive(Debug)]
+pub struct SoftmaxKernel {
+    dispatch: Dispatch,
+}
+
+impl SoftmaxKernel {
+    /// Prepares `y = softmax(x)` (or `log_softmax(x)`) over each row of the 2-D `x`.
+    pub fn forward(x: &Tensor, y: &Tensor, log: bool) -> Result<Self> {
+        Self::build("softmax_rows", x, None, y, log)
+    }
+
+    /// Prepares `dx` from the forward output `y` and the upstream gradient `dy`.
+    pub fn backward(y: &Tensor, dy: &Tensor, dx: &Tensor, log: bool) -> Result<Self> {
+        Self::build("softmax_backward", y, Some(dy), dx, log)
+    }
+
+    fn build(
+        entry_point: &str,
+        input: &Tensor,
+        dy: Option<&Tensor>,
+        out: &Tensor,
+        log: bool,
+    ) -> Result<Self> {
+        let op = if log { "log_softmax" } else { "softmax" };
+        let device = input.device();
+        expect_f32(op, &[input, out])?;
+        let (rows, cols) = input.shape().dims2(op)?;
+        for other in dy.into_iter().chain([out]) {
+            expect_f32(op, &[other])?;
+            if other.shape() != input.shape() {
+                return Err(Error::shape(op, input.shape(), other.shape()));
+            }
+        }
+        let uniform = params(device, rows, cols, rows * cols, 1.0);
+        let pipeline = device.pipeline(&SHADER, entry_point, &[("LOG", flag(log))])?;
+        let mut entries = vec![
+            entry(0, input.binding()),
+            entry(4, out.binding()),
+            entry(7, uniform.as_entire_binding()),
+        ];
+        if let Some(dy) = dy {
+            entries.push(entry(2, dy.binding()));
+        }
+        let dispatch = Dispatch::new(device, pipeline, op, &entries, grid(device, op, rows, 64)?);
+        Ok(Self { dispatch })
+    }
+
+    /// Records the dispatch.
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.dispatch.record(encoder);
+    }
+}
+
+fn submit(device: &Device, record: impl FnOnce(&mut Encoder)) -> Result<()> {
+    let mut encoder = device.encoder();
+    record(&mut encoder);
+    encoder.submit()
+}
+
+/// Softmax cross-entropy of `logits` against `labels`: `(loss [1], dlogits)`, submitted.
+pub fn softmax_cross_entropy(
+    logits: &Tensor,
+    labels: &Labels,
+    options: &CrossEntropyOptions<'_>,
+) -> Result<(Tensor, Tensor)> {
+    let device = logits.device();
+    let loss = Tensor::zeros(device, [1])?;
+    let dlogits = Tensor::uninit(device, logits.shape().clone())?;
+    let kernel = SoftmaxCrossEntropy::new(logits, labels, &dlogits, &loss, options)?;
+    submit(device, |e| kernel.record(e))?;
+    Ok((loss, dlogits))
+}
+
+/// A pointwise loss and its gradient: `(loss [1], dinput)`, submitted.
+pub fn pointwise_loss(
+    kind: PointwiseLoss,
+    input: &Tensor,
+    target: &Tensor,
+    reduction: Reduction,
+) -> Result<(Tensor, Tensor)> {
+    let device = input.device();
+    let loss = Tensor::zeros(device, [1])?;
+    let dinput = Tensor::uninit(device, input.shape().clone())?;
+    let kernel = PointwiseLossKernel::new(kind, input, target, &dinput, &loss, reduction, false)?;
+    submit(device, |e| kernel.record(e))?;
+    Ok((loss, dinput))
+}
+
+/// Row-wise softmax (or log-softmax) of a 2-D tensor, submitted.
+pub fn softmax(x: &Tensor, log: bool) -> Result<Tensor> {
+    let y = Tensor::uninit(x.device(), x.shape().clone())?;
+    let kernel = SoftmaxKernel::forward(x, &y, log)?;
+    submit(x.device(), |e| kernel.record(e))?;
+    Ok(y)
+}
+
+/// The backward pass of [`softmax`] from its output `y` and upstream gradient `dy`, submitted.
+pub fn softmax_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tensor> {
+    let dx = Tensor::uninit(y.device(), y.shape().clone())?;
+    let kernel = SoftmaxKernel::backward(y, dy, &dx, log)?;
+    submit(y.device(), |e| kernel.record(e))?;
+    Ok(dx)
+}
