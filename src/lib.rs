@@ -25,7 +25,7 @@ mod tensor;
 
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
 pub use error::{Error, Result};
-pub use kernels::{activation, loss, matmul, reduce};
+pub use kernels::{activation, elementwise, loss, matmul, metrics, optim, reduce};
 pub use tensor::{DType, Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.

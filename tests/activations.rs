@@ -441,3 +441,24 @@ fn lecture_sigmoid_neuron_forward_and_gradients() {
         ["-0.20", "0.39", "-0.39", "-0.59", "0.20"]
     );
 }
+
+#[test]
+fn rrelu_set_rng_draws_new_slopes_without_rebuilding() {
+    use wgsl_nn::activation::ActivationKernel;
+    let x = Tensor::from_slice(gpu(), &[-1.0; 256], [256]).unwrap();
+    let y = Tensor::uninit(gpu(), [256]).unwrap();
+    let state = ActivationState { training: true, seed: 1, step: 0, ..Default::default() };
+    let kernel = ActivationKernel::forward(&x, &y, Activation::RRELU, &state).unwrap();
+    let run = || {
+        let mut encoder = gpu().encoder();
+        kernel.record(&mut encoder);
+        encoder.submit().unwrap();
+        y.to_vec().unwrap()
+    };
+    let first = run();
+    kernel.set_rng(1, 1);
+    let second = run();
+    assert_ne!(first, second, "a new step must draw new slopes");
+    kernel.set_rng(1, 0);
+    assert_eq!(run(), first, "the same key must draw the same slopes");
+}

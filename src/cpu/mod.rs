@@ -3,14 +3,20 @@
 //! with the GPU path.
 
 mod activation;
+mod elementwise;
 mod loss;
 mod matmul;
+mod metrics;
+mod optim;
 mod reduce;
 
 pub use activation::{
     ActivationParams, activation_backward, activation_derivative, activation_forward,
     activation_value, pcg_hash, prelu_slope_grad, rrelu_slope,
 };
+pub use elementwise::{add, axpy, mul, scale};
 pub use loss::{pointwise_loss, softmax, softmax_backward, softmax_cross_entropy};
 pub use matmul::matmul;
+pub use metrics::{argmax, count_correct};
+pub use optim::{OptimizerState, optimizer_step};
 pub use reduce::{sum, sum_columns, sum_rows};

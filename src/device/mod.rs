@@ -363,7 +363,8 @@ impl Device {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents: data,
-                usage: wgpu::BufferUsages::UNIFORM,
+                // COPY_DST: some (optimiser steps, RNG keys) are rewritten between submits.
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             })
     }
 

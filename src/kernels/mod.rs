@@ -5,8 +5,11 @@
 //! enough for a training loop.
 
 pub mod activation;
+pub mod elementwise;
 pub mod loss;
 pub mod matmul;
+pub mod metrics;
+pub mod optim;
 pub mod reduce;
 
 use std::sync::Arc;

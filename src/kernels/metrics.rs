@@ -1,0 +1,127 @@
+//! Metrics on the device: row argmax and the count of correct predictions.
+
+use super::loss::Labels;
+use super::{Dispatch, entry, grid};
+use crate::device::{Encoder, ShaderSource};
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+/// `shaders/metrics.wgsl`.
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "metrics",
+    wgsl: include_str!("../../shaders/metrics.wgsl"),
+};
+
+/// A prepared argmax (`predictions`) or correct-count (`correct`) dispatch.
+#[derive(Debug)]
+pub struct Metric {
+    dispatch: Dispatch,
+}
+
+fn check_scores(op: &str, scores: &Tensor) -> Result<(usize, usize)> {
+    scores.expect_dtype(op, DType::F32)?;
+    let (rows, cols) = scores.shape().dims2(op)?;
+    if cols == 0 {
+        return Err(Error::shape(op, "at least one column", scores.shape()));
+    }
+    Ok((rows, cols))
+}
+
+impl Metric {
+    /// Prepares `predictions[i] = argmax_j scores[i, j]` (first maximum; NaN counts as the
+    /// maximum, like `torch.argmax`). `predictions` is a u32 tensor `[rows]`.
+    pub fn argmax(scores: &Tensor, predictions: &Tensor) -> Result<Self> {
+        let op = "argmax";
+        let (rows, cols) = check_scores(op, scores)?;
+        predictions.expect_dtype(op, DType::U32)?;
+        if predictions.shape().dims() != [rows] {
+            return Err(Error::shape(
+                op,
+                format!("predictions [{rows}]"),
+                predictions.shape(),
+            ));
+        }
+        Self::build(
+            "argmax_rows",
+            scores,
+            rows,
+            cols,
+            &[entry(2, predictions.binding())],
+        )
+    }
+
+    /// Prepares `correct[0] += #{i : argmax(scores[i]) == labels[i]}`; `correct` is a u32
+    /// tensor `[1]` that accumulates until the caller resets it.
+    pub fn count_correct(scores: &Tensor, labels: &Labels, correct: &Tensor) -> Result<Self> {
+        let op = "count_correct";
+        let (rows, cols) = check_scores(op, scores)?;
+        if rows != labels.len() || cols != labels.classes() {
+            return Err(Error::shape(
+                op,
+                format!("scores [{}, {}]", labels.len(), labels.classes()),
+                scores.shape(),
+            ));
+        }
+        correct.expect_dtype(op, DType::U32)?;
+        if correct.numel() != 1 {
+            return Err(Error::shape(op, "a one-element counter", correct.shape()));
+        }
+        let entries = [
+            entry(1, labels.tensor().binding()),
+            entry(3, correct.binding()),
+        ];
+        Self::build("count_correct", scores, rows, cols, &entries)
+    }
+
+    fn build(
+        entry_point: &str,
+        scores: &Tensor,
+        rows: usize,
+        cols: usize,
+        extra: &[wgpu::BindGroupEntry<'_>],
+    ) -> Result<Self> {
+        let device = scores.device();
+        let words: [u32; 4] = [rows as u32, cols as u32, 0, 0];
+        let uniform = device.uniform_buffer("metrics params", bytemuck::cast_slice(&words));
+        let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
+        let mut entries = vec![
+            entry(0, scores.binding()),
+            entry(4, uniform.as_entire_binding()),
+        ];
+        entries.extend(extra.iter().cloned());
+        let dispatch = Dispatch::new(
+            device,
+            pipeline,
+            entry_point,
+            &entries,
+            grid(device, entry_point, rows, 64)?,
+        );
+        Ok(Self { dispatch })
+    }
+
+    /// Records the dispatch.
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.dispatch.record(encoder);
+    }
+}
+
+/// Row argmax of a 2-D tensor as a u32 tensor `[rows]`, submitted.
+pub fn argmax(scores: &Tensor) -> Result<Tensor> {
+    let (rows, _) = scores.shape().dims2("argmax")?;
+    let predictions = Tensor::uninit_of(scores.device(), [rows], DType::U32)?;
+    let kernel = Metric::argmax(scores, &predictions)?;
+    let mut encoder = scores.device().encoder();
+    kernel.record(&mut encoder);
+    encoder.submit()?;
+    Ok(predictions)
+}
+
+/// How many rows' argmax equals their label: one submit and one host sync.
+pub fn count_correct(scores: &Tensor, labels: &Labels) -> Result<u32> {
+    let correct = Tensor::zeros_of(scores.device(), [1], DType::U32)?;
+    let kernel = Metric::count_correct(scores, labels, &correct)?;
+    let mut encoder = scores.device().encoder();
+    kernel.record(&mut encoder);
+    encoder.submit()?;
+    Ok(correct.to_vec_u32()?[0])
+}

@@ -1,0 +1,91 @@
+//! Elementwise arithmetic against the CPU oracle.
+//!
+//! Tolerance: add, mul and scale are one correctly rounded operation, so the GPU must agree
+//! exactly; axpy is one fused multiply-add on the oracle and at most two roundings on a
+//! device that does not fuse (Vulkan allows either): 2u relative to the operands' magnitude.
+
+mod common;
+
+use common::{F32_UNIT_ROUNDOFF, gpu, random_vec, rng};
+use wgsl_nn::elementwise::{add, axpy, mul, scale};
+use wgsl_nn::{Error, Tensor, cpu};
+
+const LENGTHS: [usize; 5] = [1, 7, 64, 1000, 1_000_003];
+
+fn pair(len: usize) -> (Vec<f32>, Vec<f32>, Tensor, Tensor) {
+    let mut r = rng(len as u64);
+    let (x, y) = (random_vec(&mut r, len), random_vec(&mut r, len));
+    let (xt, yt) = (
+        Tensor::from_slice(gpu(), &x, [len]).unwrap(),
+        Tensor::from_slice(gpu(), &y, [len]).unwrap(),
+    );
+    (x, y, xt, yt)
+}
+
+#[test]
+fn add_matches_cpu() {
+    for len in LENGTHS {
+        let (x, y, xt, yt) = pair(len);
+        assert_eq!(
+            add(&xt, &yt).unwrap().to_vec().unwrap(),
+            cpu::add(&x, &y),
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn mul_matches_cpu() {
+    for len in LENGTHS {
+        let (x, y, xt, yt) = pair(len);
+        assert_eq!(
+            mul(&xt, &yt).unwrap().to_vec().unwrap(),
+            cpu::mul(&x, &y),
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn scale_matches_cpu() {
+    for len in LENGTHS {
+        let (x, _, xt, _) = pair(len);
+        assert_eq!(
+            scale(&xt, -0.3).unwrap().to_vec().unwrap(),
+            cpu::scale(&x, -0.3),
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn axpy_matches_cpu() {
+    for len in LENGTHS {
+        let (x, y, xt, yt) = pair(len);
+        axpy(0.7, &xt, &yt).unwrap();
+        let got = yt.to_vec().unwrap();
+        let reference = cpu::axpy(0.7, &x, &y);
+        for i in 0..len {
+            let magnitude = f64::from((0.7 * x[i]).abs() + y[i].abs());
+            let error = (f64::from(got[i]) - f64::from(reference[i])).abs();
+            assert!(
+                error <= 2.0 * F32_UNIT_ROUNDOFF * magnitude,
+                "length {len}, element {i}: {} vs {}",
+                got[i],
+                reference[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn elementwise_shapes_and_aliasing_are_checked() {
+    let a = Tensor::uninit(gpu(), [3]).unwrap();
+    let b = Tensor::uninit(gpu(), [4]).unwrap();
+    let error = add(&a, &b).unwrap_err().to_string();
+    assert!(error.contains("[3]") && error.contains("[4]"), "{error}");
+    assert!(matches!(
+        axpy(1.0, &a, &a).unwrap_err(),
+        Error::InvalidArgument(_)
+    ));
+}
