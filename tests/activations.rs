@@ -447,7 +447,12 @@ fn rrelu_set_rng_draws_new_slopes_without_rebuilding() {
     use wgsl_nn::activation::ActivationKernel;
     let x = Tensor::from_slice(gpu(), &[-1.0; 256], [256]).unwrap();
     let y = Tensor::uninit(gpu(), [256]).unwrap();
-    let state = ActivationState { training: true, seed: 1, step: 0, ..Default::default() };
+    let state = ActivationState {
+        training: true,
+        seed: 1,
+        step: 0,
+        ..Default::default()
+    };
     let kernel = ActivationKernel::forward(&x, &y, Activation::RRELU, &state).unwrap();
     let run = || {
         let mut encoder = gpu().encoder();
@@ -461,4 +466,38 @@ fn rrelu_set_rng_draws_new_slopes_without_rebuilding() {
     assert_ne!(first, second, "a new step must draw new slopes");
     kernel.set_rng(1, 0);
     assert_eq!(run(), first, "the same key must draw the same slopes");
+}
+
+#[test]
+fn prelu_oracle_slope_gradient_matches_finite_differences() {
+    // L(a) = Σ dy·prelu_a(x) for one shared slope and per-feature slopes.
+    let x = [-1.5f32, 0.5, -0.25, 2.0, -3.0, 0.0];
+    let dy = [0.3f32, -0.7, 0.2, 0.9, -0.4, 0.6];
+    for features in [1usize, 3] {
+        let slopes: Vec<f32> = (0..features).map(|j| 0.1 + 0.2 * j as f32).collect();
+        let objective = |slopes: &[f64]| -> f64 {
+            x.iter()
+                .zip(&dy)
+                .enumerate()
+                .map(|(i, (&v, &g))| {
+                    let a = slopes[if slopes.len() == 1 { 0 } else { i % 3 }];
+                    let v = f64::from(v);
+                    f64::from(g) * if v > 0.0 { v } else { a * v }
+                })
+                .sum()
+        };
+        let grad = cpu::prelu_slope_grad(&x, &dy, features, 3);
+        for j in 0..features {
+            let mut plus: Vec<f64> = slopes.iter().map(|&s| f64::from(s)).collect();
+            let mut minus = plus.clone();
+            plus[j] += 1e-6;
+            minus[j] -= 1e-6;
+            let numeric = (objective(&plus) - objective(&minus)) / 2e-6;
+            assert!(
+                (numeric - f64::from(grad[j])).abs() < 1e-6,
+                "slope {j}: {numeric} vs {}",
+                grad[j]
+            );
+        }
+    }
 }
