@@ -1,7 +1,7 @@
 //! Typed launchers for the WGSL kernels: one module per file in `shaders/`.
 //!
 //! Each launcher validates shapes, picks the kernel variant and pipeline specialisation, and
-//! builds its bind group once; recording it into an [`Encoder`](crate::Encoder) is then cheap
+//! builds its bind group once; recording it into an [`Encoder`] is then cheap
 //! enough for a training loop.
 
 pub mod activation;
