@@ -105,6 +105,29 @@ pub enum Error {
     #[error("the GPU device was lost ({0}); create a new `Device`")]
     DeviceLost(String),
 
+    /// A data file is missing, unreadable or not what it should be.
+    #[error("{}: {problem}", path.display())]
+    Data {
+        /// The file (or directory).
+        path: std::path::PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
+
+    /// Training produced a non-finite loss.
+    #[error(
+        "the training loss became {loss} in epoch {epoch}; the model diverged. Lower the learning \
+         rate (e.g. --lr {suggested_lr}) or use a smaller batch; nothing was saved from this run"
+    )]
+    Diverged {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The loss seen.
+        loss: f32,
+        /// A tenth of the learning rate used.
+        suggested_lr: f32,
+    },
+
     /// Mapping a buffer for reading failed.
     #[error("reading a buffer back from the GPU failed: {0}")]
     Readback(String),

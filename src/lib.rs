@@ -18,6 +18,7 @@
 //! ```
 
 pub mod cpu;
+pub mod data;
 pub mod device;
 mod error;
 pub mod kernels;

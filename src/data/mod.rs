@@ -1,0 +1,4 @@
+//! Data: IDX parsing behind validation, the MNIST files, and batches gathered on the device.
+
+pub mod idx;
+pub mod mnist;
