@@ -22,6 +22,7 @@ pub mod data;
 pub mod device;
 mod error;
 pub mod kernels;
+pub mod nn;
 mod tensor;
 
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};

@@ -7,6 +7,7 @@ mod elementwise;
 mod loss;
 mod matmul;
 mod metrics;
+mod mlp;
 mod optim;
 mod reduce;
 
@@ -18,5 +19,6 @@ pub use elementwise::{add, axpy, mul, scale};
 pub use loss::{pointwise_loss, softmax, softmax_backward, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::{argmax, count_correct};
+pub use mlp::{CpuLinear, mlp_train_step};
 pub use optim::{OptimizerState, optimizer_step};
 pub use reduce::{sum, sum_columns, sum_rows};

@@ -1,4 +1,5 @@
 //! Data: IDX parsing behind validation, the MNIST files, and batches gathered on the device.
 
+pub mod gpu;
 pub mod idx;
 pub mod mnist;

@@ -1,0 +1,472 @@
+//! Training on the device: one command encoder and one submit per step, no host sync until
+//! the epoch's loss and accuracy are read back.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::Mlp;
+use crate::data::gpu::{BatchGather, GpuDataset, Normalization};
+use crate::device::{Device, Encoder};
+use crate::kernels::activation::{ActivationKernel, ActivationState};
+use crate::kernels::loss::{CrossEntropyOptions, SoftmaxCrossEntropy};
+use crate::kernels::matmul::{Matmul, MatmulForm, MatmulOptions};
+use crate::kernels::metrics::Metric;
+use crate::kernels::optim::{Optimizer, OptimizerConfig};
+use crate::kernels::reduce::{Axis, Sum};
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+/// How to train.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainerConfig {
+    /// Examples per step.
+    pub batch_size: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Input normalisation.
+    pub normalization: Normalization,
+    /// Seed of the per-epoch shuffles.
+    pub seed: u64,
+}
+
+impl TrainerConfig {
+    /// The lecture's: batch 64, SGD with learning rate 0.001, normalisation 0.5/0.5, seed 0.
+    pub fn lecture() -> Self {
+        Self {
+            batch_size: 64,
+            optimizer: OptimizerConfig::sgd(0.001),
+            normalization: Normalization::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    /// The mean of the steps' mean losses.
+    pub mean_loss: f32,
+    /// Correct predictions during the epoch's forward passes, over the examples seen.
+    pub running_accuracy: f32,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Steps taken.
+    pub steps: usize,
+}
+
+/// The forward pass of a batch size: gather, then per layer a matmul with fused bias and,
+/// between layers, the activation (kept separate so its input survives for the backward pass).
+#[derive(Debug)]
+struct ForwardPlan {
+    gather: BatchGather,
+    matmuls: Vec<Matmul>,
+    activations: Vec<ActivationKernel>,
+    /// Pre-activations per layer; the last is the logits.
+    z: Vec<Tensor>,
+    /// Activations of the hidden layers.
+    a: Vec<Tensor>,
+}
+
+impl ForwardPlan {
+    fn new(model: &Mlp, data: &GpuDataset, rows: usize, norm: Normalization) -> Result<Self> {
+        let device = model.layers[0].weight.device();
+        let gather = BatchGather::new(data, rows, norm)?;
+        let activation = model.config().activation;
+        let count = model.layers.len();
+        let mut z = Vec::with_capacity(count);
+        let mut a = Vec::with_capacity(count - 1);
+        let mut matmuls = Vec::with_capacity(count);
+        let mut activations = Vec::with_capacity(count - 1);
+        for (l, layer) in model.layers.iter().enumerate() {
+            z.push(Tensor::uninit(device, [rows, layer.outputs()])?);
+            let input = if l == 0 { &gather.x } else { &a[l - 1] };
+            let options = MatmulOptions {
+                bias: Some(&layer.bias),
+                ..Default::default()
+            };
+            matmuls.push(Matmul::new(input, &layer.weight, &z[l], &options)?);
+            if l + 1 < count {
+                a.push(Tensor::uninit(device, [rows, layer.outputs()])?);
+                let state = ActivationState {
+                    training: true,
+                    ..Default::default()
+                };
+                activations.push(ActivationKernel::forward(&z[l], &a[l], activation, &state)?);
+            }
+        }
+        Ok(Self {
+            gather,
+            matmuls,
+            activations,
+            z,
+            a,
+        })
+    }
+
+    fn record(&mut self, encoder: &mut Encoder, offset: usize) {
+        self.gather.record(encoder, offset);
+        for (l, matmul) in self.matmuls.iter().enumerate() {
+            matmul.record(encoder);
+            if let Some(activation) = self.activations.get(l) {
+                activation.record(encoder);
+            }
+        }
+    }
+
+    fn logits(&self) -> &Tensor {
+        self.z.last().expect("at least one layer")
+    }
+}
+
+/// Backward pass of one layer: weight gradient, bias gradient, and (below the first layer)
+/// the gradient flowing to the layer beneath through its activation.
+#[derive(Debug)]
+struct LayerBackward {
+    weight_grad: Matmul,
+    bias_grad: Sum,
+    input_grad: Option<(Matmul, ActivationKernel)>,
+}
+
+/// One training step of a batch size.
+#[derive(Debug)]
+struct StepPlan {
+    forward: ForwardPlan,
+    loss: SoftmaxCrossEntropy,
+    correct: Metric,
+    backward: Vec<LayerBackward>,
+    _dz: Vec<Tensor>,
+    _da: Vec<Tensor>,
+}
+
+impl StepPlan {
+    fn new(
+        model: &Mlp,
+        data: &GpuDataset,
+        rows: usize,
+        norm: Normalization,
+        loss_sum: &Tensor,
+        correct: &Tensor,
+    ) -> Result<Self> {
+        let device = model.layers[0].weight.device();
+        let forward = ForwardPlan::new(model, data, rows, norm)?;
+        let count = model.layers.len();
+        let dz: Vec<Tensor> = model
+            .layers
+            .iter()
+            .map(|l| Tensor::uninit(device, [rows, l.outputs()]))
+            .collect::<Result<_>>()?;
+        let da: Vec<Tensor> = model.layers[..count - 1]
+            .iter()
+            .map(|l| Tensor::uninit(device, [rows, l.outputs()]))
+            .collect::<Result<_>>()?;
+        let options = CrossEntropyOptions {
+            accumulate: true,
+            ..Default::default()
+        };
+        let loss = SoftmaxCrossEntropy::new(
+            forward.logits(),
+            &forward.gather.y,
+            &dz[count - 1],
+            loss_sum,
+            &options,
+        )?;
+        let correct = Metric::count_correct(forward.logits(), &forward.gather.y, correct)?;
+        let activation = model.config().activation;
+        let state = ActivationState {
+            training: true,
+            ..Default::default()
+        };
+        let mut backward = Vec::with_capacity(count);
+        for l in (0..count).rev() {
+            let layer = &model.layers[l];
+            let input = if l == 0 {
+                &forward.gather.x
+            } else {
+                &forward.a[l - 1]
+            };
+            let weight_grad = Matmul::new(
+                input,
+                &dz[l],
+                &layer.weight_grad,
+                &MatmulOptions::form(MatmulForm::AtB),
+            )?;
+            let bias_grad = Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, false)?;
+            let input_grad = if l > 0 {
+                let through_weights = Matmul::new(
+                    &dz[l],
+                    &layer.weight,
+                    &da[l - 1],
+                    &MatmulOptions::form(MatmulForm::ABt),
+                )?;
+                let through_activation = ActivationKernel::backward(
+                    &forward.z[l - 1],
+                    &da[l - 1],
+                    &dz[l - 1],
+                    activation,
+                    &state,
+                )?;
+                Some((through_weights, through_activation))
+            } else {
+                None
+            };
+            backward.push(LayerBackward {
+                weight_grad,
+                bias_grad,
+                input_grad,
+            });
+        }
+        Ok(Self {
+            forward,
+            loss,
+            correct,
+            backward,
+            _dz: dz,
+            _da: da,
+        })
+    }
+
+    fn record(&mut self, encoder: &mut Encoder, offset: usize) {
+        self.forward.record(encoder, offset);
+        self.loss.record(encoder);
+        self.correct.record(encoder);
+        for layer in &self.backward {
+            layer.weight_grad.record(encoder);
+            layer.bias_grad.record(encoder);
+            if let Some((through_weights, through_activation)) = &layer.input_grad {
+                through_weights.record(encoder);
+                through_activation.record(encoder);
+            }
+        }
+    }
+}
+
+/// The order in which epoch `epoch` (0-based) visits `len` examples: a Fisher–Yates shuffle
+/// from a ChaCha8 generator keyed by the seed and the epoch, so runs reproduce.
+pub fn epoch_order(seed: u64, epoch: usize, len: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..len as u32).collect();
+    let key = seed ^ (epoch as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(key));
+    order
+}
+
+/// Trains an [`Mlp`] with softmax cross-entropy on a [`GpuDataset`].
+#[derive(Debug)]
+pub struct Trainer {
+    device: Device,
+    config: TrainerConfig,
+    model: Mlp,
+    optimizer: Optimizer,
+    data: GpuDataset,
+    plans: HashMap<usize, StepPlan>,
+    loss_sum: Tensor,
+    correct: Tensor,
+    epoch: usize,
+}
+
+impl Trainer {
+    /// Binds a model, its optimiser and a training set.
+    pub fn new(model: Mlp, data: GpuDataset, config: TrainerConfig) -> Result<Self> {
+        let device = model.layers[0].weight.device().clone();
+        let (first, last) = (
+            model.layers[0].inputs(),
+            model.layers.last().expect("layers").outputs(),
+        );
+        if first != data.features() || last != data.classes() {
+            return Err(Error::shape(
+                "Trainer",
+                format!(
+                    "a model from {} inputs to {} classes",
+                    data.features(),
+                    data.classes()
+                ),
+                format!("{first} inputs to {last} outputs"),
+            ));
+        }
+        if config.batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        let optimizer = Optimizer::new(config.optimizer, &model.parameters_and_grads())?;
+        let loss_sum = Tensor::zeros(&device, [1])?;
+        let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
+        Ok(Self {
+            device,
+            config,
+            model,
+            optimizer,
+            data,
+            plans: HashMap::new(),
+            loss_sum,
+            correct,
+            epoch: 0,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+
+    /// The optimiser (e.g. to change the learning rate between epochs).
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.optimizer
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// Steps in one epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.len().div_ceil(self.config.batch_size)
+    }
+
+    /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
+    /// [`Trainer::train_epoch`] calls it; call it yourself only to drive [`Trainer::step`].
+    pub fn begin_epoch(&mut self) -> Result<()> {
+        self.data
+            .set_order(&epoch_order(self.config.seed, self.epoch, self.data.len()))?;
+        self.device.write_buffer(self.loss_sum.buffer(), 0, &[0; 4]);
+        self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
+        Ok(())
+    }
+
+    /// Records and submits step `step` of the current epoch: one encoder, one submit, no wait.
+    pub fn step(&mut self, step: usize) -> Result<()> {
+        let batch = self.config.batch_size;
+        let offset = step * batch;
+        if offset >= self.data.len() {
+            return Err(Error::InvalidArgument(format!(
+                "step {step} is past the end of the epoch"
+            )));
+        }
+        let rows = batch.min(self.data.len() - offset);
+        if !self.plans.contains_key(&rows) {
+            let plan = StepPlan::new(
+                &self.model,
+                &self.data,
+                rows,
+                self.config.normalization,
+                &self.loss_sum,
+                &self.correct,
+            )?;
+            self.plans.insert(rows, plan);
+        }
+        let plan = self.plans.get_mut(&rows).expect("inserted above");
+        let mut encoder = self.device.encoder();
+        plan.record(&mut encoder, offset);
+        self.optimizer.record_step(&mut encoder);
+        encoder.submit()
+    }
+
+    /// The loss accumulated so far this epoch, over `steps` steps: one host sync.
+    pub fn mean_loss_so_far(&self, steps: usize) -> Result<f32> {
+        Ok(self.loss_sum.to_vec()?[0] / steps.max(1) as f32)
+    }
+
+    /// Trains one epoch; `progress(step, steps)` runs after each step is submitted. Reads back
+    /// twice at the end (loss and correct count); a non-finite loss is [`Error::Diverged`].
+    pub fn train_epoch(&mut self, mut progress: impl FnMut(usize, usize)) -> Result<EpochStats> {
+        let start = Instant::now();
+        self.begin_epoch()?;
+        let steps = self.steps_per_epoch();
+        for step in 0..steps {
+            self.step(step)?;
+            progress(step + 1, steps);
+        }
+        self.epoch += 1;
+        let mean_loss = self.loss_sum.to_vec()?[0] / steps as f32;
+        let correct = self.correct.to_vec_u32()?[0];
+        if !mean_loss.is_finite() {
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                loss: mean_loss,
+                suggested_lr: self.optimizer.config().lr() / 10.0,
+            });
+        }
+        Ok(EpochStats {
+            epoch: self.epoch,
+            mean_loss,
+            running_accuracy: correct as f32 / self.data.len() as f32,
+            seconds: start.elapsed().as_secs_f64(),
+            steps,
+        })
+    }
+}
+
+/// Evaluates an [`Mlp`] on a [`GpuDataset`]: forward passes and a correct count, one host
+/// sync per evaluation. Built once; it sees the model's current weights each time.
+#[derive(Debug)]
+pub struct Evaluator {
+    device: Device,
+    plans: Vec<(usize, ForwardPlan, Metric)>,
+    correct: Tensor,
+    data: GpuDataset,
+}
+
+impl Evaluator {
+    /// Prepares evaluating `model` on `data` in batches of `batch_size`.
+    pub fn new(
+        model: &Mlp,
+        data: GpuDataset,
+        batch_size: usize,
+        normalization: Normalization,
+    ) -> Result<Self> {
+        let device = model.layers[0].weight.device().clone();
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
+        let mut plans = Vec::new();
+        let mut offset = 0;
+        while offset < data.len() {
+            let rows = batch_size.min(data.len() - offset);
+            let forward = ForwardPlan::new(model, &data, rows, normalization)?;
+            let metric = Metric::count_correct(forward.logits(), &forward.gather.y, &correct)?;
+            plans.push((offset, forward, metric));
+            offset += rows;
+        }
+        Ok(Self {
+            device,
+            plans,
+            correct,
+            data,
+        })
+    }
+
+    /// The fraction of examples whose argmax matches the label.
+    pub fn accuracy(&mut self) -> Result<f32> {
+        let identity: Vec<u32> = (0..self.data.len() as u32).collect();
+        self.data.set_order(&identity)?;
+        self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
+        for (offset, forward, metric) in &mut self.plans {
+            let mut encoder = self.device.encoder();
+            forward.record(&mut encoder, *offset);
+            metric.record(&mut encoder);
+            encoder.submit()?;
+        }
+        Ok(self.correct.to_vec_u32()?[0] as f32 / self.data.len() as f32)
+    }
+
+    /// The logits of the first batch (after [`Evaluator::accuracy`] or on their own: runs it).
+    pub fn first_batch_logits(&mut self) -> Result<Vec<f32>> {
+        let (offset, forward, _) = self
+            .plans
+            .first_mut()
+            .ok_or_else(|| Error::InvalidArgument("empty data set".into()))?;
+        let mut encoder = self.device.encoder();
+        forward.record(&mut encoder, *offset);
+        encoder.submit()?;
+        forward.logits().to_vec()
+    }
+}
