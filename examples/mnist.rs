@@ -5,17 +5,21 @@
 //! std 0.5, then prints train and test accuracy and the first ten test digits with their
 //! predictions. `--help` lists the flags.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::activation::Activation;
+use wgsl_nn::data::download::{DownloadOptions, download_mnist};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
-use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, SIDE, resolve_data_dir};
-use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::data::mnist::{CLASSES, FILES, Mnist, PIXELS, SIDE, find_file, resolve_data_dir};
+use wgsl_nn::nn::{
+    Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig, load_checkpoint, save_checkpoint,
+    write_atomically,
+};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, DeviceOptions, list_adapters};
 
@@ -27,9 +31,27 @@ enum OptimizerName {
     Adamw,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Preset {
+    /// The lecture's configuration (the defaults).
+    Lecture,
+    /// The best recipe found for this MLP: 784-256-10, AdamW (lr 0.002, weight decay 0.01),
+    /// one-cycle schedule. Overrides --hidden, --optimizer, --lr, --weight-decay, --schedule.
+    Best,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Train the lecture's MNIST MLP on the GPU")]
 struct Args {
+    /// A named configuration.
+    #[arg(long, value_enum, default_value = "lecture")]
+    preset: Preset,
+    /// Learning-rate schedule: constant, step (×0.1 every 3 epochs), cosine or onecycle.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// Continue from a checkpoint (model.safetensors) saved by an earlier run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -66,7 +88,10 @@ struct Args {
     /// Directory with the MNIST files (else $MNIST_DIR, else data/mnist).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Where to write metrics.json.
+    /// Never download MNIST; fail if the files are missing.
+    #[arg(long)]
+    no_download: bool,
+    /// Where to write metrics.json and model.safetensors.
     #[arg(long, default_value = "runs/mnist")]
     out: PathBuf,
     /// Part of the adapter's name to use (see --list-adapters).
@@ -126,15 +151,112 @@ fn optimizer(args: &Args) -> OptimizerConfig {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file and a rename, so an interrupted
-/// write never leaves a half-written file.
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(contents)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+/// Registers a system sans-serif font for the plots' text; `false` when none is found, and
+/// the plots are then drawn without text.
+fn register_font() -> bool {
+    const CANDIDATES: [&str; 4] = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/Library/Fonts/Arial.ttf",
+        "C:\\Windows\\Fonts\\arial.ttf",
+    ];
+    CANDIDATES.iter().any(|path| {
+        std::fs::read(path).ok().is_some_and(|bytes| {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+                .is_ok()
+        })
+    })
+}
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The loss curve as the lecture plots it: mean training loss per epoch.
+fn plot_loss(path: &std::path::Path, losses: &[f32], text: bool) -> PlotResult {
+    use plotters::prelude::*;
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = losses.iter().copied().fold(0.0f32, f32::max) * 1.1;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .margin(20)
+        .x_label_area_size(if text { 40 } else { 5 })
+        .y_label_area_size(if text { 60 } else { 5 });
+    if text {
+        builder.caption("training loss per epoch", ("sans-serif", 24));
+    }
+    let mut chart =
+        builder.build_cartesian_2d(1f32..(losses.len().max(2) as f32), 0f32..top.max(1e-3))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("epoch")
+            .y_desc("mean cross-entropy")
+            .x_labels(losses.len().clamp(2, 20))
+            .x_label_formatter(&|x| format!("{x:.0}"));
+    } else {
+        mesh.disable_x_axis().disable_y_axis();
+    }
+    mesh.draw()?;
+    let points: Vec<(f32, f32)> = losses
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as f32 + 1.0, l))
+        .collect();
+    chart.draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
+}
+
+/// The first test digits, scaled up, with "predicted / true" under each.
+fn plot_predictions(
+    path: &std::path::Path,
+    images: &[u8],
+    predictions: &[usize],
+    labels: &[u8],
+    text: bool,
+) -> PlotResult {
+    use plotters::prelude::*;
+    let (scale, cell) = (4i32, 28 * 4 + 16);
+    let width = (cell * predictions.len().max(1) as i32) as u32;
+    let root = BitMapBackend::new(path, (width, (cell + 40) as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (i, (&predicted, &label)) in predictions.iter().zip(labels).enumerate() {
+        let x0 = i as i32 * cell + 8;
+        for (p, &v) in images[i * PIXELS..(i + 1) * PIXELS].iter().enumerate() {
+            let (r, c) = ((p / SIDE) as i32, (p % SIDE) as i32);
+            let shade = 255 - v;
+            let rect = [
+                (x0 + c * scale, 8 + r * scale),
+                (x0 + (c + 1) * scale, 8 + (r + 1) * scale),
+            ];
+            root.draw(&Rectangle::new(
+                rect,
+                RGBColor(shade, shade, shade).filled(),
+            ))?;
+        }
+        let colour = if predicted == usize::from(label) {
+            GREEN
+        } else {
+            RED
+        };
+        root.draw(&Rectangle::new(
+            [
+                (x0, 8 + 28 * scale + 4),
+                (x0 + 28 * scale, 8 + 28 * scale + 8),
+            ],
+            colour.filled(),
+        ))?;
+        if text {
+            let caption = format!("{predicted} / {label}");
+            root.draw(&Text::new(
+                caption,
+                (x0 + 30, 8 + 28 * scale + 14),
+                ("sans-serif", 20).into_font(),
+            ))?;
+        }
+    }
+    root.present()?;
     Ok(())
 }
 
@@ -155,7 +277,15 @@ fn digit_art(pixels: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.preset == Preset::Best {
+        args.hidden = vec![256];
+        args.optimizer = OptimizerName::Adamw;
+        args.lr = 0.002;
+        args.weight_decay = 0.01;
+        args.schedule = "onecycle".into();
+    }
+    let schedule = Schedule::from_name(&args.schedule)?;
     let mut options = DeviceOptions::from_env()?;
     if let Some(backend) = &args.backend {
         options = options.with_backend(backend)?;
@@ -173,6 +303,26 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("adapter: {}", device.adapter());
 
     let (data_dir, _) = resolve_data_dir(args.data_dir.as_deref());
+    let missing = FILES.iter().any(|f| find_file(&data_dir, f).is_none());
+    if missing && !args.no_download {
+        println!("downloading MNIST into {}", data_dir.display());
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        download_mnist(
+            &data_dir,
+            &DownloadOptions::default(),
+            &mut |name, done, total| {
+                bar.set_message(name.to_string());
+                bar.set_length(total.unwrap_or(done));
+                bar.set_position(done);
+            },
+        )?;
+        bar.finish_and_clear();
+    }
     let mut mnist = Mnist::load(&data_dir)?;
     mnist.truncate(args.train_limit, args.test_limit);
     println!(
@@ -205,7 +355,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         optimizer: optimizer(&args),
         normalization,
         seed: args.seed,
+        schedule,
+        epochs: args.epochs,
     };
+    if let Some(path) = &args.resume {
+        load_checkpoint(&model, path)?;
+        println!("resumed from {}", path.display());
+    }
     let train = GpuDataset::new(
         &device,
         &mnist.train_images,
@@ -286,7 +442,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "config": {
             "widths": widths, "activation": activation.name(), "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
             "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-            "epochs": args.epochs, "seed": args.seed, "normalization": {"mean": normalization.mean, "std": normalization.std},
+            "epochs": args.epochs, "seed": args.seed, "schedule": args.schedule, "preset": format!("{:?}", args.preset).to_lowercase(), "normalization": {"mean": normalization.mean, "std": normalization.std},
             "train_images": mnist.train_len(), "test_images": mnist.test_len(),
         },
         "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend)},
@@ -297,6 +453,36 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "total_seconds": total_seconds,
         "predictions": predictions,
     });
+    let text = register_font();
+    std::fs::create_dir_all(&args.out)?;
+    // Drawn into a temporary name and renamed, so a crash never leaves half an image.
+    let loss_path = args.out.join("loss.png");
+    let temp = args.out.join(".loss.png.part.png");
+    plot_loss(&temp, &losses, text)?;
+    std::fs::rename(&temp, &loss_path)?;
+    let predictions_path = args.out.join("predictions.png");
+    let temp = args.out.join(".predictions.png.part.png");
+    plot_predictions(
+        &temp,
+        &mnist.test_images,
+        &predictions,
+        &mnist.test_labels,
+        text,
+    )?;
+    std::fs::rename(&temp, &predictions_path)?;
+    println!(
+        "wrote {} and {}",
+        loss_path.display(),
+        predictions_path.display()
+    );
+    // Saved only now: a run that diverged returned an error above and overwrote nothing.
+    let checkpoint_path = args.out.join("model.safetensors");
+    let mut metadata = HashMap::new();
+    metadata.insert("widths".to_string(), format!("{widths:?}"));
+    metadata.insert("activation".to_string(), activation.name().to_string());
+    metadata.insert("test_accuracy".to_string(), format!("{test_accuracy}"));
+    save_checkpoint(trainer.model(), &checkpoint_path, metadata)?;
+    println!("wrote {}", checkpoint_path.display());
     let metrics_path = args.out.join("metrics.json");
     write_atomically(
         &metrics_path,

@@ -260,3 +260,75 @@ fn model_and_data_shapes_must_agree() {
         Error::InvalidArgument(_)
     ));
 }
+
+#[test]
+fn checkpoint_round_trip_restores_the_weights() {
+    use wgsl_nn::nn::{load_checkpoint, save_checkpoint};
+    let device = fresh_gpu();
+    let mut t = trainer(&device, 640, OptimizerConfig::sgd(0.05), 1);
+    t.train_epoch(|_, _| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("note".to_string(), "test".to_string());
+    save_checkpoint(t.model(), &path, metadata).unwrap();
+    let fresh = Mlp::new(
+        &device,
+        MlpConfig {
+            seed: 99,
+            ..MlpConfig::lecture()
+        },
+    )
+    .unwrap();
+    let loaded = load_checkpoint(&fresh, &path).unwrap();
+    assert_eq!(loaded.get("note").map(String::as_str), Some("test"));
+    for ((name, a), (_, b)) in t.model().parameters().iter().zip(fresh.parameters()) {
+        assert_eq!(
+            a.to_vec().unwrap(),
+            b.to_vec().unwrap(),
+            "{name} differs after the round trip"
+        );
+    }
+}
+
+#[test]
+fn checkpoint_of_another_shape_is_a_clear_error() {
+    use wgsl_nn::nn::{load_checkpoint, save_checkpoint};
+    let device = fresh_gpu();
+    let small = Mlp::new(
+        &device,
+        MlpConfig {
+            widths: vec![784, 32, 10],
+            ..MlpConfig::lecture()
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    save_checkpoint(&small, &path, Default::default()).unwrap();
+    let lecture = Mlp::new(&device, MlpConfig::lecture()).unwrap();
+    let error = load_checkpoint(&lecture, &path).unwrap_err();
+    assert!(matches!(error, Error::Shape { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("[784, 32]") && message.contains("[784, 128]"),
+        "{message}"
+    );
+    // Garbage is a data error, not a panic.
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    assert!(matches!(
+        load_checkpoint(&lecture, &path).unwrap_err(),
+        Error::Data { .. }
+    ));
+    let deeper = Mlp::new(
+        &device,
+        MlpConfig {
+            widths: vec![784, 64, 32, 10],
+            ..MlpConfig::lecture()
+        },
+    )
+    .unwrap();
+    save_checkpoint(&deeper, &path, Default::default()).unwrap();
+    let error = load_checkpoint(&lecture, &path).unwrap_err().to_string();
+    assert!(error.contains("layers.2.weight"), "{error}");
+}

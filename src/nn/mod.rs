@@ -1,8 +1,12 @@
 //! Layers and models: a multilayer perceptron of `Linear` layers and activations, trained
 //! on the device by [`Trainer`].
 
+mod checkpoint;
+mod schedule;
 mod train;
 
+pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomically};
+pub use schedule::Schedule;
 pub use train::{EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
 
 use rand::{Rng, SeedableRng};

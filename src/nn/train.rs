@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::Mlp;
+use super::{Mlp, Schedule};
 use crate::data::gpu::{BatchGather, GpuDataset, Normalization};
 use crate::device::{Device, Encoder};
 use crate::kernels::activation::{ActivationKernel, ActivationState};
@@ -31,6 +31,10 @@ pub struct TrainerConfig {
     pub normalization: Normalization,
     /// Seed of the per-epoch shuffles.
     pub seed: u64,
+    /// How the learning rate moves from the optimiser's base rate.
+    pub schedule: Schedule,
+    /// Epochs the schedule spans (cosine and one-cycle anneal over them).
+    pub epochs: usize,
 }
 
 impl TrainerConfig {
@@ -41,6 +45,8 @@ impl TrainerConfig {
             optimizer: OptimizerConfig::sgd(0.001),
             normalization: Normalization::default(),
             seed: 0,
+            schedule: Schedule::Constant,
+            epochs: 10,
         }
     }
 }
@@ -361,6 +367,16 @@ impl Trainer {
             self.plans.insert(rows, plan);
         }
         let plan = self.plans.get_mut(&rows).expect("inserted above");
+        let per_epoch = self.data.len().div_ceil(batch);
+        let global_step = self.epoch * per_epoch + step;
+        let base = self.config.optimizer.lr();
+        let lr = self.config.schedule.lr_at(
+            base,
+            global_step,
+            per_epoch * self.config.epochs.max(1),
+            per_epoch,
+        );
+        self.optimizer.set_lr(lr)?;
         let mut encoder = self.device.encoder();
         plan.record(&mut encoder, offset);
         self.optimizer.record_step(&mut encoder);
