@@ -332,3 +332,36 @@ fn checkpoint_of_another_shape_is_a_clear_error() {
     let error = load_checkpoint(&lecture, &path).unwrap_err().to_string();
     assert!(error.contains("layers.2.weight"), "{error}");
 }
+
+#[test]
+fn other_activations_and_depths_train() {
+    // Any depth and any trainable activation: a deeper net with RReLU (random slopes keyed
+    // per step) and one with GELU both lower the loss on a small subset.
+    let device = fresh_gpu();
+    for (widths, activation) in [
+        (vec![784, 64, 32, 10], Activation::RRELU),
+        (vec![784, 48, 10], Activation::Gelu),
+    ] {
+        let model = Mlp::new(
+            &device,
+            MlpConfig {
+                widths,
+                activation,
+                seed: 5,
+            },
+        )
+        .unwrap();
+        let config = TrainerConfig {
+            optimizer: OptimizerConfig::adam(1e-3),
+            ..TrainerConfig::lecture()
+        };
+        let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
+        let first = t.train_epoch(|_, _| {}).unwrap();
+        let second = t.train_epoch(|_, _| {}).unwrap();
+        assert!(
+            second.mean_loss < first.mean_loss,
+            "{}: {first:?} → {second:?}",
+            activation.name()
+        );
+    }
+}

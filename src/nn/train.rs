@@ -80,7 +80,14 @@ struct ForwardPlan {
 }
 
 impl ForwardPlan {
-    fn new(model: &Mlp, data: &GpuDataset, rows: usize, norm: Normalization) -> Result<Self> {
+    /// `training` selects the activations' training behaviour (RReLU's random slopes).
+    fn new(
+        model: &Mlp,
+        data: &GpuDataset,
+        rows: usize,
+        norm: Normalization,
+        training: bool,
+    ) -> Result<Self> {
         let device = model.layers[0].weight.device();
         let gather = BatchGather::new(data, rows, norm)?;
         let activation = model.config().activation;
@@ -100,7 +107,7 @@ impl ForwardPlan {
             if l + 1 < count {
                 a.push(Tensor::uninit(device, [rows, layer.outputs()])?);
                 let state = ActivationState {
-                    training: true,
+                    training,
                     ..Default::default()
                 };
                 activations.push(ActivationKernel::forward(&z[l], &a[l], activation, &state)?);
@@ -160,7 +167,7 @@ impl StepPlan {
         correct: &Tensor,
     ) -> Result<Self> {
         let device = model.layers[0].weight.device();
-        let forward = ForwardPlan::new(model, data, rows, norm)?;
+        let forward = ForwardPlan::new(model, data, rows, norm, true)?;
         let count = model.layers.len();
         let dz: Vec<Tensor> = model
             .layers
@@ -235,6 +242,17 @@ impl StepPlan {
             _dz: dz,
             _da: da,
         })
+    }
+
+    /// Keys RReLU's slopes to this step, the same in the forward and the backward pass.
+    fn set_rng(&self, seed: u32, step: u32) {
+        let backward = self
+            .backward
+            .iter()
+            .filter_map(|l| l.input_grad.as_ref().map(|(_, a)| a));
+        for kernel in self.forward.activations.iter().chain(backward) {
+            kernel.set_rng(seed, step);
+        }
     }
 
     fn record(&mut self, encoder: &mut Encoder, offset: usize) {
@@ -377,6 +395,12 @@ impl Trainer {
             per_epoch,
         );
         self.optimizer.set_lr(lr)?;
+        if matches!(
+            self.model.config().activation,
+            crate::kernels::activation::Activation::Rrelu { .. }
+        ) {
+            plan.set_rng(self.config.seed as u32, global_step as u32);
+        }
         let mut encoder = self.device.encoder();
         plan.record(&mut encoder, offset);
         self.optimizer.record_step(&mut encoder);
@@ -447,7 +471,7 @@ impl Evaluator {
         let mut offset = 0;
         while offset < data.len() {
             let rows = batch_size.min(data.len() - offset);
-            let forward = ForwardPlan::new(model, &data, rows, normalization)?;
+            let forward = ForwardPlan::new(model, &data, rows, normalization, false)?;
             let metric = Metric::count_correct(forward.logits(), &forward.gather.y, &correct)?;
             plans.push((offset, forward, metric));
             offset += rows;

@@ -1,0 +1,84 @@
+//! One training step of the lecture's MLP (784-128-10, ReLU, cross-entropy, SGD, batch 64):
+//! the device's fused step against the CPU oracle running the same graph.
+//!
+//! The GPU sample submits `iters` steps back to back and waits once, as training does, so it
+//! measures steady-state step time (an epoch of MNIST is 938 steps). Synthetic images keep the
+//! benchmark independent of the data files.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgsl_nn::Device;
+use wgsl_nn::activation::Activation;
+use wgsl_nn::cpu::{self, CpuLinear};
+use wgsl_nn::data::gpu::{GpuDataset, Normalization};
+use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
+
+const EXAMPLES: usize = 64 * 100;
+
+fn train_step(c: &mut Criterion) {
+    let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
+    eprintln!("adapter: {}", device.adapter());
+    let images: Vec<u8> = (0..EXAMPLES * 784)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let labels: Vec<u8> = (0..EXAMPLES).map(|i| (i % 10) as u8).collect();
+    let model = Mlp::new(&device, MlpConfig::lecture()).unwrap();
+    let mut layers: Vec<CpuLinear> = model
+        .layers
+        .iter()
+        .map(|l| CpuLinear {
+            weight: l.weight.to_vec().unwrap(),
+            bias: l.bias.to_vec().unwrap(),
+            inputs: l.inputs(),
+            outputs: l.outputs(),
+        })
+        .collect();
+    let config = TrainerConfig::lecture();
+    let data = GpuDataset::new(&device, &images, &labels, 784, 10).unwrap();
+    let mut trainer = Trainer::new(model, data, config).unwrap();
+    trainer.begin_epoch().unwrap();
+    trainer.step(0).unwrap();
+    device.synchronize().unwrap();
+
+    let mut group = c.benchmark_group("train_step/784-128-10_batch64");
+    group.throughput(Throughput::Elements(64));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(5));
+    let steps = trainer.steps_per_epoch();
+    let mut next = 0usize;
+    group.bench_function("gpu", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                trainer.step(next % steps).unwrap();
+                next += 1;
+            }
+            device.synchronize().unwrap();
+            start.elapsed()
+        })
+    });
+    let (scale, shift) = Normalization::default().scale_shift();
+    let x: Vec<f32> = images[..64 * 784]
+        .iter()
+        .map(|&b| f32::from(b) * scale + shift)
+        .collect();
+    let y: Vec<u32> = labels[..64].iter().map(|&l| u32::from(l)).collect();
+    let mut states = vec![cpu::OptimizerState::default(); 4];
+    group.bench_function("cpu_oracle", |b| {
+        b.iter(|| {
+            cpu::mlp_train_step(
+                &mut layers,
+                Activation::Relu,
+                &x,
+                &y,
+                &config.optimizer,
+                &mut states,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);
