@@ -17,8 +17,8 @@ use wgsl_nn::data::download::{DownloadOptions, download_mnist};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
 use wgsl_nn::data::mnist::{CLASSES, FILES, Mnist, PIXELS, SIDE, find_file, resolve_data_dir};
 use wgsl_nn::nn::{
-    Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig, load_checkpoint, save_checkpoint,
-    write_atomically,
+    ClassifierLoss, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig, load_checkpoint,
+    save_checkpoint, write_atomically,
 };
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, DeviceOptions, list_adapters};
@@ -46,6 +46,9 @@ struct Args {
     /// A named configuration.
     #[arg(long, value_enum, default_value = "lecture")]
     preset: Preset,
+    /// Loss: cross_entropy, mse (logits against one-hot targets) or bce_with_logits.
+    #[arg(long, default_value = "cross_entropy")]
+    loss: String,
     /// Learning-rate schedule: constant, step (×0.1 every 3 epochs), cosine or onecycle.
     #[arg(long, default_value = "constant")]
     schedule: String,
@@ -351,6 +354,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let normalization = Normalization::default();
     let config = TrainerConfig {
+        loss: ClassifierLoss::from_name(&args.loss)?,
         batch_size: args.batch_size,
         optimizer: optimizer(&args),
         normalization,
@@ -442,7 +446,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "config": {
             "widths": widths, "activation": activation.name(), "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
             "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-            "epochs": args.epochs, "seed": args.seed, "schedule": args.schedule, "preset": format!("{:?}", args.preset).to_lowercase(), "normalization": {"mean": normalization.mean, "std": normalization.std},
+            "epochs": args.epochs, "seed": args.seed, "schedule": args.schedule, "loss": args.loss, "preset": format!("{:?}", args.preset).to_lowercase(), "normalization": {"mean": normalization.mean, "std": normalization.std},
             "train_images": mnist.train_len(), "test_images": mnist.test_len(),
         },
         "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend)},

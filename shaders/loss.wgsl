@@ -218,3 +218,18 @@ fn pointwise_loss(
     terms[i] = term;
     grad[i] = g * p.scale;
 }
+
+// one_hot: grad[row, c] = 1 if labels[row] = c else 0: targets for MSE or BCE on class labels.
+// Uses labels, grad, p. Dispatch: grid over rows × cols.
+@compute @workgroup_size(64)
+fn one_hot(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let i = flat_index(wg, groups, lid);
+    if i >= p.rows * p.cols {
+        return;
+    }
+    grad[i] = select(0.0, 1.0, labels[i / p.cols] == i % p.cols);
+}

@@ -365,3 +365,26 @@ fn other_activations_and_depths_train() {
         );
     }
 }
+
+#[test]
+fn mse_and_bce_losses_on_one_hot_targets_train() {
+    use wgsl_nn::nn::ClassifierLoss;
+    let device = fresh_gpu();
+    for loss in [ClassifierLoss::Mse, ClassifierLoss::BceWithLogits] {
+        let model = Mlp::new(&device, MlpConfig::lecture()).unwrap();
+        let config = TrainerConfig {
+            loss,
+            optimizer: OptimizerConfig::adam(1e-3),
+            ..TrainerConfig::lecture()
+        };
+        let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
+        let first = t.train_epoch(|_, _| {}).unwrap();
+        let second = t.train_epoch(|_, _| {}).unwrap();
+        assert!(
+            second.mean_loss < first.mean_loss,
+            "{loss:?}: {first:?} → {second:?}"
+        );
+        assert!(second.running_accuracy > 0.5, "{loss:?}: {second:?}");
+    }
+    assert!(ClassifierLoss::from_name("hinge").is_err());
+}

@@ -329,6 +329,49 @@ impl PointwiseLossKernel {
     }
 }
 
+/// One-hot targets from class labels, `[labels, classes]`, for pointwise losses on labels.
+#[derive(Debug)]
+pub struct OneHot {
+    dispatch: Dispatch,
+}
+
+impl OneHot {
+    /// Prepares `out[i, c] = (labels[i] == c)`.
+    pub fn new(labels: &Labels, out: &Tensor) -> Result<Self> {
+        let op = "one_hot";
+        let device = out.device();
+        expect_f32(op, &[out])?;
+        let (rows, classes) = (labels.len(), labels.classes());
+        if out.shape().dims() != [rows, classes] {
+            return Err(Error::shape(
+                op,
+                format!("[{rows}, {classes}]"),
+                out.shape(),
+            ));
+        }
+        let uniform = params(device, rows, classes, rows * classes, 1.0);
+        let pipeline = device.pipeline(&SHADER, op, &[])?;
+        let entries = [
+            entry(1, labels.tensor().binding()),
+            entry(4, out.binding()),
+            entry(7, uniform.as_entire_binding()),
+        ];
+        let dispatch = Dispatch::new(
+            device,
+            pipeline,
+            op,
+            &entries,
+            grid(device, op, rows * classes, 64)?,
+        );
+        Ok(Self { dispatch })
+    }
+
+    /// Records the dispatch.
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.dispatch.record(encoder);
+    }
+}
+
 /// Row-wise softmax (or log-softmax), forward or backward, prepared once.
 #[derive(Debug)]
 pub struct SoftmaxKernel {

@@ -7,7 +7,7 @@ mod train;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomically};
 pub use schedule::Schedule;
-pub use train::{EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
+pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -12,7 +12,9 @@ use super::{Mlp, Schedule};
 use crate::data::gpu::{BatchGather, GpuDataset, Normalization};
 use crate::device::{Device, Encoder};
 use crate::kernels::activation::{ActivationKernel, ActivationState};
-use crate::kernels::loss::{CrossEntropyOptions, SoftmaxCrossEntropy};
+use crate::kernels::loss::{
+    CrossEntropyOptions, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction, SoftmaxCrossEntropy,
+};
 use crate::kernels::matmul::{Matmul, MatmulForm, MatmulOptions};
 use crate::kernels::metrics::Metric;
 use crate::kernels::optim::{Optimizer, OptimizerConfig};
@@ -20,9 +22,37 @@ use crate::kernels::reduce::{Axis, Sum};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
+/// The loss a classifier trains with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClassifierLoss {
+    /// Softmax cross-entropy on the logits (the lecture's).
+    #[default]
+    CrossEntropy,
+    /// Mean squared error between the logits and one-hot targets.
+    Mse,
+    /// Binary cross-entropy with logits against one-hot targets (one sigmoid per class).
+    BceWithLogits,
+}
+
+impl ClassifierLoss {
+    /// Parses `cross_entropy`, `mse` or `bce_with_logits`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "cross_entropy" | "ce" => Ok(Self::CrossEntropy),
+            "mse" => Ok(Self::Mse),
+            "bce_with_logits" | "bce" => Ok(Self::BceWithLogits),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown loss `{other}`: expected cross_entropy, mse or bce_with_logits"
+            ))),
+        }
+    }
+}
+
 /// How to train.
 #[derive(Clone, Copy, Debug)]
 pub struct TrainerConfig {
+    /// The loss.
+    pub loss: ClassifierLoss,
     /// Examples per step.
     pub batch_size: usize,
     /// The optimiser.
@@ -41,6 +71,7 @@ impl TrainerConfig {
     /// The lecture's: batch 64, SGD with learning rate 0.001, normalisation 0.5/0.5, seed 0.
     pub fn lecture() -> Self {
         Self {
+            loss: ClassifierLoss::CrossEntropy,
             batch_size: 64,
             optimizer: OptimizerConfig::sgd(0.001),
             normalization: Normalization::default(),
@@ -146,11 +177,37 @@ struct LayerBackward {
     input_grad: Option<(Matmul, ActivationKernel)>,
 }
 
+/// The loss of a step and the gradient of the logits.
+#[derive(Debug)]
+enum StepLoss {
+    CrossEntropy(SoftmaxCrossEntropy),
+    Pointwise {
+        one_hot: OneHot,
+        kernel: PointwiseLossKernel,
+        /// Kept alive: the kernels' bind groups use its buffer.
+        _targets: Tensor,
+    },
+}
+
+impl StepLoss {
+    fn record(&self, encoder: &mut Encoder) {
+        match self {
+            StepLoss::CrossEntropy(kernel) => kernel.record(encoder),
+            StepLoss::Pointwise {
+                one_hot, kernel, ..
+            } => {
+                one_hot.record(encoder);
+                kernel.record(encoder);
+            }
+        }
+    }
+}
+
 /// One training step of a batch size.
 #[derive(Debug)]
 struct StepPlan {
     forward: ForwardPlan,
-    loss: SoftmaxCrossEntropy,
+    loss: StepLoss,
     correct: Metric,
     backward: Vec<LayerBackward>,
     _dz: Vec<Tensor>,
@@ -162,12 +219,12 @@ impl StepPlan {
         model: &Mlp,
         data: &GpuDataset,
         rows: usize,
-        norm: Normalization,
+        config: &TrainerConfig,
         loss_sum: &Tensor,
         correct: &Tensor,
     ) -> Result<Self> {
         let device = model.layers[0].weight.device();
-        let forward = ForwardPlan::new(model, data, rows, norm, true)?;
+        let forward = ForwardPlan::new(model, data, rows, config.normalization, true)?;
         let count = model.layers.len();
         let dz: Vec<Tensor> = model
             .layers
@@ -178,17 +235,38 @@ impl StepPlan {
             .iter()
             .map(|l| Tensor::uninit(device, [rows, l.outputs()]))
             .collect::<Result<_>>()?;
-        let options = CrossEntropyOptions {
-            accumulate: true,
-            ..Default::default()
+        let (logits, labels, dlogits) = (forward.logits(), &forward.gather.y, &dz[count - 1]);
+        let pointwise = |kind| -> Result<StepLoss> {
+            let targets = Tensor::uninit(device, logits.shape().clone())?;
+            let one_hot = OneHot::new(labels, &targets)?;
+            let kernel = PointwiseLossKernel::new(
+                kind,
+                logits,
+                &targets,
+                dlogits,
+                loss_sum,
+                Reduction::Mean,
+                true,
+            )?;
+            Ok(StepLoss::Pointwise {
+                one_hot,
+                kernel,
+                _targets: targets,
+            })
         };
-        let loss = SoftmaxCrossEntropy::new(
-            forward.logits(),
-            &forward.gather.y,
-            &dz[count - 1],
-            loss_sum,
-            &options,
-        )?;
+        let loss = match config.loss {
+            ClassifierLoss::CrossEntropy => {
+                let options = CrossEntropyOptions {
+                    accumulate: true,
+                    ..Default::default()
+                };
+                StepLoss::CrossEntropy(SoftmaxCrossEntropy::new(
+                    logits, labels, dlogits, loss_sum, &options,
+                )?)
+            }
+            ClassifierLoss::Mse => pointwise(PointwiseLoss::Mse)?,
+            ClassifierLoss::BceWithLogits => pointwise(PointwiseLoss::BceWithLogits)?,
+        };
         let correct = Metric::count_correct(forward.logits(), &forward.gather.y, correct)?;
         let activation = model.config().activation;
         let state = ActivationState {
@@ -378,7 +456,7 @@ impl Trainer {
                 &self.model,
                 &self.data,
                 rows,
-                self.config.normalization,
+                &self.config,
                 &self.loss_sum,
                 &self.correct,
             )?;
