@@ -61,6 +61,9 @@ struct Args {
     /// Examples per step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Batches whose gradients are summed before each optimiser step.
+    #[arg(long, default_value_t = 1)]
+    accumulate: usize,
     /// Learning rate.
     #[arg(long, default_value_t = 0.001)]
     lr: f32,
@@ -361,6 +364,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         schedule,
         epochs: args.epochs,
+        accumulation: args.accumulate,
     };
     if let Some(path) = &args.resume {
         load_checkpoint(&model, path)?;

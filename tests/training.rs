@@ -388,3 +388,48 @@ fn mse_and_bce_losses_on_one_hot_targets_train() {
     }
     assert!(ClassifierLoss::from_name("hinge").is_err());
 }
+
+#[test]
+fn gradient_accumulation_sums_micro_batches_like_pytorch() {
+    // Two micro-batches of 32 summed (PyTorch's repeated backward()) at lr/2 take the same
+    // step as one batch of 64 at lr: each micro-batch's mean gradient is half the weight of
+    // the full batch's. Equal up to the rounding of two summation orders.
+    let device = fresh_gpu();
+    let run = |batch_size, accumulation, lr| {
+        let model = Mlp::new(
+            &device,
+            MlpConfig {
+                seed: 11,
+                ..MlpConfig::lecture()
+            },
+        )
+        .unwrap();
+        let config = TrainerConfig {
+            batch_size,
+            accumulation,
+            optimizer: OptimizerConfig::sgd(lr),
+            seed: 11,
+            ..TrainerConfig::lecture()
+        };
+        let mut t = Trainer::new(model, dataset(&device, true, 640), config).unwrap();
+        t.train_epoch(|_, _| {}).unwrap();
+        t.model().layers[0].weight.to_vec().unwrap()
+    };
+    let whole = run(64, 1, 0.1);
+    let accumulated = run(32, 2, 0.05);
+    let plain = run(32, 1, 0.05);
+    let differs = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    // The shuffled order is the same permutation of the 640 examples for both runs, so
+    // micro-batches 2i and 2i+1 of 32 are exactly batch i of 64.
+    assert!(
+        differs(&whole, &accumulated) < 1e-6,
+        "accumulated steps differ: {}",
+        differs(&whole, &accumulated)
+    );
+    assert!(differs(&whole, &plain) > 1e-4, "accumulation had no effect");
+}

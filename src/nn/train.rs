@@ -65,6 +65,10 @@ pub struct TrainerConfig {
     pub schedule: Schedule,
     /// Epochs the schedule spans (cosine and one-cycle anneal over them).
     pub epochs: usize,
+    /// Micro-batches per optimiser step (gradient accumulation): the gradients of
+    /// `accumulation` consecutive batches are summed, as PyTorch sums repeated `backward()`
+    /// calls between `zero_grad()`s, then one optimiser step applies them. 1 by default.
+    pub accumulation: usize,
 }
 
 impl TrainerConfig {
@@ -78,6 +82,7 @@ impl TrainerConfig {
             seed: 0,
             schedule: Schedule::Constant,
             epochs: 10,
+            accumulation: 1,
         }
     }
 }
@@ -172,8 +177,11 @@ impl ForwardPlan {
 /// the gradient flowing to the layer beneath through its activation.
 #[derive(Debug)]
 struct LayerBackward {
-    weight_grad: Matmul,
-    bias_grad: Sum,
+    /// The parameter gradients, overwriting (`[0]`) or adding to (`[1]`) what is there: a
+    /// step after `zero_grad` writes, a later micro-batch of the same optimiser step adds, as
+    /// repeated `backward()` calls do in PyTorch.
+    weight_grad: [Matmul; 2],
+    bias_grad: [Sum; 2],
     input_grad: Option<(Matmul, ActivationKernel)>,
 }
 
@@ -281,13 +289,19 @@ impl StepPlan {
             } else {
                 &forward.a[l - 1]
             };
-            let weight_grad = Matmul::new(
-                input,
-                &dz[l],
-                &layer.weight_grad,
-                &MatmulOptions::form(MatmulForm::AtB),
-            )?;
-            let bias_grad = Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, false)?;
+            let weight_grad = [false, true].map(|accumulate| {
+                let options = MatmulOptions {
+                    accumulate,
+                    ..MatmulOptions::form(MatmulForm::AtB)
+                };
+                Matmul::new(input, &dz[l], &layer.weight_grad, &options)
+            });
+            let [overwrite, add] = weight_grad;
+            let weight_grad = [overwrite?, add?];
+            let bias_grad = [
+                Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, false)?,
+                Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, true)?,
+            ];
             let input_grad = if l > 0 {
                 let through_weights = Matmul::new(
                     &dz[l],
@@ -333,13 +347,16 @@ impl StepPlan {
         }
     }
 
-    fn record(&mut self, encoder: &mut Encoder, offset: usize) {
+    /// Records forward and backward; `accumulate` adds the parameter gradients to the
+    /// current ones instead of overwriting them.
+    fn record(&mut self, encoder: &mut Encoder, offset: usize, accumulate: bool) {
         self.forward.record(encoder, offset);
         self.loss.record(encoder);
         self.correct.record(encoder);
+        let which = usize::from(accumulate);
         for layer in &self.backward {
-            layer.weight_grad.record(encoder);
-            layer.bias_grad.record(encoder);
+            layer.weight_grad[which].record(encoder);
+            layer.bias_grad[which].record(encoder);
             if let Some((through_weights, through_activation)) = &layer.input_grad {
                 through_weights.record(encoder);
                 through_activation.record(encoder);
@@ -390,9 +407,9 @@ impl Trainer {
                 format!("{first} inputs to {last} outputs"),
             ));
         }
-        if config.batch_size == 0 {
+        if config.batch_size == 0 || config.accumulation == 0 {
             return Err(Error::InvalidArgument(
-                "the batch size must be at least 1".into(),
+                "the batch size and the accumulation count must be at least 1".into(),
             ));
         }
         let optimizer = Optimizer::new(config.optimizer, &model.parameters_and_grads())?;
@@ -479,9 +496,16 @@ impl Trainer {
         ) {
             plan.set_rng(self.config.seed as u32, global_step as u32);
         }
+        // Gradient accumulation: the first micro-batch of a group overwrites the gradients
+        // (zero_grad), the others add to them, and the group's last one steps the optimiser.
+        let group = self.config.accumulation.max(1);
+        let first_of_group = step % group == 0;
+        let last_of_group = step % group == group - 1 || step + 1 == per_epoch;
         let mut encoder = self.device.encoder();
-        plan.record(&mut encoder, offset);
-        self.optimizer.record_step(&mut encoder);
+        plan.record(&mut encoder, offset, !first_of_group);
+        if last_of_group {
+            self.optimizer.record_step(&mut encoder);
+        }
         encoder.submit()
     }
 
