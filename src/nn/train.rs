@@ -499,7 +499,7 @@ impl Trainer {
         // Gradient accumulation: the first micro-batch of a group overwrites the gradients
         // (zero_grad), the others add to them, and the group's last one steps the optimiser.
         let group = self.config.accumulation.max(1);
-        let first_of_group = step % group == 0;
+        let first_of_group = step.is_multiple_of(group);
         let last_of_group = step % group == group - 1 || step + 1 == per_epoch;
         let mut encoder = self.device.encoder();
         plan.record(&mut encoder, offset, !first_of_group);
