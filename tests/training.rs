@@ -433,3 +433,38 @@ fn gradient_accumulation_sums_micro_batches_like_pytorch() {
     );
     assert!(differs(&whole, &plain) > 1e-4, "accumulation had no effect");
 }
+
+#[test]
+fn prelu_slopes_are_learned() {
+    let device = fresh_gpu();
+    let model = Mlp::new(
+        &device,
+        MlpConfig {
+            widths: vec![784, 64, 32, 10],
+            activation: Activation::Prelu,
+            seed: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(model.prelu.len(), 2);
+    let names: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"activations.1.weight".to_string()),
+        "{names:?}"
+    );
+    let config = TrainerConfig {
+        optimizer: OptimizerConfig::adam(1e-2),
+        ..TrainerConfig::lecture()
+    };
+    let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
+    let first = t.train_epoch(|_, _| {}).unwrap();
+    let second = t.train_epoch(|_, _| {}).unwrap();
+    assert!(second.mean_loss < first.mean_loss, "{first:?} → {second:?}");
+    for p in &t.model().prelu {
+        let slope = p.slope.to_vec().unwrap()[0];
+        assert!(
+            slope.is_finite() && slope != 0.25,
+            "the slope did not move: {slope}"
+        );
+    }
+}

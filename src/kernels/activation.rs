@@ -275,6 +275,16 @@ impl PreluSlopeGrad {
     /// Prepares `dslopes[j] = Σ dy·x` over the elements with `x ≤ 0` that use slope `j`;
     /// `dslopes` has the slopes' shape, `[1]` or `[features]`.
     pub fn new(x: &Tensor, dy: &Tensor, dslopes: &Tensor) -> Result<Self> {
+        Self::with_accumulate(x, dy, dslopes, false)
+    }
+
+    /// Like [`PreluSlopeGrad::new`]; `accumulate` adds to `dslopes` instead of overwriting.
+    pub fn with_accumulate(
+        x: &Tensor,
+        dy: &Tensor,
+        dslopes: &Tensor,
+        accumulate: bool,
+    ) -> Result<Self> {
         let op = "prelu slope gradient";
         same_shape(op, x, dy)?;
         dslopes.expect_dtype(op, crate::DType::F32)?;
@@ -307,9 +317,9 @@ impl PreluSlopeGrad {
             grid(device, op, x.numel(), 64)?,
         );
         let sum = if count == 1 {
-            Sum::total(&terms, dslopes, 1.0, false)?
+            Sum::total(&terms, dslopes, 1.0, accumulate)?
         } else {
-            Sum::new(&terms, dslopes, Axis::Columns, 1.0, false)?
+            Sum::new(&terms, dslopes, Axis::Columns, 1.0, accumulate)?
         };
         Ok(Self {
             terms_pass,

@@ -85,12 +85,24 @@ impl MlpConfig {
     }
 }
 
+/// The learnable slope of a PReLU activation (one, shared, as `torch.nn.PReLU()`), with its
+/// gradient.
+#[derive(Debug)]
+pub struct PreluSlope {
+    /// `[1]`, initialised to 0.25 like PyTorch's.
+    pub slope: Tensor,
+    /// dL/dslope, written by each backward pass.
+    pub slope_grad: Tensor,
+}
+
 /// A multilayer perceptron on the device.
 #[derive(Debug)]
 pub struct Mlp {
     config: MlpConfig,
     /// The layers, input first.
     pub layers: Vec<Linear>,
+    /// With PReLU, the slope after each hidden layer; empty otherwise.
+    pub prelu: Vec<PreluSlope>,
 }
 
 impl Mlp {
@@ -102,10 +114,9 @@ impl Mlp {
                 config.widths
             )));
         }
-        if !config.activation.has_gradient() || config.activation == Activation::Prelu {
+        if !config.activation.has_gradient() {
             return Err(Error::InvalidArgument(format!(
-                "the activation `{}` cannot be trained in an MLP here (no gradient, or a \
-                 learnable parameter the MLP does not own yet)",
+                "the activation `{}` has no gradient, so an MLP with it cannot be trained",
                 config.activation.name()
             )));
         }
@@ -115,7 +126,23 @@ impl Mlp {
             .windows(2)
             .map(|w| Linear::new(device, w[0], w[1], &mut rng))
             .collect::<Result<_>>()?;
-        Ok(Self { config, layers })
+        let prelu = if config.activation == Activation::Prelu {
+            (1..config.widths.len() - 1)
+                .map(|_| {
+                    Ok(PreluSlope {
+                        slope: Tensor::from_slice(device, &[0.25], [1])?,
+                        slope_grad: Tensor::zeros(device, [1])?,
+                    })
+                })
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            config,
+            layers,
+            prelu,
+        })
     }
 
     /// The configuration.
@@ -123,25 +150,31 @@ impl Mlp {
         &self.config
     }
 
-    /// Every parameter with a PyTorch-style name (`layers.0.weight`, …), input layer first.
+    /// Every parameter with a PyTorch-style name (`layers.0.weight`, …, then
+    /// `activations.0.weight` for PReLU slopes), input layer first.
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        self.layers
+        let linear = self.layers.iter().enumerate().flat_map(|(i, l)| {
+            [
+                (format!("layers.{i}.weight"), &l.weight),
+                (format!("layers.{i}.bias"), &l.bias),
+            ]
+        });
+        let slopes = self
+            .prelu
             .iter()
             .enumerate()
-            .flat_map(|(i, l)| {
-                [
-                    (format!("layers.{i}.weight"), &l.weight),
-                    (format!("layers.{i}.bias"), &l.bias),
-                ]
-            })
-            .collect()
+            .map(|(i, p)| (format!("activations.{i}.weight"), &p.slope));
+        linear.chain(slopes).collect()
     }
 
     /// `(parameter, gradient)` pairs, in the order of [`Mlp::parameters`].
     pub fn parameters_and_grads(&self) -> Vec<(&Tensor, &Tensor)> {
-        self.layers
+        let linear = self
+            .layers
             .iter()
-            .flat_map(|l| [(&l.weight, &l.weight_grad), (&l.bias, &l.bias_grad)])
+            .flat_map(|l| [(&l.weight, &l.weight_grad), (&l.bias, &l.bias_grad)]);
+        linear
+            .chain(self.prelu.iter().map(|p| (&p.slope, &p.slope_grad)))
             .collect()
     }
 

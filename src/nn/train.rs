@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{Mlp, Schedule};
 use crate::data::gpu::{BatchGather, GpuDataset, Normalization};
 use crate::device::{Device, Encoder};
-use crate::kernels::activation::{ActivationKernel, ActivationState};
+use crate::kernels::activation::{ActivationKernel, ActivationState, PreluSlopeGrad};
 use crate::kernels::loss::{
     CrossEntropyOptions, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction, SoftmaxCrossEntropy,
 };
@@ -144,6 +144,7 @@ impl ForwardPlan {
                 a.push(Tensor::uninit(device, [rows, layer.outputs()])?);
                 let state = ActivationState {
                     training,
+                    prelu_slopes: model.prelu.get(l).map(|p| &p.slope),
                     ..Default::default()
                 };
                 activations.push(ActivationKernel::forward(&z[l], &a[l], activation, &state)?);
@@ -183,6 +184,8 @@ struct LayerBackward {
     weight_grad: [Matmul; 2],
     bias_grad: [Sum; 2],
     input_grad: Option<(Matmul, ActivationKernel)>,
+    /// PReLU's slope gradient for the activation beneath, overwriting or accumulating.
+    slope_grad: Option<[PreluSlopeGrad; 2]>,
 }
 
 /// The loss of a step and the gradient of the logits.
@@ -277,10 +280,6 @@ impl StepPlan {
         };
         let correct = Metric::count_correct(forward.logits(), &forward.gather.y, correct)?;
         let activation = model.config().activation;
-        let state = ActivationState {
-            training: true,
-            ..Default::default()
-        };
         let mut backward = Vec::with_capacity(count);
         for l in (0..count).rev() {
             let layer = &model.layers[l];
@@ -302,7 +301,21 @@ impl StepPlan {
                 Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, false)?,
                 Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, true)?,
             ];
+            let mut slope_grad = None;
             let input_grad = if l > 0 {
+                let prelu = model.prelu.get(l - 1);
+                let state = ActivationState {
+                    training: true,
+                    prelu_slopes: prelu.map(|p| &p.slope),
+                    ..Default::default()
+                };
+                if let Some(prelu) = prelu {
+                    let (x, dy) = (&forward.z[l - 1], &da[l - 1]);
+                    slope_grad = Some([
+                        PreluSlopeGrad::with_accumulate(x, dy, &prelu.slope_grad, false)?,
+                        PreluSlopeGrad::with_accumulate(x, dy, &prelu.slope_grad, true)?,
+                    ]);
+                }
                 let through_weights = Matmul::new(
                     &dz[l],
                     &layer.weight,
@@ -324,6 +337,7 @@ impl StepPlan {
                 weight_grad,
                 bias_grad,
                 input_grad,
+                slope_grad,
             });
         }
         Ok(Self {
@@ -359,6 +373,9 @@ impl StepPlan {
             layer.bias_grad[which].record(encoder);
             if let Some((through_weights, through_activation)) = &layer.input_grad {
                 through_weights.record(encoder);
+                if let Some(slope_grad) = &layer.slope_grad {
+                    slope_grad[which].record(encoder);
+                }
                 through_activation.record(encoder);
             }
         }
