@@ -365,6 +365,8 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         schedule,
         epochs: args.epochs,
         accumulation: args.accumulate,
+        // One host sync per 100 steps, for the progress bar's loss.
+        report_loss_every: 100,
     };
     if let Some(path) = &args.resume {
         load_checkpoint(&model, path)?;
@@ -386,13 +388,30 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let bar = ProgressBar::new(trainer.steps_per_epoch() as u64);
         bar.set_style(
             ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg}, eta {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{}", args.epochs));
-        let stats = trainer.train_epoch(|step, _| bar.set_position(step as u64))?;
+        let batch = args.batch_size as f64;
+        let stats = trainer.train_epoch(|step, _, running_loss| {
+            bar.set_position(step as u64);
+            let rate = step as f64 * batch / bar.elapsed().as_secs_f64().max(1e-9);
+            match running_loss {
+                Some(loss) => bar.set_message(format!("loss {loss:.4}, {rate:.0} images/s")),
+                None if step % 20 == 0 => {
+                    let loss = bar.message();
+                    let loss = loss
+                        .split(',')
+                        .next()
+                        .filter(|m| m.starts_with("loss"))
+                        .unwrap_or("loss …");
+                    bar.set_message(format!("{loss}, {rate:.0} images/s"));
+                }
+                None => {}
+            }
+        })?;
         bar.finish_and_clear();
         let images_per_second = mnist.train_len() as f64 / stats.seconds;
         println!(

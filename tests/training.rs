@@ -166,12 +166,12 @@ fn training_is_bit_deterministic_for_a_seed() {
     let mut digests = Vec::new();
     for _ in 0..2 {
         let mut t = trainer(&device, 1280, OptimizerConfig::adam(1e-3), 3);
-        t.train_epoch(|_, _| {}).unwrap();
+        t.train_epoch(|_, _, _| {}).unwrap();
         digests.push(weights_digest(&t));
     }
     assert_eq!(digests[0], digests[1], "same seed, different weights");
     let mut other = trainer(&device, 1280, OptimizerConfig::adam(1e-3), 4);
-    other.train_epoch(|_, _| {}).unwrap();
+    other.train_epoch(|_, _, _| {}).unwrap();
     assert_ne!(
         weights_digest(&other),
         digests[0],
@@ -185,8 +185,8 @@ fn subset_training_reaches_the_accuracy_floor() {
     // test images on lavapipe; the floor of 0.85 leaves room for other adapters' rounding.
     let device = fresh_gpu();
     let mut t = trainer(&device, 6000, OptimizerConfig::adam(1e-3), 0);
-    let first = t.train_epoch(|_, _| {}).unwrap();
-    let second = t.train_epoch(|_, _| {}).unwrap();
+    let first = t.train_epoch(|_, _, _| {}).unwrap();
+    let second = t.train_epoch(|_, _, _| {}).unwrap();
     assert!(
         second.mean_loss < first.mean_loss,
         "the loss must fall: {first:?} → {second:?}"
@@ -210,7 +210,7 @@ fn subset_training_reaches_the_accuracy_floor() {
 fn a_diverging_run_is_an_error_naming_the_epoch() {
     let device = fresh_gpu();
     let mut t = trainer(&device, 640, OptimizerConfig::sgd(1e30), 0);
-    let error = t.train_epoch(|_, _| {}).unwrap_err();
+    let error = t.train_epoch(|_, _, _| {}).unwrap_err();
     assert!(
         matches!(error, Error::Diverged { epoch: 1, .. }),
         "{error:?}"
@@ -266,7 +266,7 @@ fn checkpoint_round_trip_restores_the_weights() {
     use wgsl_nn::nn::{load_checkpoint, save_checkpoint};
     let device = fresh_gpu();
     let mut t = trainer(&device, 640, OptimizerConfig::sgd(0.05), 1);
-    t.train_epoch(|_, _| {}).unwrap();
+    t.train_epoch(|_, _, _| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     let mut metadata = std::collections::HashMap::new();
@@ -356,8 +356,8 @@ fn other_activations_and_depths_train() {
             ..TrainerConfig::lecture()
         };
         let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
-        let first = t.train_epoch(|_, _| {}).unwrap();
-        let second = t.train_epoch(|_, _| {}).unwrap();
+        let first = t.train_epoch(|_, _, _| {}).unwrap();
+        let second = t.train_epoch(|_, _, _| {}).unwrap();
         assert!(
             second.mean_loss < first.mean_loss,
             "{}: {first:?} → {second:?}",
@@ -378,8 +378,8 @@ fn mse_and_bce_losses_on_one_hot_targets_train() {
             ..TrainerConfig::lecture()
         };
         let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
-        let first = t.train_epoch(|_, _| {}).unwrap();
-        let second = t.train_epoch(|_, _| {}).unwrap();
+        let first = t.train_epoch(|_, _, _| {}).unwrap();
+        let second = t.train_epoch(|_, _, _| {}).unwrap();
         assert!(
             second.mean_loss < first.mean_loss,
             "{loss:?}: {first:?} → {second:?}"
@@ -412,7 +412,7 @@ fn gradient_accumulation_sums_micro_batches_like_pytorch() {
             ..TrainerConfig::lecture()
         };
         let mut t = Trainer::new(model, dataset(&device, true, 640), config).unwrap();
-        t.train_epoch(|_, _| {}).unwrap();
+        t.train_epoch(|_, _, _| {}).unwrap();
         t.model().layers[0].weight.to_vec().unwrap()
     };
     let whole = run(64, 1, 0.1);
@@ -457,8 +457,8 @@ fn prelu_slopes_are_learned() {
         ..TrainerConfig::lecture()
     };
     let mut t = Trainer::new(model, dataset(&device, true, 1280), config).unwrap();
-    let first = t.train_epoch(|_, _| {}).unwrap();
-    let second = t.train_epoch(|_, _| {}).unwrap();
+    let first = t.train_epoch(|_, _, _| {}).unwrap();
+    let second = t.train_epoch(|_, _, _| {}).unwrap();
     assert!(second.mean_loss < first.mean_loss, "{first:?} → {second:?}");
     for p in &t.model().prelu {
         let slope = p.slope.to_vec().unwrap()[0];

@@ -65,6 +65,9 @@ pub struct TrainerConfig {
     pub schedule: Schedule,
     /// Epochs the schedule spans (cosine and one-cycle anneal over them).
     pub epochs: usize,
+    /// Read the running loss back every this many steps for a progress display (0: never;
+    /// each read is one host sync).
+    pub report_loss_every: usize,
     /// Micro-batches per optimiser step (gradient accumulation): the gradients of
     /// `accumulation` consecutive batches are summed, as PyTorch sums repeated `backward()`
     /// calls between `zero_grad()`s, then one optimiser step applies them. 1 by default.
@@ -83,6 +86,7 @@ impl TrainerConfig {
             schedule: Schedule::Constant,
             epochs: 10,
             accumulation: 1,
+            report_loss_every: 0,
         }
     }
 }
@@ -531,15 +535,25 @@ impl Trainer {
         Ok(self.loss_sum.to_vec()?[0] / steps.max(1) as f32)
     }
 
-    /// Trains one epoch; `progress(step, steps)` runs after each step is submitted. Reads back
-    /// twice at the end (loss and correct count); a non-finite loss is [`Error::Diverged`].
-    pub fn train_epoch(&mut self, mut progress: impl FnMut(usize, usize)) -> Result<EpochStats> {
+    /// Trains one epoch; `progress(step, steps, running_loss)` runs after each step is
+    /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
+    /// at the end (loss and correct count); a non-finite loss is [`Error::Diverged`].
+    pub fn train_epoch(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, Option<f32>),
+    ) -> Result<EpochStats> {
         let start = Instant::now();
         self.begin_epoch()?;
         let steps = self.steps_per_epoch();
         for step in 0..steps {
             self.step(step)?;
-            progress(step + 1, steps);
+            let every = self.config.report_loss_every;
+            let running = if every > 0 && (step + 1) % every == 0 {
+                Some(self.mean_loss_so_far(step + 1)?)
+            } else {
+                None
+            };
+            progress(step + 1, steps, running);
         }
         self.epoch += 1;
         let mean_loss = self.loss_sum.to_vec()?[0] / steps as f32;
