@@ -47,6 +47,20 @@ fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.y * groups.x + wg.x) * 64u + lid.x;
 }
 
+// (max z, Σ exp(z − max z)) of the row starting at `base`: subtracting the max keeps every
+// exp ≤ 1 for any logits (log-sum-exp).
+fn row_max_and_exp_sum(base: u32) -> vec2<f32> {
+    var m = inputs[base];
+    for (var j = 1u; j < p.cols; j += 1u) {
+        m = max(m, inputs[base + j]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j += 1u) {
+        s += exp(inputs[base + j] - m);
+    }
+    return vec2<f32>(m, s);
+}
+
 // gather_label_weights: label_weights[i] = weights[labels[i]], whose sum (by the reduce
 // family) is a weighted mean's normaliser.
 // Uses labels, weights, label_weights, p. Dispatch: grid over rows.
@@ -81,14 +95,9 @@ fn softmax_ce_rows(
     }
     let base = row * p.cols;
     let label = labels[row];
-    var m = inputs[base];
-    for (var j = 1u; j < p.cols; j += 1u) {
-        m = max(m, inputs[base + j]);
-    }
-    var s = 0.0;
-    for (var j = 0u; j < p.cols; j += 1u) {
-        s += exp(inputs[base + j] - m);
-    }
+    let stats = row_max_and_exp_sum(base);
+    let m = stats.x;
+    let s = stats.y;
     var w = 1.0;
     if WEIGHTED {
         w = weights[label];
@@ -123,14 +132,9 @@ fn softmax_rows(
         return;
     }
     let base = row * p.cols;
-    var m = inputs[base];
-    for (var j = 1u; j < p.cols; j += 1u) {
-        m = max(m, inputs[base + j]);
-    }
-    var s = 0.0;
-    for (var j = 0u; j < p.cols; j += 1u) {
-        s += exp(inputs[base + j] - m);
-    }
+    let stats = row_max_and_exp_sum(base);
+    let m = stats.x;
+    let s = stats.y;
     let log_s = log(s);
     for (var j = 0u; j < p.cols; j += 1u) {
         let shifted = inputs[base + j] - m;

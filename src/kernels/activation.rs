@@ -4,7 +4,7 @@
 //! fused epilogue of a matmul ([`MatmulOptions::activation`](super::matmul::MatmulOptions)):
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
-use super::reduce::{Axis, Sum};
+use super::reduce::{Axis, Sum, TermsThenSum};
 use super::{Dispatch, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -266,9 +266,7 @@ pub struct ActivationKernel {
 /// feature (or in total, for a shared slope).
 #[derive(Debug)]
 pub struct PreluSlopeGrad {
-    terms_pass: Dispatch,
-    sum: Sum,
-    _terms: Tensor,
+    kernels: TermsThenSum,
 }
 
 impl PreluSlopeGrad {
@@ -322,16 +320,17 @@ impl PreluSlopeGrad {
             Sum::new(&terms, dslopes, Axis::Columns, 1.0, accumulate)?
         };
         Ok(Self {
-            terms_pass,
-            sum,
-            _terms: terms,
+            kernels: TermsThenSum {
+                pass: terms_pass,
+                sum,
+                _terms: terms,
+            },
         })
     }
 
     /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
-        self.terms_pass.record(encoder);
-        self.sum.record(encoder);
+        self.kernels.record(encoder);
     }
 }
 

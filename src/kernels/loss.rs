@@ -5,7 +5,7 @@
 //! order into a one-element loss tensor, which it can overwrite or add to (to accumulate an
 //! epoch's loss on the device without reading it back each step).
 
-use super::reduce::Sum;
+use super::reduce::{Sum, TermsThenSum};
 use super::{Dispatch, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
@@ -263,9 +263,7 @@ impl PointwiseLoss {
 /// A pointwise loss of `input` against `target`, with its gradient, prepared once.
 #[derive(Debug)]
 pub struct PointwiseLossKernel {
-    terms_pass: Dispatch,
-    sum: Sum,
-    _terms: Tensor,
+    kernels: TermsThenSum,
 }
 
 impl PointwiseLossKernel {
@@ -316,16 +314,17 @@ impl PointwiseLossKernel {
         );
         let sum = Sum::total(&terms, loss, scale, accumulate)?;
         Ok(Self {
-            terms_pass,
-            sum,
-            _terms: terms,
+            kernels: TermsThenSum {
+                pass: terms_pass,
+                sum,
+                _terms: terms,
+            },
         })
     }
 
     /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
-        self.terms_pass.record(encoder);
-        self.sum.record(encoder);
+        self.kernels.record(encoder);
     }
 }
 

@@ -129,6 +129,23 @@ impl Sum {
     }
 }
 
+/// A kernel that writes terms into a scratch tensor, then their fixed-order sum: the shape of
+/// every loss and of PReLU's slope gradient.
+#[derive(Debug)]
+pub(crate) struct TermsThenSum {
+    pub pass: Dispatch,
+    pub sum: Sum,
+    /// Kept alive: both dispatches' bind groups use its buffer.
+    pub _terms: Tensor,
+}
+
+impl TermsThenSum {
+    pub fn record(&self, encoder: &mut Encoder) {
+        self.pass.record(encoder);
+        self.sum.record(encoder);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn pass(
     device: &Device,
