@@ -1,6 +1,7 @@
 //! GPU tensors: an f32 device buffer with a row-major shape.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::device::{Device, TENSOR_USAGE};
 use crate::{Error, Result};
@@ -77,13 +78,29 @@ pub enum DType {
 /// A tensor living in a device buffer: 4-byte elements (see [`DType`]), row-major shape.
 ///
 /// Dropping a tensor returns its buffer to the device's pool, so a loop that allocates the
-/// same shapes every iteration allocates device memory only once.
+/// same shapes every iteration allocates device memory only once. The buffer goes back only
+/// when nothing uses it any more: prepared kernels and encoders that bind a tensor hold its
+/// storage until they are dropped or submitted, so a recycled buffer is never aliased.
 pub struct Tensor {
-    device: Device,
     shape: Shape,
     dtype: DType,
+    storage: Arc<Storage>,
+}
+
+/// A tensor's device buffer, shared with the kernels that bind it.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    device: Device,
     /// `Some` until drop hands it back to the pool.
     buffer: Option<wgpu::Buffer>,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.device.release_buffer(buffer);
+        }
+    }
 }
 
 impl fmt::Debug for Tensor {
@@ -128,10 +145,12 @@ impl Tensor {
         let what = format!("a tensor of shape {shape}");
         let buffer = device.acquire_buffer(&what, bytes, TENSOR_USAGE)?;
         Ok(Self {
-            device: device.clone(),
             shape,
             dtype,
-            buffer: Some(buffer),
+            storage: Arc::new(Storage {
+                device: device.clone(),
+                buffer: Some(buffer),
+            }),
         })
     }
 
@@ -201,7 +220,7 @@ impl Tensor {
                 format!("{} values", data.len()),
             ));
         }
-        self.device
+        self.device()
             .write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
         Ok(())
     }
@@ -209,14 +228,18 @@ impl Tensor {
     /// Copies an f32 tensor to the host: one submit and one host sync.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.expect_dtype("Tensor::to_vec", DType::F32)?;
-        let bytes = self.device.read_buffer(self.buffer(), 0, self.byte_len())?;
+        let bytes = self
+            .device()
+            .read_buffer(self.buffer(), 0, self.byte_len())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Copies a u32 tensor to the host: one submit and one host sync.
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
-        let bytes = self.device.read_buffer(self.buffer(), 0, self.byte_len())?;
+        let bytes = self
+            .device()
+            .read_buffer(self.buffer(), 0, self.byte_len())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -263,7 +286,12 @@ impl Tensor {
 
     /// The device the tensor lives on.
     pub fn device(&self) -> &Device {
-        &self.device
+        &self.storage.device
+    }
+
+    /// The storage, for kernels that must keep it alive while they bind it.
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
+        &self.storage
     }
 
     /// Bytes of data (the buffer may be larger: sizes are rounded up for reuse).
@@ -273,7 +301,10 @@ impl Tensor {
 
     /// The device buffer.
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("buffer is present until drop")
+        self.storage
+            .buffer
+            .as_ref()
+            .expect("buffer is present until drop")
     }
 
     /// A binding of exactly the tensor's bytes, so `arrayLength` in WGSL is the element count.
@@ -283,13 +314,5 @@ impl Tensor {
             offset: 0,
             size: wgpu::BufferSize::new(self.byte_len().max(4)),
         })
-    }
-}
-
-impl Drop for Tensor {
-    fn drop(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            self.device.release_buffer(buffer);
-        }
     }
 }

@@ -279,3 +279,26 @@ fn a_destroyed_device_reports_device_lost() {
         Error::DeviceLost(_)
     ));
 }
+
+#[test]
+fn prepared_kernels_keep_their_tensors_alive() {
+    // Dropping a tensor that a prepared kernel binds must not hand its buffer to a new
+    // tensor: the kernel keeps the storage until it is dropped itself.
+    let device = fresh_gpu();
+    let a = Tensor::from_slice(&device, &[1.0, 2.0, 3.0, 4.0], [2, 2]).unwrap();
+    let b = Tensor::from_slice(&device, &[1.0, 0.0, 0.0, 1.0], [2, 2]).unwrap();
+    let c = Tensor::uninit(&device, [2, 2]).unwrap();
+    let plan = Matmul::new(&a, &b, &c, &MatmulOptions::default()).unwrap();
+    drop(a);
+    drop(b);
+    let intruder = Tensor::from_slice(&device, &[9.0; 4], [2, 2]).unwrap();
+    let mut encoder = device.encoder();
+    plan.record(&mut encoder);
+    // The encoder, too, holds what it recorded until submit.
+    drop(plan);
+    let late = Tensor::from_slice(&device, &[7.0; 4], [2, 2]).unwrap();
+    encoder.submit().unwrap();
+    assert_eq!(c.to_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(intruder.to_vec().unwrap(), vec![9.0; 4]);
+    assert_eq!(late.to_vec().unwrap(), vec![7.0; 4]);
+}

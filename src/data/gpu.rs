@@ -171,11 +171,11 @@ impl BatchGather {
         let params = device.uniform_buffer("gather params", bytemuck::cast_slice(&words));
         let pipeline = device.pipeline(&SHADER, op, &[])?;
         let entries = [
-            entry(0, data.pixels.binding()),
-            entry(1, data.labels.binding()),
-            entry(2, data.order.binding()),
-            entry(3, x.binding()),
-            entry(4, y.binding()),
+            entry(0, &data.pixels),
+            entry(1, &data.labels),
+            entry(2, &data.order),
+            entry(3, &x),
+            entry(4, &y),
             entry(5, params.as_entire_binding()),
         ];
         let dispatch = Dispatch::new(

@@ -12,6 +12,9 @@ pub struct Encoder {
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
     dispatches: u64,
+    /// Storage of the tensors bound by recorded dispatches, held until submit so that none is
+    /// recycled (and overwritten by a queued upload) before the commands that read it run.
+    bound: Vec<std::sync::Arc<crate::tensor::Storage>>,
 }
 
 impl Encoder {
@@ -27,6 +30,7 @@ impl Encoder {
             encoder: Some(encoder),
             pass: None,
             dispatches: 0,
+            bound: Vec::new(),
         }
     }
 
@@ -73,6 +77,10 @@ impl Encoder {
         pass.set_bind_group(0, bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         self.dispatches += 1;
+    }
+
+    pub(crate) fn keep_alive(&mut self, storage: &[std::sync::Arc<crate::tensor::Storage>]) {
+        self.bound.extend(storage.iter().cloned());
     }
 
     /// Records a buffer-to-buffer copy (offsets and size multiples of 4).

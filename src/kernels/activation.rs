@@ -5,7 +5,7 @@
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
 use super::reduce::{Axis, Sum, TermsThenSum};
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, Entry, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -226,10 +226,10 @@ impl ActivationBinding {
         &'a self,
         state: &ActivationState<'a>,
         fallback: &'a Tensor,
-    ) -> [wgpu::BindGroupEntry<'a>; 2] {
+    ) -> [Entry<'a>; 2] {
         let slopes = state.prelu_slopes.unwrap_or(fallback);
         [
-            entry(20, slopes.binding()),
+            entry(20, slopes),
             entry(21, self.runtime.as_entire_binding()),
         ]
     }
@@ -302,9 +302,9 @@ impl PreluSlopeGrad {
         let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
         let pipeline = device.pipeline(&SHADER, "prelu_slope_terms", &[])?;
         let entries = [
-            entry(0, x.binding()),
-            entry(1, dy.binding()),
-            entry(2, terms.binding()),
+            entry(0, x),
+            entry(1, dy),
+            entry(2, &terms),
             entry(3, uniform.as_entire_binding()),
         ];
         let terms_pass = Dispatch::new(
@@ -392,13 +392,13 @@ impl ActivationKernel {
         let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
         let pipeline = device.pipeline(&SHADER, entry_point, &binding.constants)?;
         let mut entries = vec![
-            entry(0, x.binding()),
-            entry(2, out.binding()),
+            entry(0, x),
+            entry(2, out),
             entry(3, uniform.as_entire_binding()),
         ];
         entries.extend(binding.entries(state, x));
         if let Some(dy) = dy {
-            entries.push(entry(1, dy.binding()));
+            entries.push(entry(1, dy));
         }
         let workgroups = grid(device, op, count, 64)?;
         let dispatch = Dispatch::new(device, pipeline, op, &entries, workgroups);

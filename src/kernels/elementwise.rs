@@ -68,12 +68,12 @@ impl Elementwise {
         let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&words));
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
         let mut entries = vec![
-            entry(0, x.binding()),
-            entry(2, out.binding()),
+            entry(0, x),
+            entry(2, out),
             entry(3, uniform.as_entire_binding()),
         ];
         if let Some(y) = y {
-            entries.push(entry(1, y.binding()));
+            entries.push(entry(1, y));
         }
         let dispatch = Dispatch::new(
             device,

@@ -193,10 +193,10 @@ impl SoftmaxCrossEntropy {
         let normaliser = if weighted && mean {
             let pipeline = device.pipeline(&SHADER, "gather_label_weights", &constants)?;
             let entries = [
-                entry(1, labels.tensor().binding()),
-                entry(3, weights.binding()),
+                entry(1, labels.tensor()),
+                entry(3, weights),
                 entry(7, uniform.as_entire_binding()),
-                entry(8, label_weights.binding()),
+                entry(8, &label_weights),
             ];
             let gather =
                 Dispatch::new(device, pipeline, "gather_label_weights", &entries, row_grid);
@@ -207,13 +207,13 @@ impl SoftmaxCrossEntropy {
         };
         let pipeline = device.pipeline(&SHADER, "softmax_ce_rows", &constants)?;
         let entries = [
-            entry(0, logits.binding()),
-            entry(1, labels.tensor().binding()),
-            entry(3, weights.binding()),
-            entry(4, dlogits.binding()),
-            entry(5, terms.binding()),
+            entry(0, logits),
+            entry(1, labels.tensor()),
+            entry(3, weights),
+            entry(4, dlogits),
+            entry(5, &terms),
             entry(7, uniform.as_entire_binding()),
-            entry(9, norm.binding()),
+            entry(9, &norm),
         ];
         let rows_dispatch = Dispatch::new(device, pipeline, op, &entries, row_grid);
         let sum = Sum::total(&terms, loss, 1.0, options.accumulate)?;
@@ -299,10 +299,10 @@ impl PointwiseLossKernel {
             &[("LOSS", f64::from(kind.wgsl_id()))],
         )?;
         let entries = [
-            entry(0, input.binding()),
-            entry(2, target.binding()),
-            entry(4, dinput.binding()),
-            entry(5, terms.binding()),
+            entry(0, input),
+            entry(2, target),
+            entry(4, dinput),
+            entry(5, &terms),
             entry(7, uniform.as_entire_binding()),
         ];
         let terms_pass = Dispatch::new(
@@ -351,8 +351,8 @@ impl OneHot {
         let uniform = params(device, rows, classes, rows * classes, 1.0);
         let pipeline = device.pipeline(&SHADER, op, &[])?;
         let entries = [
-            entry(1, labels.tensor().binding()),
-            entry(4, out.binding()),
+            entry(1, labels.tensor()),
+            entry(4, out),
             entry(7, uniform.as_entire_binding()),
         ];
         let dispatch = Dispatch::new(
@@ -408,12 +408,12 @@ impl SoftmaxKernel {
         let uniform = params(device, rows, cols, rows * cols, 1.0);
         let pipeline = device.pipeline(&SHADER, entry_point, &[("LOG", flag(log))])?;
         let mut entries = vec![
-            entry(0, input.binding()),
-            entry(4, out.binding()),
+            entry(0, input),
+            entry(4, out),
             entry(7, uniform.as_entire_binding()),
         ];
         if let Some(dy) = dy {
-            entries.push(entry(2, dy.binding()));
+            entries.push(entry(2, dy));
         }
         let dispatch = Dispatch::new(device, pipeline, op, &entries, grid(device, op, rows, 64)?);
         Ok(Self { dispatch })

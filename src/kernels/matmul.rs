@@ -6,7 +6,7 @@
 //! shape.
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::{Dispatch, bind, entry};
+use super::{Dispatch, entry};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -243,8 +243,8 @@ impl Matmul {
         let bias = options.bias.unwrap_or(b);
         let mut steps = Vec::new();
         let mut entries = vec![
-            entry(2, bias.binding()),
-            entry(3, c.binding()),
+            entry(2, bias),
+            entry(3, c),
             entry(4, uniform.as_entire_binding()),
         ];
         entries.extend(activation.entries(&options.activation_state, b));
@@ -257,14 +257,14 @@ impl Matmul {
                 let x = super::groups(device, &op, n, lanes * BLOCK)?;
                 let y = super::groups(device, &op, m, BLOCK)?;
                 (entry_point, workgroups) = ("matmul_blocked", [x, y, 1]);
-                entries.extend([entry(0, a.binding()), entry(1, b.binding())]);
+                entries.extend([entry(0, a), entry(1, b)]);
                 packed = None;
             }
             MatmulKernel::Tiled => {
                 let x = super::groups(device, &op, n, TILE)?;
                 let y = super::groups(device, &op, m, TILE)?;
                 (entry_point, workgroups) = ("matmul_tiled", [x, y, 1]);
-                entries.extend([entry(0, a.binding()), entry(1, b.binding())]);
+                entries.extend([entry(0, a), entry(1, b)]);
                 packed = None;
             }
             MatmulKernel::Texture => {
@@ -308,12 +308,9 @@ impl Matmul {
             ]);
         }
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let bind_group = bind(device, &pipeline, "matmul", &entries);
-        steps.push(Dispatch {
-            pipeline,
-            bind_group,
-            workgroups,
-        });
+        steps.push(Dispatch::new(
+            device, pipeline, "matmul", &entries, workgroups,
+        ));
         Ok(Self {
             steps,
             kernel,
@@ -363,22 +360,17 @@ fn pack(
     let flag = if transposed { 1.0 } else { 0.0 };
     let pipeline = device.pipeline(&SHADER, "pack_operand", &[("TRANSPOSED", flag)])?;
     let entries = [
-        entry(10, source.binding()),
+        entry(10, source),
         entry(11, wgpu::BindingResource::TextureView(&view)),
         entry(12, uniform.as_entire_binding()),
     ];
-    let bind_group = bind(device, &pipeline, "pack_operand", &entries);
     let what = "pack_operand";
     let workgroups = [
         super::groups(device, what, width, 8)?,
         super::groups(device, what, height, 8)?,
         1,
     ];
-    steps.push(Dispatch {
-        pipeline,
-        bind_group,
-        workgroups,
-    });
+    steps.push(Dispatch::new(device, pipeline, what, &entries, workgroups));
     Ok(texture)
 }
 

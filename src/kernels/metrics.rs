@@ -1,7 +1,7 @@
 //! Metrics on the device: row argmax and the count of correct predictions.
 
 use super::loss::Labels;
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, Entry, entry, grid};
 use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -41,13 +41,7 @@ impl Metric {
                 predictions.shape(),
             ));
         }
-        Self::build(
-            "argmax_rows",
-            scores,
-            rows,
-            cols,
-            &[entry(2, predictions.binding())],
-        )
+        Self::build("argmax_rows", scores, rows, cols, &[entry(2, predictions)])
     }
 
     /// Prepares `correct[0] += #{i : argmax(scores[i]) == labels[i]}`; `correct` is a u32
@@ -66,10 +60,7 @@ impl Metric {
         if correct.numel() != 1 {
             return Err(Error::shape(op, "a one-element counter", correct.shape()));
         }
-        let entries = [
-            entry(1, labels.tensor().binding()),
-            entry(3, correct.binding()),
-        ];
+        let entries = [entry(1, labels.tensor()), entry(3, correct)];
         Self::build("count_correct", scores, rows, cols, &entries)
     }
 
@@ -78,16 +69,13 @@ impl Metric {
         scores: &Tensor,
         rows: usize,
         cols: usize,
-        extra: &[wgpu::BindGroupEntry<'_>],
+        extra: &[Entry<'_>],
     ) -> Result<Self> {
         let device = scores.device();
         let words: [u32; 4] = [rows as u32, cols as u32, 0, 0];
         let uniform = device.uniform_buffer("metrics params", bytemuck::cast_slice(&words));
         let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
-        let mut entries = vec![
-            entry(0, scores.binding()),
-            entry(4, uniform.as_entire_binding()),
-        ];
+        let mut entries = vec![entry(0, scores), entry(4, uniform.as_entire_binding())];
         entries.extend(extra.iter().cloned());
         let dispatch = Dispatch::new(
             device,

@@ -15,14 +15,17 @@ pub mod reduce;
 use std::sync::Arc;
 
 use crate::device::{Device, Encoder};
+use crate::tensor::{Storage, Tensor};
 use crate::{Error, Result};
 
-/// One prepared dispatch: pipeline, bind group and grid, recorded as often as needed.
+/// One prepared dispatch: pipeline, bind group and grid, recorded as often as needed. It
+/// holds the storage of every tensor it binds, so none can be recycled while it exists.
 #[derive(Debug)]
 pub(crate) struct Dispatch {
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
+    bound: Vec<Arc<Storage>>,
 }
 
 impl Dispatch {
@@ -31,24 +34,65 @@ impl Dispatch {
         device: &Device,
         pipeline: Arc<wgpu::ComputePipeline>,
         label: &str,
-        entries: &[wgpu::BindGroupEntry<'_>],
+        entries: &[Entry<'_>],
         workgroups: [u32; 3],
     ) -> Self {
-        let bind_group = bind(device, &pipeline, label, entries);
+        let raw: Vec<wgpu::BindGroupEntry<'_>> = entries.iter().map(|e| e.raw.clone()).collect();
+        let bind_group = bind(device, &pipeline, label, &raw);
+        let bound = entries.iter().filter_map(|e| e.storage.cloned()).collect();
         Self {
             pipeline,
             bind_group,
             workgroups,
+            bound,
         }
     }
 
     pub fn record(&self, encoder: &mut Encoder) {
         encoder.dispatch(&self.pipeline, &self.bind_group, self.workgroups);
+        encoder.keep_alive(&self.bound);
     }
 }
 
-pub(crate) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry { binding, resource }
+/// A bind-group entry that remembers the tensor behind it, if any.
+#[derive(Clone)]
+pub(crate) struct Entry<'a> {
+    raw: wgpu::BindGroupEntry<'a>,
+    storage: Option<&'a Arc<Storage>>,
+}
+
+/// What a binding points at: a tensor (kept alive by the dispatch) or any other resource.
+pub(crate) enum Resource<'a> {
+    Tensor(&'a Tensor),
+    Other(wgpu::BindingResource<'a>),
+}
+
+impl<'a> From<&'a Tensor> for Resource<'a> {
+    fn from(tensor: &'a Tensor) -> Self {
+        Resource::Tensor(tensor)
+    }
+}
+
+impl<'a> From<wgpu::BindingResource<'a>> for Resource<'a> {
+    fn from(resource: wgpu::BindingResource<'a>) -> Self {
+        Resource::Other(resource)
+    }
+}
+
+pub(crate) fn entry<'a>(binding: u32, resource: impl Into<Resource<'a>>) -> Entry<'a> {
+    match resource.into() {
+        Resource::Tensor(tensor) => Entry {
+            raw: wgpu::BindGroupEntry {
+                binding,
+                resource: tensor.binding(),
+            },
+            storage: Some(tensor.storage()),
+        },
+        Resource::Other(resource) => Entry {
+            raw: wgpu::BindGroupEntry { binding, resource },
+            storage: None,
+        },
+    }
 }
 
 pub(crate) fn bind(

@@ -300,14 +300,14 @@ impl Optimizer {
                 bytemuck::cast_slice(&[count as u32, 0, 0, 0]),
             );
             let mut entries = vec![
-                entry(0, param.binding()),
-                entry(1, grad.binding()),
-                entry(2, state[0].binding()),
+                entry(0, *param),
+                entry(1, *grad),
+                entry(2, &state[0]),
                 entry(4, hyper.as_entire_binding()),
                 entry(5, size.as_entire_binding()),
             ];
             if entry_point == "adam_step" {
-                entries.push(entry(3, state[1].binding()));
+                entries.push(entry(3, &state[1]));
             }
             let dispatch = Dispatch::new(
                 &device,

@@ -175,8 +175,8 @@ fn pass(
     let constants = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
     let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
     let entries = [
-        entry(0, x.binding()),
-        entry(1, out.binding()),
+        entry(0, x),
+        entry(1, out),
         entry(2, uniform.as_entire_binding()),
     ];
     Ok(Dispatch::new(
