@@ -112,13 +112,14 @@ fn act_value(x: f32, index: u32) -> f32 {
     }
 }
 
-// d act / dx at `x` (PyTorch's choice at kinks: ReLU'(0) = 0, LeakyReLU'(0) = slope).
+// d act / dx at `x` (PyTorch's choice at kinks: ReLU'(0) = 0, LeakyReLU'(0) and RReLU'(0)
+// are the slope).
 fn act_grad(x: f32, index: u32) -> f32 {
     switch ACTIVATION {
         case ACT_RELU: { return select(0.0, 1.0, x > 0.0); }
         case ACT_LEAKY_RELU: { return select(ACT_P0, 1.0, x > 0.0); }
         case ACT_PRELU: { return select(prelu_slope(index), 1.0, x > 0.0); }
-        case ACT_RRELU: { return select(rrelu_slope(index), 1.0, x >= 0.0); }
+        case ACT_RRELU: { return select(rrelu_slope(index), 1.0, x > 0.0); }
         case ACT_ELU: { return select(ACT_P0 * exp(x), 1.0, x > 0.0); }
         case ACT_SIGMOID: {
             let s = sigmoid(x);

@@ -137,7 +137,7 @@ fn invalid_hyper_parameters_are_errors() {
     for config in [
         OptimizerConfig::sgd(-1.0),
         OptimizerConfig::sgd(f32::NAN),
-        OptimizerConfig::momentum(0.1, 1.5),
+        OptimizerConfig::momentum(0.1, -0.5),
         OptimizerConfig::Sgd {
             lr: 0.1,
             momentum: 0.0,
@@ -157,7 +157,7 @@ fn invalid_hyper_parameters_are_errors() {
             lr: 0.1,
             beta1: 0.9,
             beta2: 0.999,
-            eps: 0.0,
+            eps: -1.0,
             weight_decay: 0.0,
             decoupled: false,
         },

@@ -143,7 +143,7 @@ pub fn activation_derivative(
             }
         }
         Activation::Rrelu { lower, upper } => {
-            if x >= 0.0 {
+            if x > 0.0 {
                 1.0
             } else {
                 rrelu_slope(lower, upper, params, index)

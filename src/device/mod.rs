@@ -218,18 +218,21 @@ impl Device {
         }
         let device = &self.inner.device;
         let context = format!("shader `{}`, entry point `{entry_point}`", shader.name);
-        if !cache.modules.contains_key(shader.name) {
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
-            });
-            if let Some(error) = pollster::block_on(scope.pop()) {
-                return Err(Error::from_wgpu(&context, error));
+        let module = match cache.modules.entry(pipelines::ModuleKey::of(shader)) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
+                });
+                if let Some(error) = pollster::block_on(scope.pop()) {
+                    return Err(Error::from_wgpu(&context, error));
+                }
+                slot.insert(module)
             }
-            cache.modules.insert(shader.name, module);
-        }
-        let module = &cache.modules[shader.name];
+        };
+        let module = &*module;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&context),
@@ -425,9 +428,12 @@ impl Device {
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
             let _ = sender.send(result);
         });
-        let waited = self.wait(Some(submission));
+        if let Err(error) = self.wait(Some(submission)) {
+            // The map callback only runs inside a poll; a failed wait may not have polled.
+            staging.unmap();
+            return Err(error);
+        }
         let mapped = pollster::block_on(receiver.receive());
-        waited?;
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),

@@ -18,7 +18,7 @@ pub struct ShaderSource {
 /// Identifies one specialised pipeline: shader, entry point and override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PipelineKey {
-    pub shader: &'static str,
+    pub shader: ModuleKey,
     pub entry_point: String,
     /// Constant names with their values' bit patterns (f64 is not `Eq`).
     pub constants: Vec<(String, u64)>,
@@ -27,7 +27,7 @@ pub(crate) struct PipelineKey {
 impl PipelineKey {
     pub fn new(shader: &ShaderSource, entry_point: &str, constants: &[(&str, f64)]) -> Self {
         Self {
-            shader: shader.name,
+            shader: ModuleKey::of(shader),
             entry_point: entry_point.to_string(),
             constants: constants
                 .iter()
@@ -37,8 +37,28 @@ impl PipelineKey {
     }
 }
 
+/// Identifies a shader module by name and text, so two sources that share a name (a user's
+/// shader called like one of the crate's) never share a module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ModuleKey {
+    name: &'static str,
+    text: u64,
+}
+
+impl ModuleKey {
+    pub fn of(shader: &ShaderSource) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        shader.wgsl.hash(&mut hasher);
+        Self {
+            name: shader.name,
+            text: hasher.finish(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    pub modules: HashMap<&'static str, wgpu::ShaderModule>,
+    pub modules: HashMap<ModuleKey, wgpu::ShaderModule>,
     pub pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
 }

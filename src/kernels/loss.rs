@@ -182,9 +182,10 @@ impl SoftmaxCrossEntropy {
         let weighted = options.weights.is_some();
         let mean = options.reduction == Reduction::Mean;
         let constants = [("WEIGHTED", flag(weighted)), ("MEAN", flag(mean))];
-        let terms = Tensor::uninit(device, [rows.max(1)])?;
+        // Zeroed: with no rows the sum must read 0, not a recycled buffer's contents.
+        let terms = Tensor::zeros(device, [rows.max(1)])?;
         // A row vector, so a row sum gives the weighted mean's normaliser.
-        let label_weights = Tensor::uninit(device, [1, rows.max(1)])?;
+        let label_weights = Tensor::zeros(device, [1, rows.max(1)])?;
         let norm = Tensor::uninit(device, [1])?;
         let uniform = params(device, rows, classes, rows, 1.0);
         // Unused bindings still need a buffer of the right kind; the logits stand in.
@@ -291,7 +292,7 @@ impl PointwiseLossKernel {
             Reduction::Mean => 1.0 / count.max(1) as f32,
             Reduction::Sum => 1.0,
         };
-        let terms = Tensor::uninit(device, [count.max(1)])?;
+        let terms = Tensor::zeros(device, [count.max(1)])?;
         let uniform = params(device, 0, 0, count, scale);
         let pipeline = device.pipeline(
             &SHADER,

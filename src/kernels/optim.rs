@@ -128,8 +128,8 @@ impl OptimizerConfig {
                 weight_decay,
                 ..
             } => {
-                if !(0.0..1.0).contains(&momentum) && momentum != 0.0 {
-                    return bad(format!("momentum {momentum} must be in [0, 1)"));
+                if !momentum.is_finite() || momentum < 0.0 {
+                    return bad(format!("momentum {momentum} must be non-negative"));
                 }
                 if !weight_decay.is_finite() || weight_decay < 0.0 {
                     return bad(format!("weight decay {weight_decay} must be non-negative"));
@@ -150,8 +150,8 @@ impl OptimizerConfig {
                         return bad(format!("{name} {beta} must be in [0, 1)"));
                     }
                 }
-                if eps.is_nan() || eps <= 0.0 {
-                    return bad(format!("eps {eps} must be positive"));
+                if eps.is_nan() || eps < 0.0 {
+                    return bad(format!("eps {eps} must be non-negative"));
                 }
                 if !weight_decay.is_finite() || weight_decay < 0.0 {
                     return bad(format!("weight decay {weight_decay} must be non-negative"));

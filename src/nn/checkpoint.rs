@@ -78,6 +78,8 @@ pub fn load_checkpoint(model: &Mlp, path: &Path) -> Result<HashMap<String, Strin
             format!("{found:?}; was it saved from a model with other layers?"),
         ));
     }
+    // Check everything before writing anything, so a bad file leaves the model as it was.
+    let mut values = Vec::new();
     for (name, tensor) in model.parameters() {
         let view = tensors
             .tensor(&name)
@@ -89,8 +91,20 @@ pub fn load_checkpoint(model: &Mlp, path: &Path) -> Result<HashMap<String, Strin
                 format!("{:?} {:?}", view.dtype(), view.shape()),
             ));
         }
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
-        tensor.write(&values)?;
+        values.push((tensor, bytemuck::pod_collect_to_vec::<u8, f32>(view.data())));
+    }
+    if let Some(layout) = metadata.metadata().as_ref().and_then(|m| m.get("layout")) {
+        if layout != "weights [in, out]" {
+            return Err(data_error(
+                path,
+                format!(
+                    "stores weights as {layout:?}, this engine as [in, out]; transpose them first"
+                ),
+            ));
+        }
+    }
+    for (tensor, data) in values {
+        tensor.write(&data)?;
     }
     Ok(metadata.metadata().clone().unwrap_or_default())
 }

@@ -454,9 +454,12 @@ impl Trainer {
         &self.model
     }
 
-    /// The optimiser (e.g. to change the learning rate between epochs).
-    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
-        &mut self.optimizer
+    /// Changes the base learning rate (the schedule scales it) from the next step on.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        let optimizer = self.config.optimizer.with_lr(lr);
+        optimizer.validate()?;
+        self.config.optimizer = optimizer;
+        Ok(())
     }
 
     /// Epochs completed.
