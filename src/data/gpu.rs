@@ -60,7 +60,12 @@ impl GpuDataset {
         classes: usize,
     ) -> Result<Self> {
         let len = labels.len();
-        if images.len() != len * pixels_per_image {
+        if pixels_per_image == 0 {
+            return Err(Error::InvalidArgument(
+                "an example needs at least one feature".into(),
+            ));
+        }
+        if len.checked_mul(pixels_per_image) != Some(images.len()) {
             return Err(Error::shape(
                 "GpuDataset",
                 format!("{len} images of {pixels_per_image} bytes"),
@@ -125,7 +130,6 @@ impl GpuDataset {
         let bytes: &[u8] = bytemuck::cast_slice(order);
         self.order
             .device()
-            .wgpu_queue()
             .write_buffer(self.order.buffer(), 0, bytes);
         Ok(())
     }
@@ -142,6 +146,8 @@ pub struct BatchGather {
     /// The labels of the batch.
     pub y: Labels,
     device: Device,
+    /// Examples in the data set, to bound the offset.
+    len: usize,
 }
 
 impl BatchGather {
@@ -193,16 +199,24 @@ impl BatchGather {
             x,
             y,
             device,
+            len: data.len,
         })
     }
 
     /// Records gathering the batch that starts at `offset` in the order. The offset reaches
     /// the device with the next submit: record one gather per submit.
-    pub fn record(&mut self, encoder: &mut Encoder, offset: usize) {
+    pub fn record(&mut self, encoder: &mut Encoder, offset: usize) -> Result<()> {
+        let rows = self.words[1] as usize;
+        if offset + rows > self.len {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {rows} at offset {offset} runs past the {} examples",
+                self.len
+            )));
+        }
         self.words[0] = offset as u32;
         self.device
-            .wgpu_queue()
             .write_buffer(&self.params, 0, bytemuck::cast_slice(&self.words));
         self.dispatch.record(encoder);
+        Ok(())
     }
 }

@@ -163,14 +163,15 @@ impl ForwardPlan {
         })
     }
 
-    fn record(&mut self, encoder: &mut Encoder, offset: usize) {
-        self.gather.record(encoder, offset);
+    fn record(&mut self, encoder: &mut Encoder, offset: usize) -> Result<()> {
+        self.gather.record(encoder, offset)?;
         for (l, matmul) in self.matmuls.iter().enumerate() {
             matmul.record(encoder);
             if let Some(activation) = self.activations.get(l) {
                 activation.record(encoder);
             }
         }
+        Ok(())
     }
 
     fn logits(&self) -> &Tensor {
@@ -367,8 +368,8 @@ impl StepPlan {
 
     /// Records forward and backward; `accumulate` adds the parameter gradients to the
     /// current ones instead of overwriting them.
-    fn record(&mut self, encoder: &mut Encoder, offset: usize, accumulate: bool) {
-        self.forward.record(encoder, offset);
+    fn record(&mut self, encoder: &mut Encoder, offset: usize, accumulate: bool) -> Result<()> {
+        self.forward.record(encoder, offset)?;
         self.loss.record(encoder);
         self.correct.record(encoder);
         let which = usize::from(accumulate);
@@ -383,6 +384,7 @@ impl StepPlan {
                 through_activation.record(encoder);
             }
         }
+        Ok(())
     }
 }
 
@@ -526,7 +528,7 @@ impl Trainer {
         let first_of_group = step.is_multiple_of(group);
         let last_of_group = step % group == group - 1 || step + 1 == per_epoch;
         let mut encoder = self.device.encoder();
-        plan.record(&mut encoder, offset, !first_of_group);
+        plan.record(&mut encoder, offset, !first_of_group)?;
         if last_of_group {
             self.optimizer.record_step(&mut encoder);
         }
@@ -627,7 +629,7 @@ impl Evaluator {
         self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
         for (offset, forward, metric) in &mut self.plans {
             let mut encoder = self.device.encoder();
-            forward.record(&mut encoder, *offset);
+            forward.record(&mut encoder, *offset)?;
             metric.record(&mut encoder);
             encoder.submit()?;
         }
@@ -641,7 +643,7 @@ impl Evaluator {
             .first_mut()
             .ok_or_else(|| Error::InvalidArgument("empty data set".into()))?;
         let mut encoder = self.device.encoder();
-        forward.record(&mut encoder, *offset);
+        forward.record(&mut encoder, *offset)?;
         encoder.submit()?;
         forward.logits().to_vec()
     }
