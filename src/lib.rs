@@ -17,6 +17,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cpu;
 pub mod data;
 pub mod device;
