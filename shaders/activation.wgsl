@@ -22,11 +22,6 @@ struct EwParams {
 @group(0) @binding(2) var<storage, read_write> ew_out: array<f32>;
 @group(0) @binding(3) var<uniform> ew: EwParams;
 
-// Linear index over a 2-D grid of 64-wide workgroups.
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 @compute @workgroup_size(64)
 fn activation_forward(
     @builtin(workgroup_id) wg: vec3<u32>,

@@ -40,7 +40,7 @@ fn gather_batch(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let i = (wg.y * groups.x + wg.x) * 64u + lid.x;
+    let i = flat_index(wg, groups, lid);
     if i >= p.rows * p.pixels {
         return;
     }

@@ -23,10 +23,6 @@ struct ElementwiseParams {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: ElementwiseParams;
 
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 @compute @workgroup_size(64)
 fn binary(
     @builtin(workgroup_id) wg: vec3<u32>,

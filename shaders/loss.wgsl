@@ -43,10 +43,6 @@ struct LossParams {
 @group(0) @binding(8) var<storage, read_write> label_weights: array<f32>;
 @group(0) @binding(9) var<storage, read> norm: array<f32>;
 
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 // (max z, Σ exp(z − max z)) of the row starting at `base`: subtracting the max keeps every
 // exp ≤ 1 for any logits (log-sum-exp).
 fn row_max_and_exp_sum(base: u32) -> vec2<f32> {

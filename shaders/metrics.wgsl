@@ -23,10 +23,6 @@ struct MetricsParams {
 @group(0) @binding(3) var<storage, read_write> correct: array<atomic<u32>>;
 @group(0) @binding(4) var<uniform> p: MetricsParams;
 
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 // NaN test on the bits: compilers may assume floats are never NaN and fold `v != v` away
 // (lavapipe does).
 fn is_nan(v: f32) -> bool {

@@ -47,10 +47,6 @@ struct Size {
 @group(0) @binding(4) var<uniform> h: Hyper;
 @group(0) @binding(5) var<uniform> size: Size;
 
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 // SGD, optionally with momentum, dampening and Nesterov (torch.optim.SGD).
 @compute @workgroup_size(64)
 fn sgd_step(

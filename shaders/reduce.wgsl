@@ -32,10 +32,6 @@ struct ReduceParams {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: ReduceParams;
 
-fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * groups.x + wg.x) * 64u + lid.x;
-}
-
 fn finish(index: u32, sum: f32) {
     var total = sum * p.scale;
     if ACCUMULATE {

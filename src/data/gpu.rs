@@ -6,10 +6,13 @@ use crate::kernels::{Dispatch, entry, grid};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/data.wgsl`.
+/// `shaders/data.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "data",
-    wgsl: include_str!("../../shaders/data.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/data.wgsl")
+    ),
 };
 
 /// Input normalisation `(x/255 − mean) / std`; the lecture's is mean 0.5, std 0.5.

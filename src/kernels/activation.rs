@@ -10,10 +10,11 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/activation.wgsl`, with the functions prepended.
+/// `shaders/activation.wgsl`, after `shaders/grid.wgsl` and the activation functions.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "activation",
     wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/activation.wgsl")
     ),

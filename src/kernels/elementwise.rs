@@ -5,10 +5,13 @@ use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/elementwise.wgsl`.
+/// `shaders/elementwise.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "elementwise",
-    wgsl: include_str!("../../shaders/elementwise.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/elementwise.wgsl")
+    ),
 };
 
 /// One elementwise operation.

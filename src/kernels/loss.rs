@@ -11,10 +11,13 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/loss.wgsl`.
+/// `shaders/loss.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "loss",
-    wgsl: include_str!("../../shaders/loss.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/loss.wgsl")
+    ),
 };
 
 /// How per-element (or per-row) losses become one number.

@@ -6,10 +6,13 @@ use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/metrics.wgsl`.
+/// `shaders/metrics.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "metrics",
-    wgsl: include_str!("../../shaders/metrics.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/metrics.wgsl")
+    ),
 };
 
 /// A prepared argmax (`predictions`) or correct-count (`correct`) dispatch.

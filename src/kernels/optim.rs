@@ -10,10 +10,13 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/optim.wgsl`.
+/// `shaders/optim.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "optim",
-    wgsl: include_str!("../../shaders/optim.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/optim.wgsl")
+    ),
 };
 
 /// An optimiser and its hyper-parameters.

@@ -9,10 +9,13 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/reduce.wgsl`.
+/// `shaders/reduce.wgsl`, after the shared `shaders/grid.wgsl`.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "reduce",
-    wgsl: include_str!("../../shaders/reduce.wgsl"),
+    wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/reduce.wgsl")
+    ),
 };
 
 /// Elements one invocation sums: small enough for lavapipe's loop limit, large enough that

@@ -1,0 +1,6 @@
+// Shared by every elementwise-style kernel (prepended by the Rust side, as WGSL has no
+// includes): the linear index of an invocation in a 2-D grid of 64-wide workgroups. Grids
+// are 2-D because one dimension holds at most max_compute_workgroups_per_dimension groups.
+fn flat_index(wg: vec3<u32>, groups: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.y * groups.x + wg.x) * 64u + lid.x;
+}
