@@ -3,11 +3,13 @@
 //! Tolerance: add, mul and scale are one correctly rounded operation, so the GPU must agree
 //! exactly; axpy is one fused multiply-add on the oracle and at most two roundings on a
 //! device that does not fuse (Vulkan allows either): 2u relative to the operands' magnitude.
+//! The scalar broadcasts follow the same rules: `α·s·x` and the fill are exact, `α·x + β·s`
+//! is held to 2u like axpy.
 
 mod common;
 
 use common::{F32_UNIT_ROUNDOFF, gpu, random_vec, rng};
-use wgsl_nn::elementwise::{add, axpy, mul, scale};
+use wgsl_nn::elementwise::{add, add_scalar, axpy, fill_scalar, mul, mul_scalar, scale, sub};
 use wgsl_nn::{Error, Tensor, cpu};
 
 const LENGTHS: [usize; 5] = [1, 7, 64, 1000, 1_000_003];
@@ -29,6 +31,18 @@ fn add_matches_cpu() {
         assert_eq!(
             add(&xt, &yt).unwrap().to_vec().unwrap(),
             cpu::add(&x, &y),
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn sub_matches_cpu() {
+    for len in LENGTHS {
+        let (x, y, xt, yt) = pair(len);
+        assert_eq!(
+            sub(&xt, &yt).unwrap().to_vec().unwrap(),
+            cpu::sub(&x, &y),
             "length {len}"
         );
     }
@@ -75,6 +89,84 @@ fn axpy_matches_cpu() {
                 reference[i]
             );
         }
+    }
+}
+
+fn scalar(value: f32) -> Tensor {
+    Tensor::from_slice(gpu(), &[value], [1]).unwrap()
+}
+
+#[test]
+fn mul_scalar_matches_cpu() {
+    for len in LENGTHS {
+        let (x, _, xt, _) = pair(len);
+        for (s, alpha) in [(1.7f32, 1.0f32), (-0.37, -2.0)] {
+            assert_eq!(
+                mul_scalar(&xt, &scalar(s), alpha)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                cpu::mul_scalar(&x, s, alpha),
+                "length {len}, s {s}, alpha {alpha}"
+            );
+        }
+    }
+}
+
+#[test]
+fn add_scalar_matches_cpu() {
+    for len in LENGTHS {
+        let (x, _, xt, _) = pair(len);
+        for (s, alpha, beta) in [
+            (0.3f32, 1.0f32, 1.0f32),
+            (0.3, 1.0, -1.0),
+            (-2.5, -1.0, 0.5),
+        ] {
+            let got = add_scalar(&xt, &scalar(s), alpha, beta)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let reference = cpu::add_scalar(&x, s, alpha, beta);
+            for i in 0..len {
+                let magnitude = f64::from((alpha * x[i]).abs() + (beta * s).abs());
+                let error = (f64::from(got[i]) - f64::from(reference[i])).abs();
+                assert!(
+                    error <= 2.0 * F32_UNIT_ROUNDOFF * magnitude,
+                    "length {len}, element {i}: {} vs {}",
+                    got[i],
+                    reference[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fill_scalar_matches_cpu() {
+    for len in LENGTHS {
+        let got = fill_scalar(&scalar(-3.25), 0.5, [len])
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_eq!(got, cpu::fill_scalar(-3.25, 0.5, len), "length {len}");
+    }
+}
+
+#[test]
+fn scalar_operands_must_have_one_element() {
+    let x = Tensor::uninit(gpu(), [3]).unwrap();
+    let two = Tensor::uninit(gpu(), [2]).unwrap();
+    for error in [
+        mul_scalar(&x, &two, 1.0).unwrap_err(),
+        add_scalar(&x, &two, 1.0, 1.0).unwrap_err(),
+        fill_scalar(&two, 1.0, [3]).unwrap_err(),
+    ] {
+        let message = error.to_string();
+        assert!(matches!(error, Error::Shape { .. }), "{message}");
+        assert!(
+            message.contains("one-element") && message.contains("[2]"),
+            "{message}"
+        );
     }
 }
 

@@ -15,7 +15,7 @@ pub use activation::{
     ActivationParams, activation_backward, activation_derivative, activation_forward,
     activation_value, pcg_hash, prelu_slope_grad, rrelu_slope,
 };
-pub use elementwise::{add, axpy, mul, scale};
+pub use elementwise::{add, add_scalar, axpy, fill_scalar, mul, mul_scalar, scale, sub};
 pub use loss::{pointwise_loss, softmax, softmax_backward, softmax_cross_entropy};
 pub use matmul::matmul;
 pub use metrics::{argmax, count_correct};

@@ -1,4 +1,6 @@
-//! Elementwise arithmetic: `x + y`, `x ⊙ y`, `α·x` and `y ← α·x + y`.
+//! Elementwise arithmetic: `x + y`, `x − y`, `x ⊙ y`, `α·x`, `y ← α·x + y`, and the
+//! broadcasts of a one-element tensor `s` (`α·s·x`, `α·x + β·s`, fill with `α·s`) that
+//! autograd uses with a scalar that lives on the device.
 
 use super::{Dispatch, entry, grid};
 use crate::device::{Encoder, ShaderSource};
@@ -19,12 +21,39 @@ pub const SHADER: ShaderSource = ShaderSource {
 pub enum ElementwiseOp {
     /// `out = x + y`.
     Add,
+    /// `out = x − y`.
+    Sub,
     /// `out = x ⊙ y`.
     Mul,
     /// `out = α·x`.
     Scale(f32),
     /// `out ← α·x + out` (in place, one rounding).
     Axpy(f32),
+    /// `out = α·s·x`, where `s` is the one element of `y`.
+    MulScalar(f32),
+    /// `out = α·x + β·s` (one rounding), where `s` is the one element of `y`.
+    AddScalar {
+        /// Multiplies `x`.
+        alpha: f32,
+        /// Multiplies `s`.
+        beta: f32,
+    },
+    /// `out = α·s` in every element, where `s` is the one element of `x`; `out` may have any
+    /// shape.
+    FillScalar(f32),
+}
+
+impl ElementwiseOp {
+    fn takes_y(self) -> bool {
+        matches!(
+            self,
+            ElementwiseOp::Add
+                | ElementwiseOp::Sub
+                | ElementwiseOp::Mul
+                | ElementwiseOp::MulScalar(_)
+                | ElementwiseOp::AddScalar { .. }
+        )
+    }
 }
 
 /// A prepared elementwise dispatch.
@@ -34,13 +63,13 @@ pub struct Elementwise {
 }
 
 impl Elementwise {
-    /// Prepares `op` on `x` (and `y` for [`ElementwiseOp::Add`] and [`ElementwiseOp::Mul`])
-    /// into `out`; every tensor has the same shape.
+    /// Prepares `op` on `x` (and `y` for the ops that take a second operand) into `out`.
+    /// `x` and `out` have the same shape, except for [`ElementwiseOp::FillScalar`]; `y` has
+    /// that shape too for the binary ops and one element for the scalar broadcasts.
     pub fn new(op: ElementwiseOp, x: &Tensor, y: Option<&Tensor>, out: &Tensor) -> Result<Self> {
         let name = format!("{op:?}");
         let device = x.device();
-        let binary = matches!(op, ElementwiseOp::Add | ElementwiseOp::Mul);
-        let y = match (binary, y) {
+        let y = match (op.takes_y(), y) {
             (true, Some(y)) => Some(y),
             (true, None) => {
                 return Err(Error::InvalidArgument(format!(
@@ -51,8 +80,25 @@ impl Elementwise {
         };
         for t in [x, out].into_iter().chain(y) {
             t.expect_dtype(&name, DType::F32)?;
-            if t.shape() != x.shape() {
-                return Err(Error::shape(&name, x.shape(), t.shape()));
+        }
+        let scalar_shape = "a one-element tensor";
+        match op {
+            ElementwiseOp::FillScalar(_) if x.numel() != 1 => {
+                return Err(Error::shape(&name, scalar_shape, x.shape()));
+            }
+            ElementwiseOp::FillScalar(_) => {}
+            _ if out.shape() != x.shape() => {
+                return Err(Error::shape(&name, x.shape(), out.shape()));
+            }
+            ElementwiseOp::MulScalar(_) | ElementwiseOp::AddScalar { .. } => {
+                if let Some(y) = y.filter(|y| y.numel() != 1) {
+                    return Err(Error::shape(&name, scalar_shape, y.shape()));
+                }
+            }
+            _ => {
+                if let Some(y) = y.filter(|y| y.shape() != x.shape()) {
+                    return Err(Error::shape(&name, x.shape(), y.shape()));
+                }
             }
         }
         if y.is_some_and(|y| y.buffer() == out.buffer()) || x.buffer() == out.buffer() {
@@ -60,21 +106,28 @@ impl Elementwise {
                 "{name}: the output must not alias an input"
             )));
         }
-        let (entry_point, alpha, constants) = match op {
-            ElementwiseOp::Add => ("binary", 0.0, vec![("BINARY_OP", 0.0)]),
-            ElementwiseOp::Mul => ("binary", 0.0, vec![("BINARY_OP", 1.0)]),
-            ElementwiseOp::Scale(a) => ("scale", a, vec![]),
-            ElementwiseOp::Axpy(a) => ("axpy", a, vec![]),
+        let (entry_point, alpha, beta, constants) = match op {
+            ElementwiseOp::Add => ("binary", 0.0, 0.0, vec![("BINARY_OP", 0.0)]),
+            ElementwiseOp::Mul => ("binary", 0.0, 0.0, vec![("BINARY_OP", 1.0)]),
+            ElementwiseOp::Sub => ("binary", 0.0, 0.0, vec![("BINARY_OP", 2.0)]),
+            ElementwiseOp::Scale(a) => ("scale", a, 0.0, vec![]),
+            ElementwiseOp::Axpy(a) => ("axpy", a, 0.0, vec![]),
+            ElementwiseOp::MulScalar(a) => ("scalar_broadcast", a, 0.0, vec![("SCALAR_OP", 0.0)]),
+            ElementwiseOp::AddScalar { alpha, beta } => {
+                ("scalar_broadcast", alpha, beta, vec![("SCALAR_OP", 1.0)])
+            }
+            ElementwiseOp::FillScalar(a) => ("fill_scalar", a, 0.0, vec![]),
         };
-        let count = x.numel();
-        let words: [u32; 4] = [count as u32, f32::to_bits(alpha), 0, 0];
+        let count = out.numel();
+        let words: [u32; 4] = [count as u32, f32::to_bits(alpha), f32::to_bits(beta), 0];
         let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&words));
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let mut entries = vec![
-            entry(0, x),
-            entry(2, out),
-            entry(3, uniform.as_entire_binding()),
-        ];
+        let mut entries = vec![entry(2, out), entry(3, uniform.as_entire_binding())];
+        match op {
+            // The fill reads its scalar through the `y` binding and never touches `x`'s.
+            ElementwiseOp::FillScalar(_) => entries.push(entry(1, x)),
+            _ => entries.push(entry(0, x)),
+        }
         if let Some(y) = y {
             entries.push(entry(1, y));
         }
@@ -108,6 +161,11 @@ pub fn add(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     run(ElementwiseOp::Add, x, Some(y))
 }
 
+/// `x − y` into a new tensor, submitted.
+pub fn sub(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    run(ElementwiseOp::Sub, x, Some(y))
+}
+
 /// `x ⊙ y` into a new tensor, submitted.
 pub fn mul(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     run(ElementwiseOp::Mul, x, Some(y))
@@ -116,6 +174,28 @@ pub fn mul(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// `alpha · x` into a new tensor, submitted.
 pub fn scale(x: &Tensor, alpha: f32) -> Result<Tensor> {
     run(ElementwiseOp::Scale(alpha), x, None)
+}
+
+/// `alpha · s · x` into a new tensor, where `s` is the one element of `scalar`, submitted.
+pub fn mul_scalar(x: &Tensor, scalar: &Tensor, alpha: f32) -> Result<Tensor> {
+    run(ElementwiseOp::MulScalar(alpha), x, Some(scalar))
+}
+
+/// `alpha · x + beta · s` into a new tensor, where `s` is the one element of `scalar`,
+/// submitted.
+pub fn add_scalar(x: &Tensor, scalar: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    run(ElementwiseOp::AddScalar { alpha, beta }, x, Some(scalar))
+}
+
+/// A tensor of `shape` filled with `alpha · s`, where `s` is the one element of `scalar`,
+/// submitted.
+pub fn fill_scalar(scalar: &Tensor, alpha: f32, shape: impl Into<crate::Shape>) -> Result<Tensor> {
+    let out = Tensor::uninit(scalar.device(), shape)?;
+    let kernel = Elementwise::new(ElementwiseOp::FillScalar(alpha), scalar, None, &out)?;
+    let mut encoder = scalar.device().encoder();
+    kernel.record(&mut encoder);
+    encoder.submit()?;
+    Ok(out)
 }
 
 /// `y ← alpha · x + y` in place, submitted.
