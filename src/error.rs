@@ -80,6 +80,17 @@ pub enum Error {
         op: String,
     },
 
+    /// A second backward pass through a graph whose saved tensors the first one freed.
+    #[error(
+        "trying to backward through the graph a second time (through `{op}`): the first \
+         backward() freed its saved tensors. Call backward_retain_graph() the first time if you \
+         need to go through the graph again, or compute the forward pass again"
+    )]
+    GraphFreed {
+        /// The op whose saved tensors are gone.
+        op: String,
+    },
+
     /// An argument outside the accepted range (an unknown backend name, a bad option).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod cpu;
 pub mod data;
 pub mod device;

@@ -290,6 +290,16 @@ impl Tensor {
     }
 
     /// The storage, for kernels that must keep it alive while they bind it.
+    /// Another handle on the same device buffer: autograd hands out gradients this way, so a
+    /// gradient a caller holds sees later accumulation, as in PyTorch.
+    pub(crate) fn share(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.clone(),
+            dtype: self.dtype,
+            storage: Arc::clone(&self.storage),
+        }
+    }
+
     pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }

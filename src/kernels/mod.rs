@@ -151,3 +151,29 @@ pub(crate) fn groups(device: &Device, what: &str, n: usize, per_group: usize) ->
     }
     Ok(count as u32)
 }
+
+/// A prepared kernel, recordable through one interface: autograd keeps the kernels of a
+/// forward op or a backward pass together and records them into one encoder.
+pub(crate) trait Record {
+    fn record_into(&self, encoder: &mut Encoder);
+}
+
+macro_rules! recordable {
+    ($($kernel:ty),* $(,)?) => {
+        $(impl Record for $kernel {
+            fn record_into(&self, encoder: &mut Encoder) {
+                self.record(encoder);
+            }
+        })*
+    };
+}
+
+recordable!(
+    elementwise::Elementwise,
+    matmul::Matmul,
+    reduce::Sum,
+    activation::ActivationKernel,
+    activation::PreluSlopeGrad,
+    loss::PointwiseLossKernel,
+    loss::SoftmaxCrossEntropy,
+);

@@ -1,0 +1,84 @@
+//! The optimisers of [`crate::optim`] stepping graph leaves in place.
+
+use super::{Recording, Var};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// An optimiser over leaves (PyTorch's `torch.optim.SGD(params, lr)` and friends): it updates
+/// each leaf's value in place from its accumulated gradient. The gradient buffers are bound
+/// once, which is why gradients are only ever zeroed in place, never replaced.
+#[derive(Debug)]
+pub struct VarOptimizer {
+    params: Vec<Var>,
+    optimizer: Optimizer,
+}
+
+impl VarOptimizer {
+    /// Binds `config` to `params`: distinct leaves that require a gradient. A leaf without a
+    /// gradient yet gets a zero one.
+    pub fn new(config: OptimizerConfig, params: &[&Var]) -> Result<Self> {
+        let mut seen = std::collections::HashSet::new();
+        for (index, param) in params.iter().enumerate() {
+            if !param.is_leaf() || !param.requires_grad() {
+                return Err(Error::InvalidArgument(format!(
+                    "optimiser parameter {index} is not a leaf that requires a gradient: \
+                     optimisers update the values the user made (Var::parameter), not computed ones"
+                )));
+            }
+            if !seen.insert(param.node.id) {
+                return Err(Error::InvalidArgument(format!(
+                    "optimiser parameter {index} is listed twice: it would be updated twice per step"
+                )));
+            }
+            let mut grad = param.node.grad.borrow_mut();
+            if grad.is_none() {
+                *grad = Some(Tensor::zeros(param.device(), param.shape().clone())?);
+            }
+        }
+        let grads: Vec<Tensor> = params
+            .iter()
+            .filter_map(|p| p.node.grad.borrow().as_ref().map(Tensor::share))
+            .collect();
+        let pairs: Vec<(&Tensor, &Tensor)> = params.iter().map(|p| p.value()).zip(&grads).collect();
+        let optimizer = Optimizer::new(config, &pairs)?;
+        Ok(Self {
+            params: params.iter().map(|p| (*p).clone()).collect(),
+            optimizer,
+        })
+    }
+
+    /// One update of every parameter from its gradient, submitted (no host sync).
+    pub fn step(&mut self) -> Result<()> {
+        self.optimizer.step()
+    }
+
+    /// Zeroes every parameter's gradient in place, in one submit.
+    pub fn zero_grad(&self) -> Result<()> {
+        let Some(first) = self.params.first() else {
+            return Ok(());
+        };
+        let mut recording = Recording::new(first.device());
+        for param in &self.params {
+            if let Some(grad) = param.node.grad.borrow().as_ref() {
+                recording.clear(grad);
+            }
+        }
+        recording.submit()
+    }
+
+    /// Changes the learning rate from the next step on.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.optimizer.set_lr(lr)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        self.optimizer.config()
+    }
+
+    /// The parameters, in the order given.
+    pub fn params(&self) -> &[Var] {
+        &self.params
+    }
+}
