@@ -5,6 +5,8 @@
 //! std 0.5, then prints train and test accuracy and the first ten test digits with their
 //! predictions. `--help` lists the flags.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -155,24 +157,6 @@ fn optimizer(args: &Args) -> OptimizerConfig {
             decoupled: true,
         },
     }
-}
-
-/// Registers a system sans-serif font for the plots' text; `false` when none is found, and
-/// the plots are then drawn without text.
-fn register_font() -> bool {
-    const CANDIDATES: [&str; 4] = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        "/Library/Fonts/Arial.ttf",
-        "C:\\Windows\\Fonts\\arial.ttf",
-    ];
-    CANDIDATES.iter().any(|path| {
-        std::fs::read(path).ok().is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
-                .is_ok()
-        })
-    })
 }
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
@@ -480,7 +464,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "total_seconds": total_seconds,
         "predictions": predictions,
     });
-    let text = register_font();
+    let text = support::register_font();
     std::fs::create_dir_all(&args.out)?;
     // Drawn into a temporary name and renamed, so a crash never leaves half an image.
     let loss_path = args.out.join("loss.png");
