@@ -1,6 +1,10 @@
 //! One training step of the lecture's MLP (784-128-10, ReLU, cross-entropy, SGD, batch 64):
 //! the device's fused step against the CPU oracle running the same graph.
 //!
+//! A third sample runs the same step through autograd (`Var` ops, eager forward kernels, one
+//! submit for the backward pass), to show what the generic graph costs next to the fused,
+//! prepared step.
+//!
 //! The GPU sample submits `iters` steps back to back and waits once, as training does, so it
 //! measures steady-state step time (an epoch of MNIST is 938 steps). Synthetic images keep the
 //! benchmark independent of the data files.
@@ -10,8 +14,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgsl_nn::Device;
 use wgsl_nn::activation::Activation;
+use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
 use wgsl_nn::cpu::{self, CpuLinear};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
+use wgsl_nn::loss::{Labels, Reduction};
 use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
 
 const EXAMPLES: usize = 64 * 100;
@@ -64,6 +70,53 @@ fn train_step(c: &mut Criterion) {
         .map(|&b| f32::from(b) * scale + shift)
         .collect();
     let y: Vec<u32> = labels[..64].iter().map(|&l| u32::from(l)).collect();
+
+    let params: Vec<Var> = layers
+        .iter()
+        .flat_map(|l| {
+            [
+                Var::from_slice(&device, &l.weight, [l.inputs, l.outputs], true).unwrap(),
+                Var::from_slice(&device, &l.bias, [l.outputs], true).unwrap(),
+            ]
+        })
+        .collect();
+    let leaves: Vec<&Var> = params.iter().collect();
+    let mut optimizer = VarOptimizer::new(config.optimizer, &leaves).unwrap();
+    let xv = Var::from_slice(&device, &x, [64, 784], false).unwrap();
+    let gpu_labels = Labels::new(&device, &y, 10).unwrap();
+    let mut autograd_step = || {
+        optimizer.zero_grad().unwrap();
+        let hidden = xv
+            .linear(&params[0], Some(&params[1]))
+            .unwrap()
+            .relu()
+            .unwrap();
+        let logits = hidden.linear(&params[2], Some(&params[3])).unwrap();
+        let loss = cross_entropy(&logits, &gpu_labels, Reduction::Mean).unwrap();
+        loss.backward().unwrap();
+        optimizer.step().unwrap();
+    };
+    autograd_step();
+    device.synchronize().unwrap();
+    let before = device.counters();
+    autograd_step();
+    let after = device.counters();
+    eprintln!(
+        "autograd step: {} submits, {} dispatches, {} host syncs",
+        after.submits - before.submits,
+        after.dispatches - before.dispatches,
+        after.host_syncs - before.host_syncs
+    );
+    group.bench_function("gpu_autograd", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                autograd_step();
+            }
+            device.synchronize().unwrap();
+            start.elapsed()
+        })
+    });
     let mut states = vec![cpu::OptimizerState::default(); 4];
     group.bench_function("cpu_oracle", |b| {
         b.iter(|| {
