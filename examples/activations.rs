@@ -89,9 +89,9 @@ fn plot(device: &Device, path: &Path) -> Result<()> {
         if text {
             builder.caption(curve.activation.name(), ("sans-serif", 18));
         }
-        let mut chart = builder.build_cartesian_2d(-4f32..4f32, -4.2f32..4.2f32)?;
+        let mut chart = builder.build_cartesian_2d(-4f32..4f32, -4f32..4f32)?;
         let mut mesh = chart.configure_mesh();
-        mesh.x_labels(5).y_labels(4);
+        mesh.x_labels(5).y_labels(5);
         if !text {
             mesh.disable_x_axis().disable_y_axis();
         }
