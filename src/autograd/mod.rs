@@ -3,7 +3,7 @@
 //! A [`Var`] is a tensor that remembers how it was computed. Every op on `Var`s runs its
 //! forward kernel at once (one submit, no host sync) and, when any input requires a gradient,
 //! records a node with the op's local gradient rule: the rule and the forward sit side by side
-//! in [`ops`](self) and [`loss`]. [`Var::backward`] walks the recorded graph from a scalar in
+//! in `ops.rs` and `loss.rs`. [`Var::backward`] walks the recorded graph from a scalar in
 //! reverse topological order, applies the chain rule with the same kernels the rest of the
 //! engine uses (there is one gradient kernel per op, shared with the layer graph of
 //! [`crate::nn`]), and records the whole backward pass into one encoder: one submit, no host
