@@ -49,6 +49,22 @@ pub struct Report {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Prints the lecture's line for `epoch` (0-based): w after the update, the loss before it.
+fn print_epoch(
+    log: &mut dyn Write,
+    epoch: usize,
+    w: &Var,
+    loss: &Var,
+) -> Result<(usize, f32, f32)> {
+    let line = (epoch + 1, w.item()?, loss.item()?);
+    writeln!(
+        log,
+        "epoch {}: w = {:.3}, loss = {:.8}",
+        line.0, line.1, line.2
+    )?;
+    Ok(line)
+}
+
 /// Runs both training loops, printing what the lecture prints to `log`.
 pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     let x = Var::from_slice(device, &X, [4], false)?;
@@ -79,13 +95,7 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
         axpy(-LR, &grad, w.value())?;
         w.zero_grad()?;
         if epoch % 10 == 0 {
-            let line = (epoch + 1, w.item()?, loss.item()?);
-            writeln!(
-                log,
-                "epoch {}: w = {:.3}, loss = {:.8}",
-                line.0, line.1, line.2
-            )?;
-            manual.push(line);
+            manual.push(print_epoch(log, epoch, &w, &loss)?);
         }
     }
     let manual_w = w.item()?;
@@ -105,13 +115,7 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
         optimizer.step()?;
         optimizer.zero_grad()?;
         if epoch % 10 == 0 {
-            let line = (epoch + 1, w.item()?, loss.item()?);
-            writeln!(
-                log,
-                "epoch {}: w = {:.3}, loss = {:.8}",
-                line.0, line.1, line.2
-            )?;
-            objects.push(line);
+            objects.push(print_epoch(log, epoch, &w, &loss)?);
         }
     }
     let objects_w = w.item()?;

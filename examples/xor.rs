@@ -275,10 +275,7 @@ pub fn run_in(device: &Device, log: &mut dyn Write, out_dir: &Path) -> Result<Re
 
 /// [`run_in`] with the output directory from the command line (default `runs/lecture`).
 pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
-    let out_dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "runs/lecture".into());
-    run_in(device, log, Path::new(&out_dir))
+    run_in(device, log, &support::out_dir())
 }
 
 fn main() -> ExitCode {

@@ -36,3 +36,10 @@ pub fn main_with<T>(
         }
     }
 }
+
+/// Where an example writes its files: the first command-line argument, else `runs/lecture`.
+pub fn out_dir() -> std::path::PathBuf {
+    std::env::args_os()
+        .nth(1)
+        .map_or_else(|| "runs/lecture".into(), Into::into)
+}
