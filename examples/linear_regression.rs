@@ -76,7 +76,8 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     let w = Var::scalar(device, 1.0, true)?;
     let loss = mse(&forward(&w)?)?;
     loss.backward()?;
-    let (initial_loss, initial_grad) = (loss.item()?, w.grad_vec()?.unwrap_or_default()[0]);
+    let initial_grad = w.grad_vec()?.ok_or("w has no gradient after backward")?[0];
+    let initial_loss = loss.item()?;
     writeln!(
         log,
         "at w = 1: MSE = {initial_loss}, dMSE/dw = {initial_grad}"

@@ -54,7 +54,7 @@ pub struct GateRun {
     pub errors: Vec<usize>,
     /// `(earlier, later)`: the end of epoch `later` repeats the state at the end of `earlier`.
     pub cycle: Option<(usize, usize)>,
-    /// The final outputs on the four rows.
+    /// The outputs of the final weights on the four rows.
     pub outputs: [f32; 4],
 }
 
@@ -161,6 +161,12 @@ pub fn teach(device: &Device, name: &'static str, targets: [f32; 4]) -> Result<G
         }
         run.states.push(state);
     }
+    // The final classifier on every row: the forward passes alone, with the last weights.
+    let mut encoder = device.encoder();
+    for s in &samples {
+        s.forward.record(&mut encoder);
+    }
+    encoder.submit()?;
     for (output, s) in run.outputs.iter_mut().zip(&samples) {
         *output = s.output.to_vec()?[0];
     }

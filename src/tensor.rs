@@ -289,7 +289,6 @@ impl Tensor {
         &self.storage.device
     }
 
-    /// The storage, for kernels that must keep it alive while they bind it.
     /// Another handle on the same device buffer: autograd hands out gradients this way, so a
     /// gradient a caller holds sees later accumulation, as in PyTorch.
     pub(crate) fn share(&self) -> Tensor {
@@ -300,6 +299,7 @@ impl Tensor {
         }
     }
 
+    /// The storage, for kernels that must keep it alive while they bind it.
     pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }

@@ -173,7 +173,13 @@ fn perceptron_learns_and_and_or_but_not_xor() {
             assert_eq!(gate.converged_at, None);
             let (earlier, later) = gate.cycle.expect("XOR cycles");
             assert_eq!(gate.states[earlier - 1], gate.states[later - 1]);
-            assert!(gate.outputs != targets);
+            let correct = gate
+                .outputs
+                .iter()
+                .zip(targets)
+                .filter(|(o, t)| **o == *t)
+                .count();
+            assert!(correct <= 3, "a line got XOR right: {:?}", gate.outputs);
         } else {
             assert!(gate.converged_at.is_some(), "{name} converges");
             assert_eq!(gate.outputs, targets, "{name}");

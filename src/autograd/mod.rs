@@ -86,6 +86,24 @@ struct Node {
     origin: RefCell<Origin>,
 }
 
+impl Drop for Node {
+    /// Unlinks the graph behind this node iteratively: the default, recursive drop of a long
+    /// chain of ops (a loss summed over many batches, say) would overflow the stack.
+    fn drop(&mut self) {
+        let mut orphans = match self.origin.get_mut() {
+            Origin::Op { inputs, .. } => std::mem::take(inputs),
+            _ => return,
+        };
+        while let Some(var) = orphans.pop() {
+            if let Ok(mut node) = Rc::try_unwrap(var.node) {
+                if let Origin::Op { inputs, .. } = node.origin.get_mut() {
+                    orphans.append(inputs);
+                }
+            }
+        }
+    }
+}
+
 /// A GPU tensor in the computational graph: its value, how it was computed, and (for leaves
 /// and retained intermediates) its accumulated gradient. Cloning a `Var` is cheap and shares
 /// the node, like a second Python name for one `torch.Tensor`.
@@ -220,7 +238,8 @@ impl Var {
     }
 
     /// The accumulated gradient: another handle on the gradient's device buffer (later
-    /// backward passes add into it), or `None` before the first backward pass reaches it.
+    /// backward passes add into it), or `None` until a backward pass reaches this value (or a
+    /// [`VarOptimizer`] binds it, which starts it at zero).
     pub fn grad(&self) -> Option<Tensor> {
         self.node.grad.borrow().as_ref().map(Tensor::share)
     }

@@ -26,6 +26,12 @@ pub(super) fn grad_for(
     input.requires_grad().then(rule).transpose()
 }
 
+/// `scale · Σ g`, shaped like the one-element `scalar` it is the gradient of (`[1]`,
+/// `[1, 1]`, `[]`, …).
+fn sum_into_scalar(r: &mut Recording, g: &Tensor, scale: f32, scalar: &Var) -> Result<Tensor> {
+    r.sum(g, scale)?.reshape(scalar.shape().clone())
+}
+
 /// How the operands of a binary op line up: the same shape, or one of them a one-element
 /// value broadcast over the other.
 #[derive(Clone, Copy)]
@@ -74,11 +80,11 @@ impl Var {
         let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
             Ok(vec![
                 grad_for(&inputs[0], || match pairing {
-                    Operands::LeftScalar => r.sum(g, 1.0),
+                    Operands::LeftScalar => sum_into_scalar(r, g, 1.0, &inputs[0]),
                     _ => Ok(g.share()),
                 })?,
                 grad_for(&inputs[1], || match pairing {
-                    Operands::RightScalar => r.sum(g, 1.0),
+                    Operands::RightScalar => sum_into_scalar(r, g, 1.0, &inputs[1]),
                     _ => Ok(g.share()),
                 })?,
             ])
@@ -113,11 +119,11 @@ impl Var {
             let (minuend, subtrahend) = (&inputs[0], &inputs[1]);
             Ok(vec![
                 grad_for(minuend, || match pairing {
-                    Operands::LeftScalar => r.sum(g, 1.0),
+                    Operands::LeftScalar => sum_into_scalar(r, g, 1.0, minuend),
                     _ => Ok(g.share()),
                 })?,
                 grad_for(subtrahend, || match pairing {
-                    Operands::RightScalar => r.sum(g, -1.0),
+                    Operands::RightScalar => sum_into_scalar(r, g, -1.0, subtrahend),
                     _ => r.elementwise(Scale(-1.0), g, None),
                 })?,
             ])
@@ -141,19 +147,19 @@ impl Var {
         // d(x·y)/dx = y: g ⊙ y elementwise, g·s for a broadcast s, Σ g ⊙ x for s itself.
         let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
             let (a, b) = (&inputs[0], &inputs[1]);
-            let collect = |partner: &Var, r: &mut Recording| {
+            let collect = |scalar: &Var, partner: &Var, r: &mut Recording| {
                 let terms = r.elementwise(Mul, g, Some(partner.value()))?;
-                r.sum(&terms, 1.0)
+                sum_into_scalar(r, &terms, 1.0, scalar)
             };
             Ok(vec![
                 grad_for(a, || match pairing {
                     Operands::Same => r.elementwise(Mul, g, Some(b.value())),
                     Operands::RightScalar => r.elementwise(MulScalar(1.0), g, Some(b.value())),
-                    Operands::LeftScalar => collect(b, r),
+                    Operands::LeftScalar => collect(a, b, r),
                 })?,
                 grad_for(b, || match pairing {
                     Operands::Same => r.elementwise(Mul, g, Some(a.value())),
-                    Operands::RightScalar => collect(a, r),
+                    Operands::RightScalar => collect(b, a, r),
                     Operands::LeftScalar => r.elementwise(MulScalar(1.0), g, Some(a.value())),
                 })?,
             ])

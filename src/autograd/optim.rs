@@ -31,17 +31,27 @@ impl VarOptimizer {
                     "optimiser parameter {index} is listed twice: it would be updated twice per step"
                 )));
             }
-            let mut grad = param.node.grad.borrow_mut();
-            if grad.is_none() {
-                *grad = Some(Tensor::zeros(param.device(), param.shape().clone())?);
+        }
+        // Nothing is published until everything has succeeded: a failed constructor leaves
+        // every gradient as it was.
+        let grads: Vec<(Tensor, bool)> = params
+            .iter()
+            .map(|p| match p.node.grad.borrow().as_ref() {
+                Some(grad) => Ok((grad.share(), false)),
+                None => Ok((Tensor::zeros(p.device(), p.shape().clone())?, true)),
+            })
+            .collect::<Result<_>>()?;
+        let pairs: Vec<(&Tensor, &Tensor)> = params
+            .iter()
+            .map(|p| p.value())
+            .zip(grads.iter().map(|(g, _)| g))
+            .collect();
+        let optimizer = Optimizer::new(config, &pairs)?;
+        for (param, (grad, fresh)) in params.iter().zip(grads) {
+            if fresh {
+                *param.node.grad.borrow_mut() = Some(grad);
             }
         }
-        let grads: Vec<Tensor> = params
-            .iter()
-            .filter_map(|p| p.node.grad.borrow().as_ref().map(Tensor::share))
-            .collect();
-        let pairs: Vec<(&Tensor, &Tensor)> = params.iter().map(|p| p.value()).zip(&grads).collect();
-        let optimizer = Optimizer::new(config, &pairs)?;
         Ok(Self {
             params: params.iter().map(|p| (*p).clone()).collect(),
             optimizer,
