@@ -123,8 +123,11 @@ impl fmt::Display for AdapterSummary {
     }
 }
 
+/// An instance on `backends`, with wgpu's own environment variables honoured for everything
+/// else (`WGPU_GLES_MINOR_VERSION`, `WGPU_VALIDATION`, …): compute needs OpenGL ES 3.1, and
+/// some EGL drivers hand out an older context unless asked (`WGPU_GLES_MINOR_VERSION=2`).
 pub(crate) fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
-    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
     descriptor.backends = backends;
     wgpu::Instance::new(descriptor)
 }
