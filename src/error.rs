@@ -91,6 +91,19 @@ pub enum Error {
         op: String,
     },
 
+    /// A backward pass through an op whose input was updated in place after the op read it.
+    #[error(
+        "input {input} of `{op}` was updated in place (by an optimiser step) after `{op}` read \
+         it, so its gradient would use the new value: call backward() before step(), or compute \
+         the forward pass again"
+    )]
+    ModifiedInPlace {
+        /// The op that read the value.
+        op: String,
+        /// Which of its inputs changed (0-based).
+        input: usize,
+    },
+
     /// An argument outside the accepted range (an unknown backend name, a bad option).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

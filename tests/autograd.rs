@@ -799,3 +799,29 @@ fn autograd_mlp_trains_like_the_cpu_oracle() {
         }
     }
 }
+
+#[test]
+fn an_optimizer_step_between_forward_and_backward_is_an_error() {
+    let device = gpu();
+    let w = Var::scalar(device, 1.0, true).unwrap();
+    let x = Var::from_slice(device, &[1.0, 2.0], [2], false).unwrap();
+    let mut sgd = VarOptimizer::new(OptimizerConfig::sgd(0.1), &[&w]).unwrap();
+    let loss = w.mul(&x).unwrap().sum().unwrap();
+    loss.backward_retain_graph().unwrap();
+    sgd.step().unwrap();
+    let error = loss.backward().unwrap_err();
+    assert!(
+        matches!(&error, Error::ModifiedInPlace { op, input: 0 } if op == "mul"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("before step()"), "{error}");
+    assert_eq!(
+        w.grad_vec().unwrap(),
+        Some(vec![3.0]),
+        "the failed pass added nothing"
+    );
+    // A fresh forward pass reads the new value and is fine.
+    let loss = w.mul(&x).unwrap().sum().unwrap();
+    loss.backward().unwrap();
+    assert_eq!(w.grad_vec().unwrap(), Some(vec![6.0]));
+}

@@ -34,9 +34,10 @@
 //! # }
 //! ```
 //!
-//! Values are read by the backward pass when it runs: an op's inputs must not be changed in
-//! place (by an optimiser step, say) between the forward pass and the backward pass that goes
-//! through it.
+//! Values are read by the backward pass when it runs, so an op's inputs must not change
+//! between the forward pass and the backward pass through it: a [`VarOptimizer`] step in
+//! between makes that backward pass [`Error::ModifiedInPlace`] (PyTorch's version counter).
+//! Writes straight into [`Var::value`]'s tensor are not tracked.
 
 mod loss;
 mod ops;
@@ -70,6 +71,8 @@ enum Origin {
     Op {
         name: &'static str,
         inputs: Vec<Var>,
+        /// Each input's [`Node::version`] when the op read it.
+        versions: Vec<u64>,
         backward: Backward,
     },
     /// Computed by an op whose saved tensors a backward pass has freed.
@@ -84,6 +87,10 @@ struct Node {
     retains_grad: Cell<bool>,
     grad: RefCell<Option<Tensor>>,
     origin: RefCell<Origin>,
+    /// Bumped by every in-place update through autograd (an optimiser step), so a backward
+    /// pass can refuse to use a value that changed after an op read it (PyTorch's version
+    /// counter).
+    version: Cell<u64>,
 }
 
 impl Drop for Node {
@@ -137,6 +144,7 @@ impl Var {
                 retains_grad: Cell::new(false),
                 grad: RefCell::new(None),
                 origin: RefCell::new(origin),
+                version: Cell::new(0),
             }),
         }
     }
@@ -182,6 +190,7 @@ impl Var {
         backward: Backward,
     ) -> Self {
         if inputs.iter().any(|v| v.requires_grad()) {
+            let versions = inputs.iter().map(|v| v.node.version.get()).collect();
             let inputs = inputs.iter().map(|v| (*v).clone()).collect();
             Self::with_origin(
                 value,
@@ -189,6 +198,7 @@ impl Var {
                 Origin::Op {
                     name,
                     inputs,
+                    versions,
                     backward,
                 },
             )
@@ -344,6 +354,7 @@ impl Var {
                 name,
                 inputs,
                 backward,
+                ..
             } = &*origin
             {
                 let contributions = backward(&grad, inputs, &mut recording)?;
@@ -407,7 +418,22 @@ impl Var {
                         op: name.to_string(),
                     });
                 }
-                Origin::Op { inputs, .. } => {
+                Origin::Op {
+                    name,
+                    inputs,
+                    versions,
+                    ..
+                } => {
+                    if let Some(input) = inputs
+                        .iter()
+                        .zip(versions)
+                        .position(|(input, &version)| input.node.version.get() != version)
+                    {
+                        return Err(Error::ModifiedInPlace {
+                            op: name.to_string(),
+                            input,
+                        });
+                    }
                     for input in inputs.iter().filter(|i| i.requires_grad()) {
                         if !seen.contains(&input.node.id) {
                             stack.push((input.clone(), false));

@@ -60,7 +60,11 @@ impl VarOptimizer {
 
     /// One update of every parameter from its gradient, submitted (no host sync).
     pub fn step(&mut self) -> Result<()> {
-        self.optimizer.step()
+        self.optimizer.step()?;
+        for param in &self.params {
+            param.node.version.set(param.node.version.get() + 1);
+        }
+        Ok(())
     }
 
     /// Zeroes every parameter's gradient in place, in one submit.
