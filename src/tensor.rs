@@ -289,9 +289,11 @@ impl Tensor {
         &self.storage.device
     }
 
-    /// Another handle on the same device buffer: autograd hands out gradients this way, so a
-    /// gradient a caller holds sees later accumulation, as in PyTorch.
-    pub(crate) fn share(&self) -> Tensor {
+    /// Another handle on the same device buffer, not a copy (a PyTorch tensor's second name):
+    /// a write through either is seen through both, and the buffer lives as long as either.
+    /// Autograd hands out gradients this way, and a batch buffer that is refilled every step
+    /// can be wrapped in a graph leaf without copying it.
+    pub fn share(&self) -> Tensor {
         Tensor {
             shape: self.shape.clone(),
             dtype: self.dtype,

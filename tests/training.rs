@@ -468,3 +468,66 @@ fn prelu_slopes_are_learned() {
         );
     }
 }
+
+#[test]
+fn autograd_and_the_fused_trainer_take_the_same_steps() {
+    // One gradient path per op: the lecture's MLP trained for 12 steps through autograd must
+    // end where the fused layer graph ends, on the same MNIST batches in the same order.
+    use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
+    use wgsl_nn::data::gpu::BatchGather;
+    use wgsl_nn::loss::Reduction;
+
+    let device = fresh_gpu();
+    let (limit, steps, seed) = (64 * 12, 12, 5);
+    let optimizer = OptimizerConfig::sgd(0.05);
+    let mut fused = trainer(&device, limit, optimizer, seed);
+    let params: Vec<Var> = fused
+        .model()
+        .layers
+        .iter()
+        .flat_map(|l| [&l.weight, &l.bias])
+        .map(|t| Var::from_slice(&device, &t.to_vec().unwrap(), t.shape().clone(), true).unwrap())
+        .collect();
+    fused.begin_epoch().unwrap();
+    for step in 0..steps {
+        fused.step(step).unwrap();
+    }
+
+    let data = dataset(&device, true, limit);
+    data.set_order(&epoch_order(seed, 0, limit)).unwrap();
+    let mut gather = BatchGather::new(&data, 64, Normalization::default()).unwrap();
+    let leaves: Vec<&Var> = params.iter().collect();
+    let mut sgd = VarOptimizer::new(optimizer, &leaves).unwrap();
+    for step in 0..steps {
+        let mut encoder = device.encoder();
+        gather.record(&mut encoder, step * 64).unwrap();
+        encoder.submit().unwrap();
+        let x = Var::constant(gather.x.share()).unwrap();
+        let hidden = x
+            .linear(&params[0], Some(&params[1]))
+            .unwrap()
+            .relu()
+            .unwrap();
+        let logits = hidden.linear(&params[2], Some(&params[3])).unwrap();
+        let loss = cross_entropy(&logits, &gather.y, Reduction::Mean).unwrap();
+        sgd.zero_grad().unwrap();
+        loss.backward().unwrap();
+        sgd.step().unwrap();
+    }
+    let mut worst = 0.0f32;
+    let fused_params = fused
+        .model()
+        .layers
+        .iter()
+        .flat_map(|l| [&l.weight, &l.bias]);
+    for (var, tensor) in params.iter().zip(fused_params) {
+        for (a, b) in var.to_vec().unwrap().iter().zip(tensor.to_vec().unwrap()) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!("largest difference between the two paths: {worst:e}");
+    assert_eq!(
+        worst, 0.0,
+        "the two paths should run the same kernels in the same order"
+    );
+}
