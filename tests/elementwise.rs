@@ -24,39 +24,27 @@ fn pair(len: usize) -> (Vec<f32>, Vec<f32>, Tensor, Tensor) {
     (x, y, xt, yt)
 }
 
-#[test]
-fn add_matches_cpu() {
-    for len in LENGTHS {
-        let (x, y, xt, yt) = pair(len);
-        assert_eq!(
-            add(&xt, &yt).unwrap().to_vec().unwrap(),
-            cpu::add(&x, &y),
-            "length {len}"
-        );
-    }
-}
+type GpuBinary = fn(&Tensor, &Tensor) -> wgsl_nn::Result<Tensor>;
+type CpuBinary = fn(&[f32], &[f32]) -> Vec<f32>;
+
+/// The binary ops and their oracles: one correctly rounded operation each, so exact.
+const BINARY: [(&str, GpuBinary, CpuBinary); 3] = [
+    ("add", add, cpu::add),
+    ("sub", sub, cpu::sub),
+    ("mul", mul, cpu::mul),
+];
 
 #[test]
-fn sub_matches_cpu() {
-    for len in LENGTHS {
-        let (x, y, xt, yt) = pair(len);
-        assert_eq!(
-            sub(&xt, &yt).unwrap().to_vec().unwrap(),
-            cpu::sub(&x, &y),
-            "length {len}"
-        );
-    }
-}
-
-#[test]
-fn mul_matches_cpu() {
-    for len in LENGTHS {
-        let (x, y, xt, yt) = pair(len);
-        assert_eq!(
-            mul(&xt, &yt).unwrap().to_vec().unwrap(),
-            cpu::mul(&x, &y),
-            "length {len}"
-        );
+fn add_sub_and_mul_match_cpu() {
+    for (name, gpu_op, cpu_op) in BINARY {
+        for len in LENGTHS {
+            let (x, y, xt, yt) = pair(len);
+            assert_eq!(
+                gpu_op(&xt, &yt).unwrap().to_vec().unwrap(),
+                cpu_op(&x, &y),
+                "{name}, length {len}"
+            );
+        }
     }
 }
 
