@@ -15,6 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgsl_nn::Device;
 use wgsl_nn::activation::Activation;
 use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
+use wgsl_nn::capture::Fusion;
 use wgsl_nn::cpu::{self, CpuLinear};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
 use wgsl_nn::loss::{Labels, Reduction};
@@ -42,10 +43,30 @@ fn train_step(c: &mut Criterion) {
         .collect();
     let config = TrainerConfig::lecture();
     let data = GpuDataset::new(&device, &images, &labels, 784, 10).unwrap();
-    let mut trainer = Trainer::new(model, data, config).unwrap();
+    let mut trainer = Trainer::new(model, data, config.clone()).unwrap();
     trainer.begin_epoch().unwrap();
     trainer.step(0).unwrap();
     device.synchronize().unwrap();
+    eprintln!(
+        "captured, fused step: {:?} dispatches: {:#?}",
+        trainer.dispatches_per_step(),
+        trainer.step_plan()
+    );
+    // The same step captured without fusion: what the rewrite rules buy.
+    let unfused_config = TrainerConfig {
+        fusion: Fusion::none(),
+        ..TrainerConfig::lecture()
+    };
+    let unfused_model = Mlp::new(&device, MlpConfig::lecture()).unwrap();
+    let unfused_data = GpuDataset::new(&device, &images, &labels, 784, 10).unwrap();
+    let mut unfused = Trainer::new(unfused_model, unfused_data, unfused_config).unwrap();
+    unfused.begin_epoch().unwrap();
+    unfused.step(0).unwrap();
+    device.synchronize().unwrap();
+    eprintln!(
+        "captured, unfused step: {:?} dispatches",
+        unfused.dispatches_per_step()
+    );
 
     let mut group = c.benchmark_group("train_step/784-128-10_batch64");
     group.throughput(Throughput::Elements(64));
@@ -59,6 +80,18 @@ fn train_step(c: &mut Criterion) {
             for _ in 0..iters {
                 trainer.step(next % steps).unwrap();
                 next += 1;
+            }
+            device.synchronize().unwrap();
+            start.elapsed()
+        })
+    });
+    let mut next_unfused = 0usize;
+    group.bench_function("gpu_unfused", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                unfused.step(next_unfused % steps).unwrap();
+                next_unfused += 1;
             }
             device.synchronize().unwrap();
             start.elapsed()

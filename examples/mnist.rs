@@ -351,6 +351,7 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         accumulation: args.accumulate,
         // One host sync per 100 steps, for the progress bar's loss.
         report_loss_every: 100,
+        ..TrainerConfig::lecture()
     };
     if let Some(path) = &args.resume {
         load_checkpoint(&model, path)?;
@@ -398,8 +399,19 @@ fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
         })?;
         bar.finish_and_clear();
         let images_per_second = mnist.train_len() as f64 / stats.seconds;
+        if epoch == 1 {
+            if let Some(plan) = trainer.step_plan() {
+                println!("captured step, kernel by kernel:");
+                for (i, kernel) in plan.iter().enumerate() {
+                    println!("  {}. {kernel}", i + 1);
+                }
+            }
+        }
+        let dispatches = trainer
+            .dispatches_per_step()
+            .map_or_else(|| "?".to_string(), |d| d.to_string());
         println!(
-            "epoch {epoch:>2}: train loss {:.4}  {:.2} s  {:.0} images/s",
+            "epoch {epoch:>2}: train loss {:.4}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step",
             stats.mean_loss, stats.seconds, images_per_second
         );
         losses.push(stats.mean_loss);

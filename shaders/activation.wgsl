@@ -2,7 +2,7 @@
 // activation_functions.wgsl (prepended to this file), and the terms of PReLU's slope gradient.
 //
 // Bindings (group 0):
-//   0: ew_x    storage, read        the activation's input x
+//   0: ew_x    storage, read        the activation's input x (its output y, from_output)
 //   1: ew_dy   storage, read        the upstream gradient dL/dy (backward only)
 //   2: ew_out  storage, read_write  y (forward), dL/dx (backward) or slope-gradient terms
 //   3: ew      uniform              element count, rows and features of x
@@ -46,6 +46,21 @@ fn activation_backward(
         return;
     }
     ew_out[i] = ew_dy[i] * act_grad(ew_x[i], i);
+}
+
+// dx = dy · act'(x) computed from the forward output y (bound as ew_x), for ReLU, sigmoid
+// and tanh (act_grad_from_output).
+@compute @workgroup_size(64)
+fn activation_backward_from_output(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let i = flat_index(wg, groups, lid);
+    if i >= ew.count {
+        return;
+    }
+    ew_out[i] = ew_dy[i] * act_grad_from_output(ew_x[i]);
 }
 
 // PReLU's slope gradient, first step: the per-element terms dy·x where x ≤ 0 (0 elsewhere);

@@ -141,3 +141,17 @@ fn act_grad(x: f32, index: u32) -> f32 {
         default: { return 1.0; }
     }
 }
+
+// d act / dx from the activation's output y, for the activations whose derivative is a function
+// of their output (dfdx's DF_USES_FX): ReLU (y > 0 exactly where x > 0), sigmoid (y·(1 − y)) and
+// tanh (1 − y²). A backward pass that saves y instead of x lets the forward matmul write y
+// directly (its epilogue applies the activation) and the input-gradient matmul multiply by this
+// in its epilogue. Any other activation is never specialised here (the Rust side checks).
+fn act_grad_from_output(y: f32) -> f32 {
+    switch ACTIVATION {
+        case ACT_RELU: { return select(0.0, 1.0, y > 0.0); }
+        case ACT_SIGMOID: { return y * (1.0 - y); }
+        case ACT_TANH: { return 1.0 - y * y; }
+        default: { return 1.0; }
+    }
+}

@@ -50,7 +50,7 @@ fn gather_batch(
     let byte_index = example * p.pixels + pixel;
     let word = pixels[byte_index / 4u];
     let byte = (word >> ((byte_index % 4u) * 8u)) & 0xffu;
-    batch_x[i] = f32(byte) * p.scale + p.shift;
+    batch_x[i] = normalize_byte(byte, p.scale, p.shift);
     if pixel == 0u {
         batch_y[row] = labels[example];
     }

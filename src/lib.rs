@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod autograd;
+pub mod capture;
 pub mod cpu;
 pub mod data;
 pub mod device;
@@ -30,7 +31,9 @@ mod tensor;
 
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
 pub use error::{Error, Result};
-pub use kernels::{activation, elementwise, loss, matmul, metrics, optim, reduce};
+pub use kernels::{
+    activation, elementwise, head, loss, matmul, matmul_vector, metrics, optim, reduce,
+};
 pub use tensor::{DType, Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.

@@ -3,10 +3,9 @@
 //! backward pass only scales it by the upstream gradient, which stays on the device.
 
 use super::{Recording, Var};
+use crate::capture::Op;
 use crate::elementwise::ElementwiseOp::MulScalar;
-use crate::loss::{
-    CrossEntropyOptions, Labels, PointwiseLoss, PointwiseLossKernel, Reduction, SoftmaxCrossEntropy,
-};
+use crate::loss::{Labels, PointwiseLoss, Reduction};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -72,16 +71,22 @@ impl Loss {
         let device = input.device();
         let loss = Tensor::uninit(device, [1])?;
         let dinput = Tensor::uninit(device, input.shape().clone())?;
+        if target.shape() != input.shape() {
+            return Err(Error::shape(
+                &format!("{kind:?} loss"),
+                input.shape(),
+                target.shape(),
+            ));
+        }
         let mut recording = Recording::new(device);
-        recording.kernel(PointwiseLossKernel::new(
+        recording.op(Op::PointwiseLoss {
             kind,
-            input.value(),
-            target.value(),
-            &dinput,
-            &loss,
+            input: input.value().share(),
+            target: target.value().share(),
+            dinput: dinput.share(),
+            loss: loss.share(),
             reduction,
-            false,
-        )?);
+        });
         recording.submit()?;
         // dL/dinput was written with the loss; MSE's and L1's target gradient is its negation.
         let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
@@ -106,20 +111,25 @@ impl Loss {
 /// together.
 pub fn cross_entropy(logits: &Var, labels: &Labels, reduction: Reduction) -> Result<Var> {
     let device = logits.device();
+    let (rows, classes) = logits.shape().dims2("cross_entropy")?;
+    if rows != labels.len() || classes != labels.classes() {
+        return Err(Error::shape(
+            "cross_entropy",
+            format!("logits [{}, {}]", labels.len(), labels.classes()),
+            logits.shape(),
+        ));
+    }
     let loss = Tensor::uninit(device, [1])?;
     let dlogits = Tensor::uninit(device, logits.shape().clone())?;
-    let options = CrossEntropyOptions {
-        reduction,
-        ..CrossEntropyOptions::default()
-    };
     let mut recording = Recording::new(device);
-    recording.kernel(SoftmaxCrossEntropy::new(
-        logits.value(),
-        labels,
-        &dlogits,
-        &loss,
-        &options,
-    )?);
+    recording.op(Op::CrossEntropy {
+        logits: logits.value().share(),
+        labels: labels.tensor().share(),
+        classes,
+        dlogits: dlogits.share(),
+        loss: loss.share(),
+        reduction,
+    });
     recording.submit()?;
     let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
         Ok(vec![super::ops::grad_for(&inputs[0], || {
@@ -132,4 +142,48 @@ pub fn cross_entropy(logits: &Var, labels: &Labels, reduction: Reduction) -> Res
         &[logits],
         Box::new(rule),
     ))
+}
+
+/// Adds the number of rows of `scores` whose argmax is their label to the u32 counter
+/// `correct` (shape `[1]`): recorded like any op, so a captured step counts on the device.
+pub fn count_correct(scores: &Var, labels: &Labels, correct: &Tensor) -> Result<()> {
+    let (rows, classes) = scores.shape().dims2("count_correct")?;
+    if rows != labels.len() || classes != labels.classes() {
+        return Err(Error::shape(
+            "count_correct",
+            format!("scores [{}, {}]", labels.len(), labels.classes()),
+            scores.shape(),
+        ));
+    }
+    correct.expect_dtype("count_correct", crate::DType::U32)?;
+    if correct.numel() != 1 {
+        return Err(Error::shape(
+            "count_correct",
+            "a one-element counter",
+            correct.shape(),
+        ));
+    }
+    let mut recording = Recording::new(scores.device());
+    recording.op(Op::CountCorrect {
+        scores: scores.value().share(),
+        labels: labels.tensor().share(),
+        classes,
+        correct: correct.share(),
+    });
+    recording.submit()
+}
+
+/// One-hot targets `[labels, classes]` of class `labels`, as a graph constant (for MSE or
+/// binary cross-entropy on class labels).
+pub fn one_hot(labels: &Labels) -> Result<Var> {
+    let device = labels.tensor().device();
+    let out = Tensor::uninit(device, [labels.len(), labels.classes()])?;
+    let mut recording = Recording::new(device);
+    recording.op(Op::OneHot {
+        labels: labels.tensor().share(),
+        classes: labels.classes(),
+        out: out.share(),
+    });
+    recording.submit()?;
+    Var::constant(out)
 }

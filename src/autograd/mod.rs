@@ -50,7 +50,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use loss::{Loss, cross_entropy};
+pub use loss::{Loss, count_correct, cross_entropy, one_hot};
 pub use optim::VarOptimizer;
 pub(crate) use recording::Recording;
 
@@ -335,6 +335,8 @@ impl Var {
         let device = self.device().clone();
         let mut recording = Recording::new(&device);
         let seed = Tensor::from_slice(&device, &[1.0], self.shape().clone())?;
+        // A capture folds multiplications by the seed away.
+        crate::capture::note_constant(&seed, 1.0);
         let mut pending: HashMap<u64, Tensor> = HashMap::from([(self.node.id, seed)]);
         let mut new_grads = Vec::new();
         for var in &order {

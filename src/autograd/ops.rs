@@ -240,22 +240,40 @@ impl Var {
         Ok(Var::from_op("linear", value, &inputs, Box::new(rule)))
     }
 
-    /// An elementwise activation with PyTorch's semantics. RReLU runs in evaluation mode
-    /// (the mean slope); PReLU takes its slopes through [`prelu`](Self::prelu). The step
-    /// function computes, but its backward pass is [`Error::NoGradient`].
+    /// An elementwise activation with PyTorch's semantics, in evaluation mode (RReLU uses its
+    /// mean slope). PReLU takes its slopes through [`prelu`](Self::prelu). The step function
+    /// computes, but its backward pass is [`Error::NoGradient`].
     pub fn activation(&self, activation: Activation) -> Result<Var> {
+        self.activation_mode(activation, false)
+    }
+
+    /// [`activation`](Self::activation) in training (`true`) or evaluation mode: RReLU draws a
+    /// slope per element while training, keyed by the RNG key that
+    /// [`Plan::set_rng`](crate::capture::Plan::set_rng) sets (0, 0 when eager).
+    pub fn activation_mode(&self, activation: Activation, training: bool) -> Result<Var> {
         if activation == Activation::Prelu {
             return Err(Error::InvalidArgument(
                 "PReLU has learnable slopes: use Var::prelu(&slopes)".into(),
             ));
         }
-        let state = ActivationState::default();
+        let state = ActivationState {
+            training,
+            ..ActivationState::default()
+        };
         let value = forward(self, |r| r.activation(self.value(), activation, &state))?;
-        // dy/dx = f'(x), evaluated at the saved input.
+        // dy/dx = f'(x); for ReLU, sigmoid and tanh f'(x) is a function of y = f(x), which is
+        // what is saved (so a capture can fuse the activation into the matmul before it).
+        let from_output = activation.derivative_from_output();
+        let output = value.share();
         let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
             let x = &inputs[0];
+            let state = ActivationState {
+                training,
+                ..ActivationState::default()
+            };
+            let saved = if from_output { &output } else { x.value() };
             Ok(vec![grad_for(x, || {
-                r.activation_backward(x.value(), g, activation, &ActivationState::default())
+                r.activation_backward(saved, g, activation, &state, from_output)
             })?])
         };
         Ok(Var::from_op(
@@ -299,7 +317,7 @@ impl Var {
             };
             Ok(vec![
                 grad_for(x, || {
-                    r.activation_backward(x.value(), g, Activation::Prelu, &state)
+                    r.activation_backward(x.value(), g, Activation::Prelu, &state, false)
                 })?,
                 grad_for(slopes, || r.prelu_slope_grad(x.value(), g, slopes.value()))?,
             ])

@@ -1,6 +1,7 @@
 //! The optimisers of [`crate::optim`] stepping graph leaves in place.
 
 use super::{Recording, Var};
+use crate::capture::Op;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -58,9 +59,22 @@ impl VarOptimizer {
         })
     }
 
-    /// One update of every parameter from its gradient, submitted (no host sync).
+    /// One update of every parameter from its gradient, submitted (no host sync), or recorded
+    /// into the capture in progress.
     pub fn step(&mut self) -> Result<()> {
-        self.optimizer.step()?;
+        if crate::capture::is_capturing() {
+            let Some(first) = self.params.first() else {
+                return Ok(());
+            };
+            let mut recording = Recording::new(first.device());
+            recording.op(Op::OptimizerTick(self.optimizer.shared().clone()));
+            for step in self.optimizer.steps() {
+                recording.op(Op::OptimizerStep(step));
+            }
+            recording.submit()?;
+        } else {
+            self.optimizer.step()?;
+        }
         for param in &self.params {
             param.node.version.set(param.node.version.get() + 1);
         }
@@ -87,8 +101,13 @@ impl VarOptimizer {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &OptimizerConfig {
+    pub fn config(&self) -> OptimizerConfig {
         self.optimizer.config()
+    }
+
+    /// Optimiser steps taken so far (captured steps count when replayed).
+    pub fn steps_taken(&self) -> u64 {
+        self.optimizer.steps_taken()
     }
 
     /// The parameters, in the order given.

@@ -1,36 +1,36 @@
-//! One encoder plus the kernels recorded into it: a forward op, or a whole backward pass,
-//! becomes a single submit built from the kernels of [`crate::kernels`].
+//! A recording: the ops of one forward op, a whole backward pass, or an optimiser step, each
+//! described by the tensors it reads and writes ([`Op`]). Outside a capture, [`submit`]
+//! lowers them to kernels and submits them as one encoder; inside [`crate::capture::capture`]
+//! they join the captured plan instead.
+//!
+//! [`submit`]: Recording::submit
 
 use crate::Result;
-use crate::device::{Device, Encoder};
-use crate::kernels::Record;
-use crate::kernels::activation::Activation;
-use crate::kernels::activation::{ActivationKernel, ActivationState, PreluSlopeGrad};
-use crate::kernels::elementwise::{Elementwise, ElementwiseOp};
-use crate::kernels::matmul::{Matmul, MatmulForm, MatmulOptions};
-use crate::kernels::reduce::{Axis, Sum};
+use crate::capture::{self, MatmulOp, Op};
+use crate::device::Device;
+use crate::kernels::activation::{Activation, ActivationState};
+use crate::kernels::elementwise::ElementwiseOp;
+use crate::kernels::matmul::{MatmulForm, MatmulOptions};
+use crate::kernels::reduce::Axis;
 use crate::tensor::{Shape, Tensor};
 
-/// An encoder and the prepared kernels it has recorded (held until the submit, so nothing they
-/// bind or own is released early).
+/// The ops recorded so far, in order.
 pub(crate) struct Recording {
     device: Device,
-    encoder: Encoder,
-    kernels: Vec<Box<dyn Record>>,
+    ops: Vec<Op>,
 }
 
 impl Recording {
     pub fn new(device: &Device) -> Self {
         Self {
             device: device.clone(),
-            encoder: device.encoder(),
-            kernels: Vec::new(),
+            ops: Vec::new(),
         }
     }
 
-    fn push(&mut self, kernel: impl Record + 'static) {
-        kernel.record_into(&mut self.encoder);
-        self.kernels.push(Box::new(kernel));
+    /// Appends an op.
+    pub fn op(&mut self, op: Op) {
+        self.ops.push(op);
     }
 
     /// `op` on `x` (and `y`) into a new tensor shaped like `x`.
@@ -41,41 +41,51 @@ impl Recording {
         y: Option<&Tensor>,
     ) -> Result<Tensor> {
         let out = Tensor::uninit(&self.device, x.shape().clone())?;
-        self.push(Elementwise::new(op, x, y, &out)?);
+        self.op(Op::Elementwise {
+            op,
+            x: x.share(),
+            y: y.map(Tensor::share),
+            out: out.share(),
+        });
         Ok(out)
     }
 
     /// A new tensor of `shape` filled with `alpha · s`, `s` the one element of `scalar`.
     pub fn fill(&mut self, scalar: &Tensor, alpha: f32, shape: &Shape) -> Result<Tensor> {
         let out = Tensor::uninit(&self.device, shape.clone())?;
-        self.push(Elementwise::new(
-            ElementwiseOp::FillScalar(alpha),
-            scalar,
-            None,
-            &out,
-        )?);
+        self.op(Op::Elementwise {
+            op: ElementwiseOp::FillScalar(alpha),
+            x: scalar.share(),
+            y: None,
+            out: out.share(),
+        });
         Ok(out)
     }
 
     /// `out ← x + out`, in place.
     pub fn add_into(&mut self, x: &Tensor, out: &Tensor) -> Result<()> {
-        self.push(Elementwise::new(ElementwiseOp::Axpy(1.0), x, None, out)?);
+        self.op(Op::Elementwise {
+            op: ElementwiseOp::Axpy(1.0),
+            x: x.share(),
+            y: None,
+            out: out.share(),
+        });
         Ok(())
     }
 
     /// A copy of `x` in a new buffer.
     pub fn copy(&mut self, x: &Tensor) -> Result<Tensor> {
         let out = Tensor::uninit(&self.device, x.shape().clone())?;
-        self.encoder
-            .copy_buffer(x.buffer(), 0, out.buffer(), 0, x.byte_len());
-        self.encoder.keep_alive(&[x.storage().clone()]);
+        self.op(Op::Copy {
+            src: x.share(),
+            dst: out.share(),
+        });
         Ok(out)
     }
 
     /// Zeroes `x` in place.
     pub fn clear(&mut self, x: &Tensor) {
-        self.encoder.clear_buffer(x.buffer(), 0, x.byte_len());
-        self.encoder.keep_alive(&[x.storage().clone()]);
+        self.op(Op::Clear { dst: x.share() });
     }
 
     /// `op(a)·op(b)` (plus the options' bias and activation) into a new `[M, N]` tensor.
@@ -87,7 +97,7 @@ impl Recording {
     ) -> Result<Tensor> {
         let (m, _, n) = options.form.dims(a.shape(), b.shape())?;
         let out = Tensor::uninit(&self.device, [m, n])?;
-        self.push(Matmul::new(a, b, &out, options)?);
+        self.op(Op::Matmul(Box::new(MatmulOp::new(a, b, &out, options))));
         Ok(out)
     }
 
@@ -99,7 +109,12 @@ impl Recording {
     /// `scale · Σ x` into a new `[1]` tensor.
     pub fn sum(&mut self, x: &Tensor, scale: f32) -> Result<Tensor> {
         let out = Tensor::uninit(&self.device, [1])?;
-        self.push(Sum::total(x, &out, scale, false)?);
+        self.op(Op::Sum {
+            x: x.share(),
+            out: out.share(),
+            axis: None,
+            scale,
+        });
         Ok(out)
     }
 
@@ -107,7 +122,12 @@ impl Recording {
     pub fn sum_columns(&mut self, x: &Tensor) -> Result<Tensor> {
         let (_, cols) = x.shape().dims2("sum over columns")?;
         let out = Tensor::uninit(&self.device, [cols])?;
-        self.push(Sum::new(x, &out, Axis::Columns, 1.0, false)?);
+        self.op(Op::Sum {
+            x: x.share(),
+            out: out.share(),
+            axis: Some(Axis::Columns),
+            scale: 1.0,
+        });
         Ok(out)
     }
 
@@ -119,37 +139,73 @@ impl Recording {
         state: &ActivationState<'_>,
     ) -> Result<Tensor> {
         let y = Tensor::uninit(&self.device, x.shape().clone())?;
-        self.push(ActivationKernel::forward(x, &y, activation, state)?);
+        self.op(Op::Activation {
+            x: x.share(),
+            y: y.share(),
+            activation,
+            slopes: state.prelu_slopes.map(Tensor::share),
+            training: state.training,
+        });
         Ok(y)
     }
 
-    /// `dy · activation'(x)` into a new tensor.
+    /// `dy · activation'(x)` into a new tensor, from the forward input `x` or, with
+    /// `from_output`, from the forward output.
     pub fn activation_backward(
         &mut self,
-        x: &Tensor,
+        saved: &Tensor,
         dy: &Tensor,
         activation: Activation,
         state: &ActivationState<'_>,
+        from_output: bool,
     ) -> Result<Tensor> {
-        let dx = Tensor::uninit(&self.device, x.shape().clone())?;
-        self.push(ActivationKernel::backward(x, dy, &dx, activation, state)?);
+        if !activation.has_gradient() {
+            return Err(crate::Error::NoGradient {
+                op: activation.name().to_string(),
+            });
+        }
+        if saved.shape() != dy.shape() {
+            return Err(crate::Error::shape(
+                &format!("{} backward", activation.name()),
+                saved.shape(),
+                dy.shape(),
+            ));
+        }
+        let dx = Tensor::uninit(&self.device, saved.shape().clone())?;
+        self.op(Op::ActivationBackward {
+            saved: saved.share(),
+            dy: dy.share(),
+            dx: dx.share(),
+            activation,
+            slopes: state.prelu_slopes.map(Tensor::share),
+            training: state.training,
+            from_output,
+        });
         Ok(dx)
     }
 
     /// PReLU's slope gradient into a new tensor shaped like `slopes`.
     pub fn prelu_slope_grad(&mut self, x: &Tensor, dy: &Tensor, slopes: &Tensor) -> Result<Tensor> {
         let dslopes = Tensor::uninit(&self.device, slopes.shape().clone())?;
-        self.push(PreluSlopeGrad::new(x, dy, &dslopes)?);
+        self.op(Op::PreluSlopeGrad {
+            x: x.share(),
+            dy: dy.share(),
+            dslopes: dslopes.share(),
+        });
         Ok(dslopes)
     }
 
-    /// Records any other prepared kernel.
-    pub fn kernel(&mut self, kernel: impl Record + 'static) {
-        self.push(kernel);
-    }
-
-    /// Submits everything recorded (no host sync).
+    /// Lowers and submits everything recorded (no host sync), or hands it to the capture in
+    /// progress. Shapes are checked here for eager ops (a failed lowering submits nothing).
     pub fn submit(self) -> Result<()> {
-        self.encoder.submit()
+        let Some(ops) = capture::append(self.ops) else {
+            return Ok(());
+        };
+        let kernels = ops.iter().map(Op::lower).collect::<Result<Vec<_>>>()?;
+        let mut encoder = self.device.encoder();
+        for kernel in &kernels {
+            kernel.record_into(&mut encoder);
+        }
+        encoder.submit()
     }
 }

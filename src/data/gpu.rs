@@ -1,5 +1,10 @@
 //! A labelled image set on the device, and batches gathered from it on the device.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::autograd::{Recording, Var};
+use crate::capture::Op;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::loss::Labels;
 use crate::kernels::{Dispatch, entry, grid};
@@ -11,6 +16,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     name: "data",
     wgsl: concat!(
         include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/data.wgsl")
     ),
 };
@@ -138,88 +144,237 @@ impl GpuDataset {
     }
 }
 
+/// What a batch reads from its data set, shared by every kernel that reads the batch: the
+/// gather, or (in a fused captured step) the matmuls that read pixels straight from the data
+/// set. The batch's offset in the epoch's order is set before each replay.
+#[derive(Debug)]
+pub(crate) struct BatchSource {
+    pub pixels: Tensor,
+    pub labels: Tensor,
+    pub order: Tensor,
+    /// Examples in the data set.
+    pub len: usize,
+    /// Features (pixels) per example.
+    pub features: usize,
+    pub classes: usize,
+    /// Examples per batch.
+    pub rows: usize,
+    pub scale: f32,
+    pub shift: f32,
+    offset: AtomicU32,
+}
+
+impl BatchSource {
+    /// The batch's first position in the order.
+    pub fn offset(&self) -> u32 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
+    fn set_offset(&self, offset: usize) -> Result<()> {
+        if offset + self.rows > self.len {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {} at offset {offset} runs past the {} examples",
+                self.rows, self.len
+            )));
+        }
+        self.offset.store(offset as u32, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One batch size of a data set, as the input of an autograd graph: [`Batch::gather`] records
+/// the gather (eagerly, or into a capture), [`Batch::input`] and [`Batch::labels`] are what the
+/// model reads, and [`Batch::set_offset`] picks the batch before a (re)play.
+#[derive(Debug)]
+pub struct Batch {
+    source: Arc<BatchSource>,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl Batch {
+    /// Examples per batch.
+    pub fn rows(&self) -> usize {
+        self.source.rows
+    }
+
+    /// Selects the batch that starts at `offset` in the order, for the next gather or replay.
+    pub fn set_offset(&self, offset: usize) -> Result<()> {
+        self.source.set_offset(offset)
+    }
+
+    /// Records gathering the batch (at the offset set when it runs): the images normalised
+    /// into [`Batch::input`], the labels into [`Batch::labels`].
+    pub fn gather(&self) -> Result<()> {
+        let mut recording = Recording::new(self.x.device());
+        recording.op(Op::Gather(GatherOp {
+            source: self.source.clone(),
+            x: self.x.share(),
+            y: self.y.share(),
+        }));
+        recording.submit()
+    }
+
+    /// The normalised images, `[rows, features]`, as a graph input (no gradient).
+    pub fn input(&self) -> Result<Var> {
+        Var::constant(self.x.share())
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> Result<Labels> {
+        Labels::trusted(self.y.share(), self.source.classes)
+    }
+
+    /// A handle that only moves the batch's offset: keep it instead of the batch after a
+    /// capture, so the plan may skip writing the gathered images when no kernel reads them.
+    pub fn cursor(&self) -> BatchCursor {
+        BatchCursor {
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// Moves a [`Batch`]'s offset (see [`Batch::cursor`]).
+#[derive(Debug, Clone)]
+pub struct BatchCursor {
+    source: Arc<BatchSource>,
+}
+
+impl BatchCursor {
+    /// Selects the batch that starts at `offset` in the order, for the next replay.
+    pub fn set_offset(&self, offset: usize) -> Result<()> {
+        self.source.set_offset(offset)
+    }
+}
+
+impl GpuDataset {
+    /// A batch of `rows` examples normalised with `norm`, reading this data set's buffers.
+    pub fn batch(&self, rows: usize, norm: Normalization) -> Result<Batch> {
+        let source = self.source(rows, norm)?;
+        let device = self.pixels.device();
+        Ok(Batch {
+            x: Tensor::uninit(device, [rows, self.pixels_per_image])?,
+            y: Tensor::uninit_of(device, [rows], DType::U32)?,
+            source,
+        })
+    }
+
+    fn source(&self, rows: usize, norm: Normalization) -> Result<Arc<BatchSource>> {
+        if rows == 0 || rows > self.len {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {rows} from {} examples",
+                self.len
+            )));
+        }
+        let (scale, shift) = norm.scale_shift();
+        Ok(Arc::new(BatchSource {
+            pixels: self.pixels.share(),
+            labels: self.labels.share(),
+            order: self.order.share(),
+            len: self.len,
+            features: self.pixels_per_image,
+            classes: self.classes,
+            rows,
+            scale,
+            shift,
+            offset: AtomicU32::new(0),
+        }))
+    }
+}
+
+/// The `GatherParams` uniform of `shaders/data.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct GatherParams {
+    pub offset: u32,
+    pub rows: u32,
+    pub pixels: u32,
+    pub _pad: u32,
+    pub scale: f32,
+    pub shift: f32,
+    pub _pad1: [f32; 2],
+}
+
+/// The gather op of a capture: a batch's source and its output tensors.
+#[derive(Debug)]
+pub(crate) struct GatherOp {
+    pub source: Arc<BatchSource>,
+    pub x: Tensor,
+    pub y: Tensor,
+}
+
 /// The gather of one batch size, with its output tensors; the offset changes per step.
 #[derive(Debug)]
 pub struct BatchGather {
     dispatch: Dispatch,
     params: wgpu::Buffer,
-    words: [u32; 8],
+    source: Arc<BatchSource>,
     /// The normalised images of the batch, `[rows, features]`.
     pub x: Tensor,
     /// The labels of the batch.
     pub y: Labels,
-    device: Device,
-    /// Examples in the data set, to bound the offset.
-    len: usize,
 }
 
 impl BatchGather {
     /// Prepares gathering `rows` examples from `data`, normalised with `norm`.
     pub fn new(data: &GpuDataset, rows: usize, norm: Normalization) -> Result<Self> {
-        let op = "gather_batch";
-        let device = data.pixels.device().clone();
-        if rows == 0 || rows > data.len {
-            return Err(Error::InvalidArgument(format!(
-                "a batch of {rows} from {} examples",
-                data.len
-            )));
-        }
-        let x = Tensor::uninit(&device, [rows, data.pixels_per_image])?;
-        let y = Tensor::uninit_of(&device, [rows], DType::U32)?;
-        let (scale, shift) = norm.scale_shift();
-        let words = [
-            0,
-            rows as u32,
-            data.pixels_per_image as u32,
-            0,
-            scale.to_bits(),
-            shift.to_bits(),
-            0,
-            0,
-        ];
-        let params = device.uniform_buffer("gather params", bytemuck::cast_slice(&words));
-        let pipeline = device.pipeline(&SHADER, op, &[])?;
+        let source = data.source(rows, norm)?;
+        let device = data.pixels.device();
+        let x = Tensor::uninit(device, [rows, data.pixels_per_image])?;
+        let y = Tensor::uninit_of(device, [rows], DType::U32)?;
+        Self::from_op(&GatherOp { source, x, y })
+    }
+
+    pub(crate) fn from_op(op: &GatherOp) -> Result<Self> {
+        let name = "gather_batch";
+        let source = op.source.clone();
+        let device = source.pixels.device().clone();
+        let params = GatherParams {
+            offset: source.offset(),
+            rows: source.rows as u32,
+            pixels: source.features as u32,
+            scale: source.scale,
+            shift: source.shift,
+            ..GatherParams::default()
+        };
+        let params = device.uniform_buffer("gather params", bytemuck::bytes_of(&params));
+        let pipeline = device.pipeline(&SHADER, name, &[])?;
         let entries = [
-            entry(0, &data.pixels),
-            entry(1, &data.labels),
-            entry(2, &data.order),
-            entry(3, &x),
-            entry(4, &y),
+            entry(0, &source.pixels),
+            entry(1, &source.labels),
+            entry(2, &source.order),
+            entry(3, &op.x),
+            entry(4, &op.y),
             entry(5, params.as_entire_binding()),
         ];
         let dispatch = Dispatch::new(
             &device,
             pipeline,
-            op,
+            name,
             &entries,
-            grid(&device, op, rows * data.pixels_per_image, 64)?,
+            grid(&device, name, source.rows * source.features, 64)?,
         );
-        let y = Labels::trusted(y, data.classes)?;
         Ok(Self {
             dispatch,
             params,
-            words,
-            x,
-            y,
-            device,
-            len: data.len,
+            x: op.x.share(),
+            y: Labels::trusted(op.y.share(), source.classes)?,
+            source,
         })
     }
 
     /// Records gathering the batch that starts at `offset` in the order. The offset reaches
     /// the device with the next submit: record one gather per submit.
     pub fn record(&mut self, encoder: &mut Encoder, offset: usize) -> Result<()> {
-        let rows = self.words[1] as usize;
-        if offset + rows > self.len {
-            return Err(Error::InvalidArgument(format!(
-                "a batch of {rows} at offset {offset} runs past the {} examples",
-                self.len
-            )));
-        }
-        self.words[0] = offset as u32;
-        self.device
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(&self.words));
-        self.dispatch.record(encoder);
+        self.source.set_offset(offset)?;
+        self.record_current(encoder);
         Ok(())
+    }
+
+    /// Records the gather at the source's current offset.
+    pub(crate) fn record_current(&self, encoder: &mut Encoder) {
+        let device = self.source.pixels.device();
+        device.write_buffer(&self.params, 0, &self.source.offset().to_le_bytes());
+        self.dispatch.record(encoder);
     }
 }

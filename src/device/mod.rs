@@ -385,6 +385,14 @@ impl Device {
         commands: wgpu::CommandBuffer,
         dispatches: u64,
     ) -> Result<wgpu::SubmissionIndex> {
+        if crate::capture::is_capturing() {
+            return Err(Error::InvalidArgument(
+                "work was submitted (or a tensor read back) while capturing: inside capture() \
+                 nothing runs until the plan is replayed; record through autograd, optimisers \
+                 and batches only, and read results after a replay"
+                    .into(),
+            ));
+        }
         self.check("command recording")?;
         let index = self.inner.queue.submit([commands]);
         Counters::add(&self.inner.counters.submits, 1);

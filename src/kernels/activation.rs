@@ -130,13 +130,24 @@ impl Activation {
             })
     }
 
+    /// Whether the derivative is a function of the output (ReLU, sigmoid, tanh, identity), so
+    /// a backward pass can save the output instead of the input (dfdx's `DF_USES_FX`): then a
+    /// matmul can write the activation's output directly and the layer below can fold the
+    /// derivative into its input-gradient matmul.
+    pub fn derivative_from_output(self) -> bool {
+        matches!(
+            self,
+            Activation::Identity | Activation::Relu | Activation::Sigmoid | Activation::Tanh
+        )
+    }
+
     /// Whether the backward pass exists (everything but [`Activation::Step`]).
     pub fn has_gradient(self) -> bool {
         !matches!(self, Activation::Step { .. })
     }
 
     /// The id and parameters the WGSL functions are specialised with.
-    fn wgsl_id_and_params(self) -> (u32, f32, f32) {
+    pub(crate) fn wgsl_id_and_params(self) -> (u32, f32, f32) {
         match self {
             Activation::Identity => (0, 0.0, 0.0),
             Activation::Relu => (1, 0.0, 0.0),
@@ -375,6 +386,34 @@ impl ActivationKernel {
         )
     }
 
+    /// Prepares `dx = dy · activation'(x)` from the forward pass's *output* `y`, for the
+    /// activations with [`Activation::derivative_from_output`].
+    pub fn backward_from_output(
+        y: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        activation: Activation,
+    ) -> Result<Self> {
+        let op = format!("{} backward from output", activation.name());
+        if !activation.derivative_from_output() {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: the derivative of {} is not a function of its output",
+                activation.name()
+            )));
+        }
+        same_shape(&op, y, dy)?;
+        same_shape(&op, y, dx)?;
+        Self::build(
+            &op,
+            "activation_backward_from_output",
+            y,
+            Some(dy),
+            dx,
+            activation,
+            &ActivationState::default(),
+        )
+    }
+
     fn build(
         op: &str,
         entry_point: &str,
@@ -397,7 +436,10 @@ impl ActivationKernel {
             entry(2, out),
             entry(3, uniform.as_entire_binding()),
         ];
-        entries.extend(binding.entries(state, x));
+        // act_grad_from_output needs neither the slopes nor the runtime uniform.
+        if entry_point != "activation_backward_from_output" {
+            entries.extend(binding.entries(state, x));
+        }
         if let Some(dy) = dy {
             entries.push(entry(1, dy));
         }

@@ -81,51 +81,60 @@ pub enum MatmulKernel {
     /// operands packed into rgba32float textures. Best on CPU devices (lavapipe), where a
     /// texel fetch is several times cheaper than a storage-buffer load.
     Texture,
+    /// `matmul_vector_*` (`shaders/matmul_vector.wgsl`): sixteen rows by four columns per
+    /// invocation in named vec4 accumulators over operands read as vec4. Only for shapes whose
+    /// vec4 loads line up ([`MatmulKernel::supports`]); the family the fused kernels of a
+    /// captured step build on.
+    Vector,
 }
 
 impl MatmulKernel {
-    /// Every kernel, for tests and benchmarks.
+    /// Every kernel that takes every shape, for tests and benchmarks ([`MatmulKernel::Vector`]
+    /// takes aligned shapes only).
     pub const ALL: [MatmulKernel; 3] = [
         MatmulKernel::Blocked,
         MatmulKernel::Tiled,
         MatmulKernel::Texture,
     ];
+
+    /// Whether this kernel computes `op(A)·op(B)` of `m×k` by `k×n` in `form`.
+    pub fn supports(self, form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+        match self {
+            MatmulKernel::Vector => super::matmul_vector::supports(form, m, k, n),
+            _ => true,
+        }
+    }
 }
 
-/// Whether the packed operands of an `m×k·k×n` product fit in textures of at most
-/// `max_side` texels per side.
-fn texture_fits(max_side: u32, m: usize, n: usize, k: usize) -> bool {
-    let (a_width, a_height) = packed_size(m, k, 1, BLOCK);
-    let (b_width, b_height) = packed_size(k, n, 2, 4);
-    [a_width, a_height, b_width, b_height]
-        .iter()
-        .all(|&side| side <= max_side as usize)
-}
-
-/// Picks the kernel for a device type and a product of `m×k` by `k×n`.
+/// Picks the kernel for a device type and a product of `m×k` by `k×n` in `form`.
 ///
 /// - CPU devices (lavapipe, SwiftShader, WARP) run invocations as SIMD lanes of a thread;
 ///   a workgroup barrier there means switching between invocations, and on lavapipe
-///   (Mesa 22.3) a storage-buffer or workgroup-memory load costs ~3.5 ns per lane and
-///   component against ~0.5 ns for a texel fetch. So: [`Texture`] (measured 10–13 GFLOP/s
-///   in isolation) when the packed operands fit the texture limit, else [`Blocked`]
-///   (~2 GFLOP/s); never [`Tiled`] (~0.6 GFLOP/s).
+///   (Mesa 22.3) private arrays indexed in a loop live in memory and scalar storage loads are
+///   gathered lane by lane. So: [`Vector`] (named vec4 accumulators, vec4 operands) where the
+///   shape lines up, else [`Blocked`] (~2 GFLOP/s); never [`Tiled`] (~0.6 GFLOP/s).
+///   [`Texture`] is as fast in isolation but packs both operands first (three dispatches) and
+///   rounds differently from the fused kernels of a captured step, which build on [`Vector`].
 /// - Real GPUs reuse operands from workgroup memory: [`Tiled`], unless the output is so thin
 ///   (fewer than 16 rows or columns) that most of a 64×64 tile would idle.
+///
+/// [`Blocked`], [`Tiled`] and [`Vector`] compute each output as the same fma chain in k order,
+/// so the choice never changes a result's bits.
 ///
 /// [`Blocked`]: MatmulKernel::Blocked
 /// [`Tiled`]: MatmulKernel::Tiled
 /// [`Texture`]: MatmulKernel::Texture
+/// [`Vector`]: MatmulKernel::Vector
 pub fn select_kernel(
     device_type: wgpu::DeviceType,
-    limits: &wgpu::Limits,
+    form: MatmulForm,
     m: usize,
     n: usize,
     k: usize,
 ) -> MatmulKernel {
     match device_type {
-        wgpu::DeviceType::Cpu if texture_fits(limits.max_texture_dimension_2d, m, n, k) => {
-            MatmulKernel::Texture
+        wgpu::DeviceType::Cpu if MatmulKernel::Vector.supports(form, m, k, n) => {
+            MatmulKernel::Vector
         }
         wgpu::DeviceType::Cpu => MatmulKernel::Blocked,
         _ if m < 16 || n < 16 => MatmulKernel::Blocked,
@@ -180,6 +189,8 @@ pub struct Matmul {
     /// The dispatches in order: the matmul itself, preceded by operand packing for
     /// [`MatmulKernel::Texture`].
     steps: Vec<Dispatch>,
+    /// [`MatmulKernel::Vector`]'s prepared kernel (then `steps` is empty).
+    vector: Option<super::matmul_vector::VectorMatmul>,
     kernel: MatmulKernel,
     activation: ActivationBinding,
     device: Device,
@@ -220,7 +231,39 @@ impl Matmul {
         }
         let kernel = options
             .kernel
-            .unwrap_or_else(|| kernel_for(device, m, n, k));
+            .unwrap_or_else(|| kernel_for(device, form, m, n, k));
+        if kernel == MatmulKernel::Vector {
+            let spec = super::matmul_vector::VectorSpec {
+                form,
+                a,
+                b,
+                c,
+                gather: None,
+                write_labels: None,
+                bias: options.bias,
+                accumulate: options.accumulate,
+                activation: options.activation,
+                activation_state: options.activation_state,
+                dact: None,
+                bias_grad: None,
+                update_w: None,
+                update_b: None,
+            };
+            let vector = super::matmul_vector::VectorMatmul::new(&spec)?;
+            return Ok(Self {
+                steps: Vec::new(),
+                vector: Some(vector),
+                kernel,
+                activation: ActivationBinding::new(
+                    device,
+                    &op,
+                    Activation::Identity,
+                    &ActivationState::default(),
+                    n,
+                )?,
+                device: device.clone(),
+            });
+        }
 
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let activation = ActivationBinding::new(
@@ -267,6 +310,7 @@ impl Matmul {
                 entries.extend([entry(0, a), entry(1, b)]);
                 packed = None;
             }
+            MatmulKernel::Vector => unreachable!("handled above"),
             MatmulKernel::Texture => {
                 // op(A) is packed M×K with rows padded to the 8-row block; op(B) K×N with
                 // rows padded to 4 (one texel of k) and texel columns to 2 (two per invocation).
@@ -313,6 +357,7 @@ impl Matmul {
         ));
         Ok(Self {
             steps,
+            vector: None,
             kernel,
             activation,
             device: device.clone(),
@@ -326,16 +371,22 @@ impl Matmul {
 
     /// Sets the fused RReLU's RNG key for the next recorded passes (queued; no host sync).
     pub fn set_rng(&self, seed: u32, step: u32) {
-        self.activation.set_rng(&self.device, seed, step);
+        match &self.vector {
+            Some(vector) => vector.set_rng(seed, step),
+            None => self.activation.set_rng(&self.device, seed, step),
+        }
     }
 
     /// How many dispatches [`Matmul::record`] records.
     pub fn dispatch_count(&self) -> usize {
-        self.steps.len()
+        self.steps.len() + usize::from(self.vector.is_some())
     }
 
     /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
+        if let Some(vector) = &self.vector {
+            vector.record(encoder);
+        }
         for step in &self.steps {
             step.record(encoder);
         }
@@ -395,7 +446,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
     Ok(c)
 }
 
-/// The device's choice for an `m×k·k×n` product (see [`select_kernel`]).
-pub fn kernel_for(device: &Device, m: usize, n: usize, k: usize) -> MatmulKernel {
-    select_kernel(device.adapter().device_type, device.limits(), m, n, k)
+/// The device's choice for an `m×k·k×n` product in `form` (see [`select_kernel`]).
+pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usize) -> MatmulKernel {
+    select_kernel(device.adapter().device_type, form, m, n, k)
 }

@@ -6,8 +6,10 @@
 
 pub mod activation;
 pub mod elementwise;
+pub mod head;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_vector;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
@@ -156,6 +158,9 @@ pub(crate) fn groups(device: &Device, what: &str, n: usize, per_group: usize) ->
 /// forward op or a backward pass together and records them into one encoder.
 pub(crate) trait Record {
     fn record_into(&self, encoder: &mut Encoder);
+
+    /// Keys the kernel's RReLU (if any) to `(seed, step)` for the next recording.
+    fn set_rng(&self, _seed: u32, _step: u32) {}
 }
 
 macro_rules! recordable {
@@ -170,10 +175,48 @@ macro_rules! recordable {
 
 recordable!(
     elementwise::Elementwise,
-    matmul::Matmul,
     reduce::Sum,
-    activation::ActivationKernel,
     activation::PreluSlopeGrad,
     loss::PointwiseLossKernel,
     loss::SoftmaxCrossEntropy,
+    loss::OneHot,
+    metrics::Metric,
+    head::Head,
+    Dispatch,
 );
+
+impl Record for matmul::Matmul {
+    fn record_into(&self, encoder: &mut Encoder) {
+        self.record(encoder);
+    }
+
+    fn set_rng(&self, seed: u32, step: u32) {
+        matmul::Matmul::set_rng(self, seed, step);
+    }
+}
+
+impl Record for matmul_vector::VectorMatmul {
+    fn record_into(&self, encoder: &mut Encoder) {
+        self.record(encoder);
+    }
+
+    fn set_rng(&self, seed: u32, step: u32) {
+        matmul_vector::VectorMatmul::set_rng(self, seed, step);
+    }
+}
+
+impl Record for activation::ActivationKernel {
+    fn record_into(&self, encoder: &mut Encoder) {
+        self.record(encoder);
+    }
+
+    fn set_rng(&self, seed: u32, step: u32) {
+        activation::ActivationKernel::set_rng(self, seed, step);
+    }
+}
+
+impl Record for crate::data::gpu::BatchGather {
+    fn record_into(&self, encoder: &mut Encoder) {
+        self.record_current(encoder);
+    }
+}

@@ -5,16 +5,22 @@
 //! the first-step flag of momentum) are computed on the host in f64 and written to a uniform
 //! before each step's submit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytemuck::Zeroable;
+
 use super::{Dispatch, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/optim.wgsl`, after the shared `shaders/grid.wgsl`.
+/// `shaders/optim.wgsl`, after the shared `shaders/grid.wgsl` and the update rules.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "optim",
     wgsl: concat!(
         include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/optim.wgsl")
     ),
 };
@@ -164,41 +170,44 @@ impl OptimizerConfig {
         Ok(())
     }
 
-    /// (KIND, NESTEROV) of `shaders/optim.wgsl`, and its entry point.
-    fn specialisation(&self) -> (&'static str, f64, f64) {
-        match *self {
+    /// `(OPTIM, NESTEROV)` of `shaders/optim_functions.wgsl`.
+    pub(crate) fn constants(&self) -> [(&'static str, f64); 2] {
+        let (kind, nesterov) = match *self {
             OptimizerConfig::Sgd {
                 momentum, nesterov, ..
-            } => {
-                let kind = if momentum > 0.0 { 1.0 } else { 0.0 };
-                ("sgd_step", kind, if nesterov { 1.0 } else { 0.0 })
-            }
-            OptimizerConfig::Adam { decoupled, .. } => {
-                ("adam_step", if decoupled { 3.0 } else { 2.0 }, 0.0)
-            }
-        }
+            } => (if momentum > 0.0 { 2.0 } else { 1.0 }, nesterov),
+            OptimizerConfig::Adam { decoupled, .. } => (if decoupled { 4.0 } else { 3.0 }, false),
+        };
+        [
+            ("OPTIM", kind),
+            ("NESTEROV", if nesterov { 1.0 } else { 0.0 }),
+        ]
     }
 
-    /// The `Hyper` uniform for step `t` (1-based).
-    fn hyper_words(&self, t: u64) -> [u32; 12] {
-        let (lr, wd, momentum, dampening, beta1, beta2, eps, step_size, bc2_sqrt) = match *self {
+    /// Whether the rule keeps per-element state (momentum, or Adam's moments).
+    fn stateful(&self) -> bool {
+        !matches!(*self, OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0)
+    }
+
+    /// The [`Hyper`] uniform for step `t` (1-based).
+    fn hyper(&self, t: u64) -> Hyper {
+        let mut hyper = Hyper {
+            lr: self.lr(),
+            bias_correction2_sqrt: 1.0,
+            first_step: u32::from(t == 1),
+            ..Hyper::zeroed()
+        };
+        match *self {
             OptimizerConfig::Sgd {
-                lr,
                 momentum,
                 dampening,
                 weight_decay,
                 ..
-            } => (
-                lr,
-                weight_decay,
-                momentum,
-                dampening,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                1.0,
-            ),
+            } => {
+                hyper.weight_decay = weight_decay;
+                hyper.momentum = momentum;
+                hyper.dampening = dampening;
+            }
             OptimizerConfig::Adam {
                 lr,
                 beta1,
@@ -209,52 +218,135 @@ impl OptimizerConfig {
             } => {
                 let bc1 = 1.0 - f64::from(beta1).powf(t as f64);
                 let bc2 = 1.0 - f64::from(beta2).powf(t as f64);
-                let step_size = (f64::from(lr) / bc1) as f32;
-                (
-                    lr,
-                    weight_decay,
-                    0.0,
-                    0.0,
-                    beta1,
-                    beta2,
-                    eps,
-                    step_size,
-                    bc2.sqrt() as f32,
-                )
+                hyper.weight_decay = weight_decay;
+                hyper.beta1 = beta1;
+                hyper.beta2 = beta2;
+                hyper.eps = eps;
+                hyper.step_size = (f64::from(lr) / bc1) as f32;
+                hyper.bias_correction2_sqrt = bc2.sqrt() as f32;
             }
-        };
-        let f = f32::to_bits;
-        [
-            f(lr),
-            f(wd),
-            f(momentum),
-            f(dampening),
-            f(beta1),
-            f(beta2),
-            f(eps),
-            f(step_size),
-            f(bc2_sqrt),
-            u32::from(t == 1),
-            0,
-            0,
-        ]
+        }
+        hyper
     }
 }
 
+/// The `Hyper` uniform of `shaders/optim_functions.wgsl`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Hyper {
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub step_size: f32,
+    pub bias_correction2_sqrt: f32,
+    pub first_step: u32,
+    pub _pad: [u32; 2],
+}
+
+/// The `Size` uniform of `shaders/optim.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Size {
+    pub count: u32,
+    pub _pad: [u32; 3],
+}
+
+/// What every update of one optimiser shares: its configuration, its step count and the
+/// hyper-parameter uniform that each step rewrites (the standalone update and any fused
+/// epilogue read the same buffer).
 #[derive(Debug)]
-struct Slot {
-    dispatch: Dispatch,
-    _state: Vec<Tensor>,
+pub(crate) struct OptimizerShared {
+    device: Device,
+    config: Mutex<OptimizerConfig>,
+    steps: AtomicU64,
+    pub hyper: wgpu::Buffer,
+}
+
+impl OptimizerShared {
+    /// Counts a step and writes its numbers; they reach the device with the next submit.
+    pub fn tick(&self) {
+        let t = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        let hyper = self.config().hyper(t);
+        self.device
+            .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
+    }
+
+    pub fn config(&self) -> OptimizerConfig {
+        *self.config.lock().expect("optimizer config lock")
+    }
+}
+
+/// One parameter with its gradient and state (state tensors are `[1]` placeholders for a
+/// stateless rule, so every binding has a buffer).
+#[derive(Debug)]
+pub(crate) struct OptimSlot {
+    pub param: Tensor,
+    pub grad: Tensor,
+    pub state1: Tensor,
+    pub state2: Tensor,
+}
+
+impl OptimSlot {
+    fn share(&self) -> Self {
+        Self {
+            param: self.param.share(),
+            grad: self.grad.share(),
+            state1: self.state1.share(),
+            state2: self.state2.share(),
+        }
+    }
+}
+
+/// One parameter's update through `optim_step`, as a capture op lowers it.
+#[derive(Debug)]
+pub(crate) struct OptimStep {
+    pub shared: Arc<OptimizerShared>,
+    pub slot: OptimSlot,
+}
+
+impl OptimStep {
+    pub fn kernel(&self) -> Result<Dispatch> {
+        let device = &self.shared.device;
+        let config = self.shared.config();
+        let op = "optim_step";
+        let pipeline = device.pipeline(&SHADER, op, &config.constants())?;
+        let count = self.slot.param.numel();
+        let size = Size {
+            count: count as u32,
+            ..Size::default()
+        };
+        let size = device.uniform_buffer("optimizer size", bytemuck::bytes_of(&size));
+        let slot = &self.slot;
+        let entries = vec![
+            entry(0, &slot.param),
+            entry(1, &slot.grad),
+            entry(5, size.as_entire_binding()),
+            entry(30, self.shared.hyper.as_entire_binding()),
+            // Mentioned by every specialisation; [1] placeholders for a stateless rule.
+            entry(2, &slot.state1),
+            entry(3, &slot.state2),
+        ];
+        Ok(Dispatch::new(
+            device,
+            pipeline,
+            op,
+            &entries,
+            grid(device, op, count, 64)?,
+        ))
+    }
 }
 
 /// An optimiser bound to its parameters and gradients, with its state on the device.
 #[derive(Debug)]
 pub struct Optimizer {
-    device: Device,
-    config: OptimizerConfig,
-    steps: u64,
-    hyper: wgpu::Buffer,
-    slots: Vec<Slot>,
+    shared: Arc<OptimizerShared>,
+    slots: Vec<OptimSlot>,
+    /// One prepared update per parameter, built once.
+    kernels: Vec<Dispatch>,
 }
 
 impl Optimizer {
@@ -270,15 +362,16 @@ impl Optimizer {
         let device = first.device().clone();
         let hyper = device.uniform_buffer(
             "optimizer hyper-parameters",
-            bytemuck::cast_slice(&config.hyper_words(1)),
+            bytemuck::bytes_of(&config.hyper(1)),
         );
-        let (entry_point, kind, nesterov) = config.specialisation();
-        let pipeline = device.pipeline(
-            &SHADER,
-            entry_point,
-            &[("KIND", kind), ("NESTEROV", nesterov)],
-        )?;
+        let shared = Arc::new(OptimizerShared {
+            device: device.clone(),
+            config: Mutex::new(config),
+            steps: AtomicU64::new(0),
+            hyper,
+        });
         let mut slots = Vec::with_capacity(params.len());
+        let mut kernels = Vec::with_capacity(params.len());
         for (index, (param, grad)) in params.iter().enumerate() {
             let op = format!("optimizer parameter {index}");
             param.expect_dtype(&op, DType::F32)?;
@@ -291,82 +384,75 @@ impl Optimizer {
                     "{op}: the gradient must not be the parameter itself"
                 )));
             }
-            let count = param.numel();
-            let stateful =
-                !matches!(config, OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0);
-            let state_shape = if stateful { count } else { 1 };
-            let state: Vec<Tensor> = (0..2)
-                .map(|_| Tensor::zeros(&device, [state_shape.max(1)]))
-                .collect::<Result<_>>()?;
-            let size = device.uniform_buffer(
-                "optimizer size",
-                bytemuck::cast_slice(&[count as u32, 0, 0, 0]),
-            );
-            let mut entries = vec![
-                entry(0, *param),
-                entry(1, *grad),
-                entry(2, &state[0]),
-                entry(4, hyper.as_entire_binding()),
-                entry(5, size.as_entire_binding()),
-            ];
-            if entry_point == "adam_step" {
-                entries.push(entry(3, &state[1]));
-            }
-            let dispatch = Dispatch::new(
-                &device,
-                pipeline.clone(),
-                &op,
-                &entries,
-                grid(&device, &op, count, 64)?,
-            );
-            slots.push(Slot {
-                dispatch,
-                _state: state,
-            });
+            let state_len = if config.stateful() { param.numel() } else { 1 };
+            let slot = OptimSlot {
+                param: param.share(),
+                grad: grad.share(),
+                state1: Tensor::zeros(&device, [state_len.max(1)])?,
+                state2: Tensor::zeros(&device, [state_len.max(1)])?,
+            };
+            let step = OptimStep {
+                shared: shared.clone(),
+                slot: slot.share(),
+            };
+            kernels.push(step.kernel()?);
+            slots.push(slot);
         }
         Ok(Self {
-            device,
-            config,
-            steps: 0,
-            hyper,
+            shared,
             slots,
+            kernels,
         })
     }
 
     /// The configuration.
-    pub fn config(&self) -> &OptimizerConfig {
-        &self.config
+    pub fn config(&self) -> OptimizerConfig {
+        self.shared.config()
     }
 
     /// Changes the learning rate from the next step on (for schedules).
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
-        let config = self.config.with_lr(lr);
+        let config = self.config().with_lr(lr);
         config.validate()?;
-        self.config = config;
+        *self.shared.config.lock().expect("optimizer config lock") = config;
         Ok(())
     }
 
     /// Steps taken so far.
     pub fn steps_taken(&self) -> u64 {
-        self.steps
+        self.shared.steps.load(Ordering::Relaxed)
     }
 
     /// Writes this step's numbers and records every parameter's update. The numbers reach
     /// the device with the encoder's submit, so record at most one step per submit.
     pub fn record_step(&mut self, encoder: &mut Encoder) {
-        self.steps += 1;
-        let words = self.config.hyper_words(self.steps);
-        self.device
-            .write_buffer(&self.hyper, 0, bytemuck::cast_slice(&words));
-        for slot in &self.slots {
-            slot.dispatch.record(encoder);
+        self.shared.tick();
+        for kernel in &self.kernels {
+            kernel.record(encoder);
         }
     }
 
     /// One step, submitted on its own.
     pub fn step(&mut self) -> Result<()> {
-        let mut encoder = self.device.encoder();
+        let mut encoder = self.shared.device.encoder();
         self.record_step(&mut encoder);
         encoder.submit()
+    }
+
+    /// The shared step state, for ops that update parameters inside other kernels.
+    pub(crate) fn shared(&self) -> &Arc<OptimizerShared> {
+        &self.shared
+    }
+
+    /// The update of each parameter as capture ops: a tick (the step's numbers), then one
+    /// update per parameter, in the order given to [`Optimizer::new`].
+    pub(crate) fn steps(&self) -> Vec<OptimStep> {
+        self.slots
+            .iter()
+            .map(|slot| OptimStep {
+                shared: self.shared.clone(),
+                slot: slot.share(),
+            })
+            .collect()
     }
 }

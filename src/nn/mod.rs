@@ -1,5 +1,6 @@
-//! Layers and models: a multilayer perceptron of `Linear` layers and activations, trained
-//! on the device by [`Trainer`].
+//! Layers and models: a multilayer perceptron of `Linear` layers and activations, written once
+//! as an autograd graph ([`Mlp::forward`]) and trained on the device by [`Trainer`], which
+//! captures the whole step (forward, loss, backward, optimiser) into a fused plan.
 
 mod checkpoint;
 mod schedule;
@@ -12,23 +13,21 @@ pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, e
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::autograd::Var;
 use crate::device::Device;
 use crate::kernels::activation::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// A fully connected layer `y = x·W + b`, with `W` stored `[in, out]` so the forward pass is a
-/// plain `A·B` matmul with a fused bias.
+/// plain `A·B` matmul with a fused bias. Both parameters are autograd leaves; their gradients
+/// are in [`Var::grad`].
 #[derive(Debug)]
 pub struct Linear {
     /// `[in, out]`.
-    pub weight: Tensor,
+    pub weight: Var,
     /// `[out]`.
-    pub bias: Tensor,
-    /// dL/dW, written by each backward pass.
-    pub weight_grad: Tensor,
-    /// dL/db, written by each backward pass.
-    pub bias_grad: Tensor,
+    pub bias: Var,
 }
 
 impl Linear {
@@ -45,11 +44,14 @@ impl Linear {
         let weight = draw(inputs * outputs);
         let bias = draw(outputs);
         Ok(Self {
-            weight: Tensor::from_slice(device, &weight, [inputs, outputs])?,
-            bias: Tensor::from_slice(device, &bias, [outputs])?,
-            weight_grad: Tensor::zeros(device, [inputs, outputs])?,
-            bias_grad: Tensor::zeros(device, [outputs])?,
+            weight: Var::parameter(Tensor::from_slice(device, &weight, [inputs, outputs])?)?,
+            bias: Var::parameter(Tensor::from_slice(device, &bias, [outputs])?)?,
         })
+    }
+
+    /// `x·W + b`.
+    pub fn forward(&self, x: &Var) -> Result<Var> {
+        x.linear(&self.weight, Some(&self.bias))
     }
 
     /// Inputs.
@@ -85,14 +87,11 @@ impl MlpConfig {
     }
 }
 
-/// The learnable slope of a PReLU activation (one, shared, as `torch.nn.PReLU()`), with its
-/// gradient.
+/// The learnable slope of a PReLU activation (one, shared, as `torch.nn.PReLU()`).
 #[derive(Debug)]
 pub struct PreluSlope {
     /// `[1]`, initialised to 0.25 like PyTorch's.
-    pub slope: Tensor,
-    /// dL/dslope, written by each backward pass.
-    pub slope_grad: Tensor,
+    pub slope: Var,
 }
 
 /// A multilayer perceptron on the device.
@@ -130,8 +129,7 @@ impl Mlp {
             (1..config.widths.len() - 1)
                 .map(|_| {
                     Ok(PreluSlope {
-                        slope: Tensor::from_slice(device, &[0.25], [1])?,
-                        slope_grad: Tensor::zeros(device, [1])?,
+                        slope: Var::parameter(Tensor::from_slice(device, &[0.25], [1])?)?,
                     })
                 })
                 .collect::<Result<_>>()?
@@ -150,9 +148,34 @@ impl Mlp {
         &self.config
     }
 
+    /// The forward pass through autograd: each layer, and the activation between layers
+    /// (`training` selects RReLU's random slopes). Returns the logits.
+    pub fn forward(&self, x: &Var, training: bool) -> Result<Var> {
+        let activation = self.config.activation;
+        let mut h = x.clone();
+        for (l, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if l + 1 < self.layers.len() {
+                h = match self.prelu.get(l) {
+                    Some(p) => h.prelu(&p.slope)?,
+                    None => h.activation_mode(activation, training)?,
+                };
+            }
+        }
+        Ok(h)
+    }
+
     /// Every parameter with a PyTorch-style name (`layers.0.weight`, …, then
-    /// `activations.0.weight` for PReLU slopes), input layer first.
+    /// `activations.0.weight` for PReLU slopes), input layer first: the values' tensors.
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {
+        self.parameter_vars()
+            .into_iter()
+            .map(|(name, var)| (name, var.value()))
+            .collect()
+    }
+
+    /// The parameters as graph leaves, in the order of [`Mlp::parameters`].
+    pub fn parameter_vars(&self) -> Vec<(String, &Var)> {
         let linear = self.layers.iter().enumerate().flat_map(|(i, l)| {
             [
                 (format!("layers.{i}.weight"), &l.weight),
@@ -165,17 +188,6 @@ impl Mlp {
             .enumerate()
             .map(|(i, p)| (format!("activations.{i}.weight"), &p.slope));
         linear.chain(slopes).collect()
-    }
-
-    /// `(parameter, gradient)` pairs, in the order of [`Mlp::parameters`].
-    pub fn parameters_and_grads(&self) -> Vec<(&Tensor, &Tensor)> {
-        let linear = self
-            .layers
-            .iter()
-            .flat_map(|l| [(&l.weight, &l.weight_grad), (&l.bias, &l.bias_grad)]);
-        linear
-            .chain(self.prelu.iter().map(|p| (&p.slope, &p.slope_grad)))
-            .collect()
     }
 
     /// Total number of scalar parameters.

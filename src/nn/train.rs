@@ -1,5 +1,7 @@
-//! Training on the device: one command encoder and one submit per step, no host sync until
-//! the epoch's loss and accuracy are read back.
+//! Training on the device. A step is written once, through autograd ([`Mlp::forward`], the
+//! loss, `backward`, the optimiser), and captured into a fused [`Plan`] per batch shape; each
+//! step replays it: one encoder, one submit, no host sync until the epoch's loss and accuracy
+//! are read back.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,16 +11,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Mlp, Schedule};
-use crate::data::gpu::{BatchGather, GpuDataset, Normalization};
-use crate::device::{Device, Encoder};
-use crate::kernels::activation::{ActivationKernel, ActivationState, PreluSlopeGrad};
-use crate::kernels::loss::{
-    CrossEntropyOptions, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction, SoftmaxCrossEntropy,
-};
-use crate::kernels::matmul::{Matmul, MatmulForm, MatmulOptions};
-use crate::kernels::metrics::Metric;
-use crate::kernels::optim::{Optimizer, OptimizerConfig};
-use crate::kernels::reduce::{Axis, Sum};
+use crate::autograd::{Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot};
+use crate::capture::{Fusion, Plan, capture};
+use crate::data::gpu::{BatchCursor, GpuDataset, Normalization};
+use crate::device::Device;
+use crate::kernels::loss::Reduction;
+use crate::kernels::optim::OptimizerConfig;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
@@ -49,7 +47,7 @@ impl ClassifierLoss {
 }
 
 /// How to train.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TrainerConfig {
     /// The loss.
     pub loss: ClassifierLoss,
@@ -72,6 +70,9 @@ pub struct TrainerConfig {
     /// `accumulation` consecutive batches are summed, as PyTorch sums repeated `backward()`
     /// calls between `zero_grad()`s, then one optimiser step applies them. 1 by default.
     pub accumulation: usize,
+    /// The rewrite rules the captured step is fused with ([`Fusion::all`] by default;
+    /// [`Fusion::none`] runs the ops as eager autograd would, for comparison).
+    pub fusion: Fusion,
 }
 
 impl TrainerConfig {
@@ -87,6 +88,7 @@ impl TrainerConfig {
             epochs: 10,
             accumulation: 1,
             report_loss_every: 0,
+            fusion: Fusion::all(),
         }
     }
 }
@@ -106,288 +108,6 @@ pub struct EpochStats {
     pub steps: usize,
 }
 
-/// The forward pass of a batch size: gather, then per layer a matmul with fused bias and,
-/// between layers, the activation (kept separate so its input survives for the backward pass).
-#[derive(Debug)]
-struct ForwardPlan {
-    gather: BatchGather,
-    matmuls: Vec<Matmul>,
-    activations: Vec<ActivationKernel>,
-    /// Pre-activations per layer; the last is the logits.
-    z: Vec<Tensor>,
-    /// Activations of the hidden layers.
-    a: Vec<Tensor>,
-}
-
-impl ForwardPlan {
-    /// `training` selects the activations' training behaviour (RReLU's random slopes).
-    fn new(
-        model: &Mlp,
-        data: &GpuDataset,
-        rows: usize,
-        norm: Normalization,
-        training: bool,
-    ) -> Result<Self> {
-        let device = model.layers[0].weight.device();
-        let gather = BatchGather::new(data, rows, norm)?;
-        let activation = model.config().activation;
-        let count = model.layers.len();
-        let mut z = Vec::with_capacity(count);
-        let mut a = Vec::with_capacity(count - 1);
-        let mut matmuls = Vec::with_capacity(count);
-        let mut activations = Vec::with_capacity(count - 1);
-        for (l, layer) in model.layers.iter().enumerate() {
-            z.push(Tensor::uninit(device, [rows, layer.outputs()])?);
-            let input = if l == 0 { &gather.x } else { &a[l - 1] };
-            let options = MatmulOptions {
-                bias: Some(&layer.bias),
-                ..Default::default()
-            };
-            matmuls.push(Matmul::new(input, &layer.weight, &z[l], &options)?);
-            if l + 1 < count {
-                a.push(Tensor::uninit(device, [rows, layer.outputs()])?);
-                let state = ActivationState {
-                    training,
-                    prelu_slopes: model.prelu.get(l).map(|p| &p.slope),
-                    ..Default::default()
-                };
-                activations.push(ActivationKernel::forward(&z[l], &a[l], activation, &state)?);
-            }
-        }
-        Ok(Self {
-            gather,
-            matmuls,
-            activations,
-            z,
-            a,
-        })
-    }
-
-    fn record(&mut self, encoder: &mut Encoder, offset: usize) -> Result<()> {
-        self.gather.record(encoder, offset)?;
-        for (l, matmul) in self.matmuls.iter().enumerate() {
-            matmul.record(encoder);
-            if let Some(activation) = self.activations.get(l) {
-                activation.record(encoder);
-            }
-        }
-        Ok(())
-    }
-
-    fn logits(&self) -> &Tensor {
-        self.z.last().expect("at least one layer")
-    }
-}
-
-/// Backward pass of one layer: weight gradient, bias gradient, and (below the first layer)
-/// the gradient flowing to the layer beneath through its activation.
-#[derive(Debug)]
-struct LayerBackward {
-    /// The parameter gradients, overwriting (`[0]`) or adding to (`[1]`) what is there: a
-    /// step after `zero_grad` writes, a later micro-batch of the same optimiser step adds, as
-    /// repeated `backward()` calls do in PyTorch.
-    weight_grad: [Matmul; 2],
-    bias_grad: [Sum; 2],
-    input_grad: Option<(Matmul, ActivationKernel)>,
-    /// PReLU's slope gradient for the activation beneath, overwriting or accumulating.
-    slope_grad: Option<[PreluSlopeGrad; 2]>,
-}
-
-/// The loss of a step and the gradient of the logits.
-#[derive(Debug)]
-enum StepLoss {
-    CrossEntropy(SoftmaxCrossEntropy),
-    Pointwise {
-        one_hot: OneHot,
-        kernel: PointwiseLossKernel,
-        /// Kept alive: the kernels' bind groups use its buffer.
-        _targets: Tensor,
-    },
-}
-
-impl StepLoss {
-    fn record(&self, encoder: &mut Encoder) {
-        match self {
-            StepLoss::CrossEntropy(kernel) => kernel.record(encoder),
-            StepLoss::Pointwise {
-                one_hot, kernel, ..
-            } => {
-                one_hot.record(encoder);
-                kernel.record(encoder);
-            }
-        }
-    }
-}
-
-/// One training step of a batch size.
-#[derive(Debug)]
-struct StepPlan {
-    forward: ForwardPlan,
-    loss: StepLoss,
-    correct: Metric,
-    backward: Vec<LayerBackward>,
-    _dz: Vec<Tensor>,
-    _da: Vec<Tensor>,
-}
-
-impl StepPlan {
-    fn new(
-        model: &Mlp,
-        data: &GpuDataset,
-        rows: usize,
-        config: &TrainerConfig,
-        loss_sum: &Tensor,
-        correct: &Tensor,
-    ) -> Result<Self> {
-        let device = model.layers[0].weight.device();
-        let forward = ForwardPlan::new(model, data, rows, config.normalization, true)?;
-        let count = model.layers.len();
-        let dz: Vec<Tensor> = model
-            .layers
-            .iter()
-            .map(|l| Tensor::uninit(device, [rows, l.outputs()]))
-            .collect::<Result<_>>()?;
-        let da: Vec<Tensor> = model.layers[..count - 1]
-            .iter()
-            .map(|l| Tensor::uninit(device, [rows, l.outputs()]))
-            .collect::<Result<_>>()?;
-        let (logits, labels, dlogits) = (forward.logits(), &forward.gather.y, &dz[count - 1]);
-        let pointwise = |kind| -> Result<StepLoss> {
-            let targets = Tensor::uninit(device, logits.shape().clone())?;
-            let one_hot = OneHot::new(labels, &targets)?;
-            let kernel = PointwiseLossKernel::new(
-                kind,
-                logits,
-                &targets,
-                dlogits,
-                loss_sum,
-                Reduction::Mean,
-                true,
-            )?;
-            Ok(StepLoss::Pointwise {
-                one_hot,
-                kernel,
-                _targets: targets,
-            })
-        };
-        let loss = match config.loss {
-            ClassifierLoss::CrossEntropy => {
-                let options = CrossEntropyOptions {
-                    accumulate: true,
-                    ..Default::default()
-                };
-                StepLoss::CrossEntropy(SoftmaxCrossEntropy::new(
-                    logits, labels, dlogits, loss_sum, &options,
-                )?)
-            }
-            ClassifierLoss::Mse => pointwise(PointwiseLoss::Mse)?,
-            ClassifierLoss::BceWithLogits => pointwise(PointwiseLoss::BceWithLogits)?,
-        };
-        let correct = Metric::count_correct(forward.logits(), &forward.gather.y, correct)?;
-        let activation = model.config().activation;
-        let mut backward = Vec::with_capacity(count);
-        for l in (0..count).rev() {
-            let layer = &model.layers[l];
-            let input = if l == 0 {
-                &forward.gather.x
-            } else {
-                &forward.a[l - 1]
-            };
-            let weight_grad = [false, true].map(|accumulate| {
-                let options = MatmulOptions {
-                    accumulate,
-                    ..MatmulOptions::form(MatmulForm::AtB)
-                };
-                Matmul::new(input, &dz[l], &layer.weight_grad, &options)
-            });
-            let [overwrite, add] = weight_grad;
-            let weight_grad = [overwrite?, add?];
-            let bias_grad = [
-                Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, false)?,
-                Sum::new(&dz[l], &layer.bias_grad, Axis::Columns, 1.0, true)?,
-            ];
-            let mut slope_grad = None;
-            let input_grad = if l > 0 {
-                let prelu = model.prelu.get(l - 1);
-                let state = ActivationState {
-                    training: true,
-                    prelu_slopes: prelu.map(|p| &p.slope),
-                    ..Default::default()
-                };
-                if let Some(prelu) = prelu {
-                    let (x, dy) = (&forward.z[l - 1], &da[l - 1]);
-                    slope_grad = Some([
-                        PreluSlopeGrad::with_accumulate(x, dy, &prelu.slope_grad, false)?,
-                        PreluSlopeGrad::with_accumulate(x, dy, &prelu.slope_grad, true)?,
-                    ]);
-                }
-                let through_weights = Matmul::new(
-                    &dz[l],
-                    &layer.weight,
-                    &da[l - 1],
-                    &MatmulOptions::form(MatmulForm::ABt),
-                )?;
-                let through_activation = ActivationKernel::backward(
-                    &forward.z[l - 1],
-                    &da[l - 1],
-                    &dz[l - 1],
-                    activation,
-                    &state,
-                )?;
-                Some((through_weights, through_activation))
-            } else {
-                None
-            };
-            backward.push(LayerBackward {
-                weight_grad,
-                bias_grad,
-                input_grad,
-                slope_grad,
-            });
-        }
-        Ok(Self {
-            forward,
-            loss,
-            correct,
-            backward,
-            _dz: dz,
-            _da: da,
-        })
-    }
-
-    /// Keys RReLU's slopes to this step, the same in the forward and the backward pass.
-    fn set_rng(&self, seed: u32, step: u32) {
-        let backward = self
-            .backward
-            .iter()
-            .filter_map(|l| l.input_grad.as_ref().map(|(_, a)| a));
-        for kernel in self.forward.activations.iter().chain(backward) {
-            kernel.set_rng(seed, step);
-        }
-    }
-
-    /// Records forward and backward; `accumulate` adds the parameter gradients to the
-    /// current ones instead of overwriting them.
-    fn record(&mut self, encoder: &mut Encoder, offset: usize, accumulate: bool) -> Result<()> {
-        self.forward.record(encoder, offset)?;
-        self.loss.record(encoder);
-        self.correct.record(encoder);
-        let which = usize::from(accumulate);
-        for layer in &self.backward {
-            layer.weight_grad[which].record(encoder);
-            layer.bias_grad[which].record(encoder);
-            if let Some((through_weights, through_activation)) = &layer.input_grad {
-                through_weights.record(encoder);
-                if let Some(slope_grad) = &layer.slope_grad {
-                    slope_grad[which].record(encoder);
-                }
-                through_activation.record(encoder);
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The order in which epoch `epoch` (0-based) visits `len` examples: a Fisher–Yates shuffle
 /// from a ChaCha8 generator keyed by the seed and the epoch, so runs reproduce.
 pub fn epoch_order(seed: u64, epoch: usize, len: usize) -> Vec<u32> {
@@ -397,18 +117,35 @@ pub fn epoch_order(seed: u64, epoch: usize, len: usize) -> Vec<u32> {
     order
 }
 
-/// Trains an [`Mlp`] with softmax cross-entropy on a [`GpuDataset`].
-#[derive(Debug)]
+/// One captured training step of a batch shape: the plan and the cursor of the batch it
+/// reads (not the batch itself: the fused plan need not write the gathered images).
+struct CapturedStep {
+    plan: Plan,
+    batch: BatchCursor,
+}
+
+/// Trains an [`Mlp`] on a [`GpuDataset`] with the captured, fused step.
 pub struct Trainer {
     device: Device,
     config: TrainerConfig,
     model: Mlp,
-    optimizer: Optimizer,
+    optimizer: VarOptimizer,
     data: GpuDataset,
-    plans: HashMap<usize, StepPlan>,
+    /// Keyed by (rows, zero the gradients first, step the optimiser last).
+    plans: HashMap<(usize, bool, bool), CapturedStep>,
     loss_sum: Tensor,
     correct: Tensor,
     epoch: usize,
+    dispatches_per_step: Option<u64>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Trainer {
@@ -435,7 +172,8 @@ impl Trainer {
                 "the batch size and the accumulation count must be at least 1".into(),
             ));
         }
-        let optimizer = Optimizer::new(config.optimizer, &model.parameters_and_grads())?;
+        let params: Vec<&Var> = model.parameter_vars().into_iter().map(|(_, v)| v).collect();
+        let optimizer = VarOptimizer::new(config.optimizer, &params)?;
         let loss_sum = Tensor::zeros(&device, [1])?;
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
         Ok(Self {
@@ -448,6 +186,7 @@ impl Trainer {
             loss_sum,
             correct,
             epoch: 0,
+            dispatches_per_step: None,
         })
     }
 
@@ -474,6 +213,17 @@ impl Trainer {
         self.data.len().div_ceil(self.config.batch_size)
     }
 
+    /// Dispatches the last step recorded (after the first step).
+    pub fn dispatches_per_step(&self) -> Option<u64> {
+        self.dispatches_per_step
+    }
+
+    /// What the full-batch step's plan runs, kernel by kernel (after the first step).
+    pub fn step_plan(&self) -> Option<&[String]> {
+        let key = (self.config.batch_size.min(self.data.len()), true, true);
+        self.plans.get(&key).map(|s| s.plan.steps())
+    }
+
     /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
     /// [`Trainer::train_epoch`] calls it; call it yourself only to drive [`Trainer::step`].
     pub fn begin_epoch(&mut self) -> Result<()> {
@@ -484,7 +234,44 @@ impl Trainer {
         Ok(())
     }
 
-    /// Records and submits step `step` of the current epoch: one encoder, one submit, no wait.
+    /// Captures the step of `rows` examples, written once through autograd: gather, forward,
+    /// loss (its value added to the epoch's sum), correct count, backward, optimiser step.
+    fn capture_step(&mut self, rows: usize, zero: bool, update: bool) -> Result<CapturedStep> {
+        let batch = self.data.batch(rows, self.config.normalization)?;
+        let (model, optimizer) = (&self.model, &mut self.optimizer);
+        let (loss_kind, loss_sum, correct) = (self.config.loss, &self.loss_sum, &self.correct);
+        // The closure owns the batch and gives back only its cursor, so the batch's images are
+        // not held when the rules run (the gather can then disappear into the matmuls).
+        let (plan, cursor) = capture(&self.device, &self.config.fusion, move || {
+            batch.gather()?;
+            let labels = batch.labels()?;
+            let logits = model.forward(&batch.input()?, true)?;
+            let loss = match loss_kind {
+                ClassifierLoss::CrossEntropy => cross_entropy(&logits, &labels, Reduction::Mean)?,
+                ClassifierLoss::Mse => Loss::mse().forward(&logits, &one_hot(&labels)?)?,
+                ClassifierLoss::BceWithLogits => {
+                    Loss::bce_with_logits().forward(&logits, &one_hot(&labels)?)?
+                }
+            };
+            count_correct(&logits, &labels, correct)?;
+            accumulate(&loss, loss_sum)?;
+            if zero {
+                optimizer.zero_grad()?;
+            }
+            loss.backward()?;
+            if update {
+                optimizer.step()?;
+            }
+            Ok(batch.cursor())
+        })?;
+        Ok(CapturedStep {
+            plan,
+            batch: cursor,
+        })
+    }
+
+    /// Replays step `step` of the current epoch: one encoder, one submit, no wait. The first
+    /// step of each batch shape captures its plan.
     pub fn step(&mut self, step: usize) -> Result<()> {
         let batch = self.config.batch_size;
         let offset = step * batch;
@@ -494,19 +281,17 @@ impl Trainer {
             )));
         }
         let rows = batch.min(self.data.len() - offset);
-        if !self.plans.contains_key(&rows) {
-            let plan = StepPlan::new(
-                &self.model,
-                &self.data,
-                rows,
-                &self.config,
-                &self.loss_sum,
-                &self.correct,
-            )?;
-            self.plans.insert(rows, plan);
-        }
-        let plan = self.plans.get_mut(&rows).expect("inserted above");
         let per_epoch = self.data.len().div_ceil(batch);
+        // Gradient accumulation: the first micro-batch of a group overwrites the gradients
+        // (zero_grad), the others add to them, and the group's last one steps the optimiser.
+        let group = self.config.accumulation.max(1);
+        let zero = step.is_multiple_of(group);
+        let update = step % group == group - 1 || step + 1 == per_epoch;
+        let key = (rows, zero, update);
+        if !self.plans.contains_key(&key) {
+            let captured = self.capture_step(rows, zero, update)?;
+            self.plans.insert(key, captured);
+        }
         let global_step = self.epoch * per_epoch + step;
         let base = self.config.optimizer.lr();
         let lr = self.config.schedule.lr_at(
@@ -516,23 +301,14 @@ impl Trainer {
             per_epoch,
         );
         self.optimizer.set_lr(lr)?;
-        if matches!(
-            self.model.config().activation,
-            crate::kernels::activation::Activation::Rrelu { .. }
-        ) {
-            plan.set_rng(self.config.seed as u32, global_step as u32);
-        }
-        // Gradient accumulation: the first micro-batch of a group overwrites the gradients
-        // (zero_grad), the others add to them, and the group's last one steps the optimiser.
-        let group = self.config.accumulation.max(1);
-        let first_of_group = step.is_multiple_of(group);
-        let last_of_group = step % group == group - 1 || step + 1 == per_epoch;
-        let mut encoder = self.device.encoder();
-        plan.record(&mut encoder, offset, !first_of_group)?;
-        if last_of_group {
-            self.optimizer.record_step(&mut encoder);
-        }
-        encoder.submit()
+        let captured = &self.plans[&key];
+        captured.batch.set_offset(offset)?;
+        captured
+            .plan
+            .set_rng(self.config.seed as u32, global_step as u32);
+        captured.plan.replay()?;
+        self.dispatches_per_step = captured.plan.dispatches();
+        Ok(())
     }
 
     /// The loss accumulated so far this epoch, over `steps` steps: one host sync.
@@ -580,14 +356,37 @@ impl Trainer {
     }
 }
 
-/// Evaluates an [`Mlp`] on a [`GpuDataset`]: forward passes and a correct count, one host
-/// sync per evaluation. Built once; it sees the model's current weights each time.
-#[derive(Debug)]
+/// `sum ← loss + sum` on the device, recorded like any op.
+fn accumulate(loss: &Var, sum: &Tensor) -> Result<()> {
+    let mut recording = crate::autograd::Recording::new(loss.device());
+    recording.add_into(loss.value(), sum)?;
+    recording.submit()
+}
+
+/// A captured forward pass of a batch shape, with its correct count.
+struct CapturedForward {
+    plan: Plan,
+    batch: BatchCursor,
+    logits: Tensor,
+}
+
+/// Evaluates an [`Mlp`] on a [`GpuDataset`]: captured forward passes and a correct count, one
+/// host sync per evaluation. Built once; it sees the model's current weights each time.
 pub struct Evaluator {
     device: Device,
-    plans: Vec<(usize, ForwardPlan, Metric)>,
+    /// One plan per batch shape (full batches, and the last, shorter one).
+    plans: HashMap<usize, CapturedForward>,
+    batch_size: usize,
     correct: Tensor,
     data: GpuDataset,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Evaluator {
@@ -605,21 +404,48 @@ impl Evaluator {
             ));
         }
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
-        let mut plans = Vec::new();
-        let mut offset = 0;
-        while offset < data.len() {
-            let rows = batch_size.min(data.len() - offset);
-            let forward = ForwardPlan::new(model, &data, rows, normalization, false)?;
-            let metric = Metric::count_correct(forward.logits(), &forward.gather.y, &correct)?;
-            plans.push((offset, forward, metric));
-            offset += rows;
+        let mut plans = HashMap::new();
+        let mut sizes = vec![batch_size.min(data.len())];
+        if data.len() % batch_size != 0 && data.len() > batch_size {
+            sizes.push(data.len() % batch_size);
+        }
+        for rows in sizes.into_iter().filter(|&r| r > 0) {
+            let batch = data.batch(rows, normalization)?;
+            let correct = &correct;
+            let (plan, (batch, logits)) = capture(&device, &Fusion::all(), move || {
+                batch.gather()?;
+                let labels = batch.labels()?;
+                let logits = model.forward(&batch.input()?, false)?;
+                count_correct(&logits, &labels, correct)?;
+                Ok((batch.cursor(), logits.value().share()))
+            })?;
+            plans.insert(
+                rows,
+                CapturedForward {
+                    plan,
+                    batch,
+                    logits,
+                },
+            );
         }
         Ok(Self {
             device,
             plans,
+            batch_size,
             correct,
             data,
         })
+    }
+
+    fn run(&self, offset: usize) -> Result<&CapturedForward> {
+        let rows = self.batch_size.min(self.data.len() - offset);
+        let captured = self
+            .plans
+            .get(&rows)
+            .ok_or_else(|| Error::InvalidArgument("empty data set".into()))?;
+        captured.batch.set_offset(offset)?;
+        captured.plan.replay()?;
+        Ok(captured)
     }
 
     /// The fraction of examples whose argmax matches the label.
@@ -627,24 +453,21 @@ impl Evaluator {
         let identity: Vec<u32> = (0..self.data.len() as u32).collect();
         self.data.set_order(&identity)?;
         self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
-        for (offset, forward, metric) in &mut self.plans {
-            let mut encoder = self.device.encoder();
-            forward.record(&mut encoder, *offset)?;
-            metric.record(&mut encoder);
-            encoder.submit()?;
+        let mut offset = 0;
+        while offset < self.data.len() {
+            self.run(offset)?;
+            offset += self.batch_size;
         }
         Ok(self.correct.to_vec_u32()?[0] as f32 / self.data.len() as f32)
     }
 
     /// The logits of the first batch (after [`Evaluator::accuracy`] or on their own: runs it).
     pub fn first_batch_logits(&mut self) -> Result<Vec<f32>> {
-        let (offset, forward, _) = self
-            .plans
-            .first_mut()
-            .ok_or_else(|| Error::InvalidArgument("empty data set".into()))?;
-        let mut encoder = self.device.encoder();
-        forward.record(&mut encoder, *offset)?;
-        encoder.submit()?;
-        forward.logits().to_vec()
+        if self.data.is_empty() {
+            return Err(Error::InvalidArgument("empty data set".into()));
+        }
+        let identity: Vec<u32> = (0..self.data.len() as u32).collect();
+        self.data.set_order(&identity)?;
+        self.run(0)?.logits.to_vec()
     }
 }

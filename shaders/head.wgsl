@@ -1,0 +1,252 @@
+// The classifier head: the last, narrow layer of a classifier (at most 32 classes) fused with
+// softmax cross-entropy, in one workgroup. Prepended: grid.wgsl is not needed; the activation
+// functions (for the fused input gradient) and the optimiser rules (for the fused update).
+//
+// head_forward: logits = x·W + b, then per row the loss and dlogits of softmax_ce_rows
+//   (loss.wgsl), the correct count (COUNT), and the loss summed in a fixed order (invocation
+//   partial sums, then invocation 0 over them) into `loss` and, with ACCUMULATE_LOSS, added to
+//   `loss_acc` (an epoch's running sum).
+// head_step: head_forward, then, after a barrier, the layer's backward pass and update:
+//   dx = (dlogits·Wᵀ) ⊙ act'(x) (DACT: x is the activation output of the layer below),
+//   W_grad = xᵀ·dlogits, b_grad = column sums of dlogits, and (OPTIM ≠ 0) the optimiser's
+//   update of W and b, after every read of the old W.
+//
+// Every sum runs in the order of the unfused kernels: each logit and each dx, W_grad element
+// is one fma chain in k order from 0 (as the matmul kernels), each b_grad element a sum in row
+// order (as the reduce family), and the softmax is softmax_ce_rows' arithmetic. So the fused
+// head gives the unfused plan's bits, except the loss itself, whose terms are summed in
+// another (fixed) order than the reduce family's.
+//
+// Why one workgroup: with ≤ 32 classes the whole layer is ~3·B·K·N fmas (250 k for the
+// lecture's batch), far less than a dispatch costs, and one workgroup can order its phases
+// with barriers instead of dispatches.
+//
+// Bindings (group 0):
+//   0: x         storage, read        [rows, k] the layer's input
+//   1: w         storage, read_write  [k, n] weights (updated by head_step with OPTIM)
+//   2: bias      storage, read_write  [n]
+//   3: labels    storage, read        [rows] class indices (u32)
+//   4: logits    storage, read_write  [rows, n]
+//   5: dlogits   storage, read_write  [rows, n] d loss / d logits
+//   6: loss      storage, read_write  [1]
+//   7: loss_acc  storage, read_write  [1] (ACCUMULATE_LOSS)
+//   8: correct   storage, read_write  [1] u32 counter (COUNT)
+//   9: p         uniform              HeadParams
+//  10: dx        storage, read_write  [rows, k] (head_step)
+//  11: w_grad    storage, read_write  [k, n] (head_step)
+//  12: b_grad    storage, read_write  [n] (head_step)
+//  13–16: w_state1, w_state2, b_state1, b_state2  optimiser state (head_step, OPTIM)
+//  20, 21: activation_functions.wgsl; 30: optim_functions.wgsl
+//
+// Workgroup: 64 invocations. Dispatch: (1, 1, 1).
+
+override MEAN: bool = true;
+override COUNT: bool = false;
+override ACCUMULATE_LOSS: bool = false;
+override DACT: bool = false;
+// head_step: whether the layer's input needs a gradient (dx).
+override HAS_DX: bool = true;
+
+const HEAD_WG: u32 = 64u;
+const MAX_CLASSES: u32 = 32u;
+
+// Mirrors `head::HeadParams` on the Rust side.
+struct HeadParams {
+    rows: u32,
+    k: u32,
+    n: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> labels: array<u32>;
+@group(0) @binding(4) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(6) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(7) var<storage, read_write> loss_acc: array<f32>;
+@group(0) @binding(8) var<storage, read_write> correct: array<atomic<u32>>;
+@group(0) @binding(9) var<uniform> p: HeadParams;
+@group(0) @binding(10) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(11) var<storage, read_write> w_grad: array<f32>;
+@group(0) @binding(12) var<storage, read_write> b_grad: array<f32>;
+@group(0) @binding(13) var<storage, read_write> w_state1: array<f32>;
+@group(0) @binding(14) var<storage, read_write> w_state2: array<f32>;
+@group(0) @binding(15) var<storage, read_write> b_state1: array<f32>;
+@group(0) @binding(16) var<storage, read_write> b_state2: array<f32>;
+
+var<workgroup> partial: array<f32, HEAD_WG>;
+
+// As metrics.wgsl: NaN by its bits, since compilers may fold `v != v`.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Logits, loss terms, dlogits and the correct count of this invocation's rows; leaves the sum
+// of its rows' loss terms in partial[lid].
+fn forward_rows(lid: u32) {
+    let n = p.n;
+    var normaliser = 1.0;
+    if MEAN {
+        normaliser = f32(p.rows);
+    }
+    let scale = 1.0 / normaliser;
+    var total = 0.0;
+    for (var row = lid; row < p.rows; row += HEAD_WG) {
+        var z: array<f32, MAX_CLASSES>;
+        for (var j = 0u; j < n; j += 1u) {
+            z[j] = 0.0;
+        }
+        let xb = row * p.k;
+        for (var kk = 0u; kk < p.k; kk += 1u) {
+            let xv = x[xb + kk];
+            let wb = kk * n;
+            for (var j = 0u; j < n; j += 1u) {
+                z[j] = fma(xv, w[wb + j], z[j]);
+            }
+        }
+        let base = row * n;
+        for (var j = 0u; j < n; j += 1u) {
+            z[j] = z[j] + bias[j];
+            logits[base + j] = z[j];
+        }
+        // softmax_ce_rows' arithmetic (loss.wgsl), on the same values.
+        var m = z[0];
+        for (var j = 1u; j < n; j += 1u) {
+            m = max(m, z[j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < n; j += 1u) {
+            s += exp(z[j] - m);
+        }
+        let label = labels[row];
+        let inv_s = 1.0 / s;
+        for (var j = 0u; j < n; j += 1u) {
+            let q = exp(z[j] - m) * inv_s;
+            dlogits[base + j] = scale * select(q, q - 1.0, j == label);
+        }
+        total += scale * (m + log(s) - z[label]);
+        if COUNT {
+            // metrics.wgsl's row_argmax: the first maximum, a NaN counting as the maximum.
+            var best = z[0];
+            var index = 0u;
+            for (var j = 1u; j < n; j += 1u) {
+                let v = z[j];
+                if !is_nan(best) && (v > best || is_nan(v)) {
+                    best = v;
+                    index = j;
+                }
+            }
+            if index == label {
+                atomicAdd(&correct[0], 1u);
+            }
+        }
+    }
+    partial[lid] = total;
+}
+
+fn finish_loss(lid: u32) {
+    if lid == 0u {
+        var t = 0.0;
+        for (var i = 0u; i < HEAD_WG; i += 1u) {
+            t += partial[i];
+        }
+        loss[0] = t;
+        if ACCUMULATE_LOSS {
+            loss_acc[0] = loss_acc[0] + t;
+        }
+    }
+}
+
+@compute @workgroup_size(HEAD_WG)
+fn head_forward(@builtin(local_invocation_index) lid: u32) {
+    forward_rows(lid);
+    workgroupBarrier();
+    finish_loss(lid);
+}
+
+fn update_w(index: u32, g: f32) {
+    var s1 = 0.0;
+    var s2 = 0.0;
+    if optim_uses_state1() {
+        s1 = w_state1[index];
+    }
+    if optim_uses_state2() {
+        s2 = w_state2[index];
+    }
+    let r = optim_update(w[index], g, s1, s2);
+    w[index] = r.x;
+    if optim_uses_state1() {
+        w_state1[index] = r.y;
+    }
+    if optim_uses_state2() {
+        w_state2[index] = r.z;
+    }
+}
+
+fn update_b(index: u32, g: f32) {
+    var s1 = 0.0;
+    var s2 = 0.0;
+    if optim_uses_state1() {
+        s1 = b_state1[index];
+    }
+    if optim_uses_state2() {
+        s2 = b_state2[index];
+    }
+    let r = optim_update(bias[index], g, s1, s2);
+    bias[index] = r.x;
+    if optim_uses_state1() {
+        b_state1[index] = r.y;
+    }
+    if optim_uses_state2() {
+        b_state2[index] = r.z;
+    }
+}
+
+@compute @workgroup_size(HEAD_WG)
+fn head_step(@builtin(local_invocation_index) lid: u32) {
+    forward_rows(lid);
+    storageBarrier();
+    workgroupBarrier();
+    finish_loss(lid);
+    let n = p.n;
+    // dx = dlogits·Wᵀ (⊙ act'), from the weights before their update.
+    for (var i = lid; HAS_DX && i < p.rows * p.k; i += HEAD_WG) {
+        let row = i / p.k;
+        let kk = i % p.k;
+        var acc = 0.0;
+        for (var j = 0u; j < n; j += 1u) {
+            acc = fma(dlogits[row * n + j], w[kk * n + j], acc);
+        }
+        if DACT {
+            acc = acc * act_grad_from_output(x[i]);
+        }
+        dx[i] = acc;
+    }
+    storageBarrier();
+    workgroupBarrier();
+    // W_grad = xᵀ·dlogits and b_grad, then the update.
+    for (var i = lid; i < p.k * n; i += HEAD_WG) {
+        let kk = i / n;
+        let j = i % n;
+        var acc = 0.0;
+        for (var row = 0u; row < p.rows; row += 1u) {
+            acc = fma(x[row * p.k + kk], dlogits[row * n + j], acc);
+        }
+        w_grad[i] = acc;
+        if OPTIM != OPTIM_NONE {
+            update_w(i, acc);
+        }
+    }
+    for (var j = lid; j < n; j += HEAD_WG) {
+        var s = 0.0;
+        for (var row = 0u; row < p.rows; row += 1u) {
+            s += dlogits[row * n + j];
+        }
+        b_grad[j] = s;
+        if OPTIM != OPTIM_NONE {
+            update_b(j, s);
+        }
+    }
+}

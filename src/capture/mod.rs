@@ -1,0 +1,206 @@
+//! Capture and replay: a training step written once through autograd, recorded into a static
+//! plan, fused, and replayed with one encoder and one submit (tinygrad's `TinyJit` and JAX's
+//! `jit` are the models).
+//!
+//! While [`capture`] runs its closure, every op that autograd (or an optimiser, or a
+//! [`Batch`](crate::data::gpu::Batch)) would submit is kept instead: its kernel launch is
+//! described by the tensors it reads and writes (`op.rs`), nothing runs and nothing can be read
+//! back. When the closure returns, rewrite rules ([`Fusion`], `fuse.rs`) merge the ops into
+//! fewer kernels, and each remaining op is lowered once into a prepared kernel (pipeline, bind
+//! group, uniforms). [`Plan::replay`] then records those kernels into one encoder and submits:
+//! no allocation, no pipeline or bind-group creation, no host sync. Inputs change between
+//! replays by writing into the buffers the plan was captured with (the batch's offset, the
+//! optimiser's step numbers, the learning rate), exactly as a TinyJit'd function reads new
+//! data through the same input buffers.
+//!
+//! Every fused kernel computes the same bits as the ops it replaces (the same fma chains in
+//! the same order), except the classifier head's loss value, whose terms are summed in a
+//! different fixed order: a fused step and an eager autograd step end on identical weights.
+//!
+//! ```no_run
+//! use wgsl_nn::{Device, autograd::{Var, VarOptimizer}, capture::{capture, Fusion}};
+//! use wgsl_nn::optim::OptimizerConfig;
+//!
+//! # fn main() -> wgsl_nn::Result<()> {
+//! let device = Device::new()?;
+//! let x = Var::from_slice(&device, &[1.0, 2.0, 3.0, 4.0], [4], false)?;
+//! let y = Var::from_slice(&device, &[2.0, 4.0, 6.0, 8.0], [4], false)?;
+//! let w = Var::scalar(&device, 0.0, true)?;
+//! let mut sgd = VarOptimizer::new(OptimizerConfig::sgd(0.01), &[&w])?;
+//! let (step, ()) = capture(&device, &Fusion::all(), || {
+//!     let loss = w.mul(&x)?.sub(&y)?.square()?.mean()?;
+//!     sgd.zero_grad()?;
+//!     loss.backward()?;
+//!     sgd.step()
+//! })?;
+//! for _ in 0..100 {
+//!     step.replay()?; // one submit, no host sync
+//! }
+//! assert!((w.item()? - 2.0).abs() < 1e-3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod fuse;
+pub(crate) mod op;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+pub use fuse::{Fusion, Rule};
+pub(crate) use op::{MatmulOp, Op};
+
+use crate::device::{Device, Encoder};
+use crate::kernels::Record;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// What a capture in progress has collected.
+#[derive(Default)]
+struct Active {
+    ops: Vec<Op>,
+    /// One-element tensors known to hold a constant (the backward pass's seed).
+    constants: HashMap<usize, f32>,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
+}
+
+/// Whether this thread is inside [`capture`].
+pub(crate) fn is_capturing() -> bool {
+    ACTIVE.with(|a| a.borrow().is_some())
+}
+
+/// Appends `ops` to the capture in progress; gives them back when there is none.
+pub(crate) fn append(ops: Vec<Op>) -> Option<Vec<Op>> {
+    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+        Some(active) => {
+            active.ops.extend(ops);
+            None
+        }
+        None => Some(ops),
+    })
+}
+
+/// Notes that `tensor` holds the one value `value` for the rest of the capture.
+pub(crate) fn note_constant(tensor: &Tensor, value: f32) {
+    ACTIVE.with(|a| {
+        if let Some(active) = a.borrow_mut().as_mut() {
+            active.constants.insert(op::id(tensor), value);
+        }
+    });
+}
+
+/// Ends the capture on this thread even when the closure panics or fails.
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.borrow_mut().take());
+    }
+}
+
+/// Runs `f` without executing anything, keeps every op it records, fuses them by `fusion`'s
+/// rules and builds the plan. `f`'s own result comes back beside the plan (often the loss, to
+/// read after a replay). Inside `f`, reading a tensor back or submitting anything directly is
+/// an error: nothing has run yet.
+pub fn capture<T>(
+    device: &Device,
+    fusion: &Fusion,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<(Plan, T)> {
+    let started = ACTIVE.with(|a| {
+        let mut active = a.borrow_mut();
+        if active.is_some() {
+            return false;
+        }
+        *active = Some(Active::default());
+        true
+    });
+    if !started {
+        return Err(Error::InvalidArgument(
+            "capture() inside another capture on the same thread".into(),
+        ));
+    }
+    let guard = Guard;
+    let value = f()?;
+    let Active { mut ops, constants } = ACTIVE
+        .with(|a| a.borrow_mut().take())
+        .expect("capture in progress");
+    drop(guard);
+    let captured = ops.len();
+    fuse::run(&mut ops, &constants, fusion, device);
+    let labels = ops.iter().map(Op::label).collect();
+    let kernels = ops.iter().map(Op::lower).collect::<Result<Vec<_>>>()?;
+    Ok((
+        Plan {
+            device: device.clone(),
+            kernels,
+            labels,
+            captured,
+            dispatches: Cell::new(None),
+        },
+        value,
+    ))
+}
+
+/// A captured, fused and lowered sequence of kernels: replayed with one encoder and one
+/// submit.
+pub struct Plan {
+    device: Device,
+    kernels: Vec<Box<dyn Record>>,
+    labels: Vec<String>,
+    captured: usize,
+    dispatches: Cell<Option<u64>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("steps", &self.labels)
+            .field("captured_ops", &self.captured)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plan {
+    /// Records the plan into one encoder and submits it (no host sync).
+    pub fn replay(&self) -> Result<()> {
+        let mut encoder = self.device.encoder();
+        self.record(&mut encoder);
+        encoder.submit()
+    }
+
+    /// Records the plan into `encoder`. Host-side writes (batch offsets, optimiser numbers)
+    /// happen now and reach the device with the next submit: record one plan per submit.
+    pub fn record(&self, encoder: &mut Encoder) {
+        let before = encoder.dispatch_count();
+        for kernel in &self.kernels {
+            kernel.record_into(encoder);
+        }
+        self.dispatches.set(Some(encoder.dispatch_count() - before));
+    }
+
+    /// What the plan runs, one line per step (a fused kernel lists what it absorbed).
+    pub fn steps(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Ops the capture recorded, before fusion.
+    pub fn captured_ops(&self) -> usize {
+        self.captured
+    }
+
+    /// Dispatches one replay records (known after the first replay).
+    pub fn dispatches(&self) -> Option<u64> {
+        self.dispatches.get()
+    }
+
+    /// Keys every RReLU in the plan to `(seed, step)` for the next replay (queued).
+    pub fn set_rng(&self, seed: u32, step: u32) {
+        for kernel in &self.kernels {
+            kernel.set_rng(seed, step);
+        }
+    }
+}

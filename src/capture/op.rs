@@ -1,0 +1,645 @@
+//! The ops a recording is made of: a description of each kernel launch by the tensors it reads
+//! and writes, before any kernel exists. Eager autograd lowers them at once; a capture keeps
+//! them, rewrites them (`fuse.rs`) and lowers the result once into a [`Plan`](super::Plan).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::data::gpu::{BatchGather, GatherOp};
+
+use crate::Result;
+use crate::device::Encoder;
+use crate::kernels::Record;
+use crate::kernels::activation::{Activation, ActivationKernel, ActivationState, PreluSlopeGrad};
+use crate::kernels::elementwise::{Elementwise, ElementwiseOp};
+use crate::kernels::head::{Head, HeadOp};
+use crate::kernels::loss::{
+    CrossEntropyOptions, Labels, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction,
+    SoftmaxCrossEntropy,
+};
+use crate::kernels::matmul::{Matmul, MatmulForm, MatmulKernel, MatmulOptions};
+use crate::kernels::matmul_vector::{VectorMatmul, VectorSpec};
+use crate::kernels::metrics::Metric;
+use crate::kernels::optim::{OptimStep, OptimizerShared};
+use crate::kernels::reduce::{Axis, Sum};
+use crate::tensor::Tensor;
+
+/// A matmul with everything a fusion can attach to it.
+#[derive(Debug)]
+pub(crate) struct MatmulOp {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub out: Tensor,
+    pub form: MatmulForm,
+    pub bias: Option<Tensor>,
+    pub accumulate: bool,
+    pub activation: Activation,
+    pub slopes: Option<Tensor>,
+    pub training: bool,
+    pub kernel: Option<MatmulKernel>,
+    /// A read from a data set's bytes (then `a` only gives the shape).
+    pub gather: Option<GatherOp>,
+    /// With `gather`: the batch's labels are written here too.
+    pub write_labels: Option<Tensor>,
+    /// Multiply by the derivative of an activation, from its output.
+    pub dact: Option<(Tensor, Activation)>,
+    /// Column sums of B (`AtB`): a bias gradient.
+    pub bias_grad: Option<Tensor>,
+    pub update_w: Option<OptimStep>,
+    pub update_b: Option<OptimStep>,
+}
+
+impl MatmulOp {
+    pub fn new(a: &Tensor, b: &Tensor, out: &Tensor, options: &MatmulOptions<'_>) -> Self {
+        Self {
+            a: a.share(),
+            b: b.share(),
+            out: out.share(),
+            form: options.form,
+            bias: options.bias.map(Tensor::share),
+            accumulate: options.accumulate,
+            activation: options.activation,
+            slopes: options.activation_state.prelu_slopes.map(Tensor::share),
+            training: options.activation_state.training,
+            kernel: options.kernel,
+            gather: None,
+            write_labels: None,
+            dact: None,
+            bias_grad: None,
+            update_w: None,
+            update_b: None,
+        }
+    }
+
+    /// Whether any fused prologue or epilogue is attached (then only the vector family runs it).
+    pub fn is_fused(&self) -> bool {
+        self.gather.is_some()
+            || self.dact.is_some()
+            || self.bias_grad.is_some()
+            || self.update_w.is_some()
+            || self.update_b.is_some()
+    }
+
+    /// Nothing but the product itself (and what the plain kernels do: bias, activation).
+    pub fn is_plain(&self) -> bool {
+        !self.is_fused() && !self.accumulate && self.kernel.is_none()
+    }
+
+    pub fn dims(&self) -> (usize, usize, usize) {
+        self.form
+            .dims(self.a.shape(), self.b.shape())
+            .expect("checked when recorded")
+    }
+}
+
+/// One kernel launch (or host-side write) of a recording.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Elementwise {
+        op: ElementwiseOp,
+        x: Tensor,
+        y: Option<Tensor>,
+        out: Tensor,
+    },
+    Copy {
+        src: Tensor,
+        dst: Tensor,
+    },
+    Clear {
+        dst: Tensor,
+    },
+    Matmul(Box<MatmulOp>),
+    /// `out (+)= scale · Σ x` over `axis`, or over everything with `None`.
+    Sum {
+        x: Tensor,
+        out: Tensor,
+        axis: Option<Axis>,
+        scale: f32,
+    },
+    Activation {
+        x: Tensor,
+        y: Tensor,
+        activation: Activation,
+        slopes: Option<Tensor>,
+        training: bool,
+    },
+    /// `dx = dy · f'(saved)`, `saved` the input, or the output with `from_output`.
+    ActivationBackward {
+        saved: Tensor,
+        dy: Tensor,
+        dx: Tensor,
+        activation: Activation,
+        slopes: Option<Tensor>,
+        training: bool,
+        from_output: bool,
+    },
+    PreluSlopeGrad {
+        x: Tensor,
+        dy: Tensor,
+        dslopes: Tensor,
+    },
+    PointwiseLoss {
+        kind: PointwiseLoss,
+        input: Tensor,
+        target: Tensor,
+        dinput: Tensor,
+        loss: Tensor,
+        reduction: Reduction,
+    },
+    CrossEntropy {
+        logits: Tensor,
+        labels: Tensor,
+        classes: usize,
+        dlogits: Tensor,
+        loss: Tensor,
+        reduction: Reduction,
+    },
+    CountCorrect {
+        scores: Tensor,
+        labels: Tensor,
+        classes: usize,
+        correct: Tensor,
+    },
+    OneHot {
+        labels: Tensor,
+        classes: usize,
+        out: Tensor,
+    },
+    Gather(GatherOp),
+    /// Counts an optimiser step and writes its numbers (no dispatch).
+    OptimizerTick(Arc<OptimizerShared>),
+    OptimizerStep(OptimStep),
+    Head(Box<HeadOp>),
+}
+
+/// How an op uses a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    /// Every element written, none read first.
+    Write,
+    ReadWrite,
+}
+
+/// A tensor's identity: its storage (a reshape or a share is the same tensor).
+pub(crate) fn id(tensor: &Tensor) -> usize {
+    Arc::as_ptr(tensor.storage()) as usize
+}
+
+impl Op {
+    /// Every tensor the op binds, with how it uses it. A gathered matmul's `a` is not listed:
+    /// it only gives the shape.
+    pub fn tensors(&mut self) -> Vec<(&mut Tensor, Access)> {
+        use Access::{Read, ReadWrite, Write};
+        let mut list: Vec<(&mut Tensor, Access)> = Vec::new();
+        match self {
+            Op::Elementwise { op, x, y, out } => {
+                list.push((x, Read));
+                if let Some(y) = y {
+                    list.push((y, Read));
+                }
+                let access = if matches!(op, ElementwiseOp::Axpy(_)) {
+                    ReadWrite
+                } else {
+                    Write
+                };
+                list.push((out, access));
+            }
+            Op::Copy { src, dst } => list.extend([(src, Read), (dst, Write)]),
+            Op::Clear { dst } => list.push((dst, Write)),
+            Op::Matmul(m) => {
+                let m = &mut **m;
+                // A gathered operand reads the data set's buffers, which no plan writes.
+                if m.gather.is_none() {
+                    list.push((&mut m.a, Read));
+                }
+                list.push((&mut m.b, Read));
+                if let Some(bias) = &mut m.bias {
+                    list.push((bias, Read));
+                }
+                if let Some(slopes) = &mut m.slopes {
+                    list.push((slopes, Read));
+                }
+                if let Some((saved, _)) = &mut m.dact {
+                    list.push((saved, Read));
+                }
+                let out = if m.accumulate { ReadWrite } else { Write };
+                list.push((&mut m.out, out));
+                if let Some(labels) = &mut m.write_labels {
+                    list.push((labels, Write));
+                }
+                if let Some(bias_grad) = &mut m.bias_grad {
+                    list.push((bias_grad, out));
+                }
+                for step in [&mut m.update_w, &mut m.update_b].into_iter().flatten() {
+                    slot_params(step, &mut list);
+                }
+            }
+            Op::Sum { x, out, .. } => list.extend([(x, Read), (out, Write)]),
+            Op::Activation { x, y, slopes, .. } => {
+                list.extend([(x, Read), (y, Write)]);
+                if let Some(slopes) = slopes {
+                    list.push((slopes, Read));
+                }
+            }
+            Op::ActivationBackward {
+                saved,
+                dy,
+                dx,
+                slopes,
+                ..
+            } => {
+                list.extend([(saved, Read), (dy, Read), (dx, Write)]);
+                if let Some(slopes) = slopes {
+                    list.push((slopes, Read));
+                }
+            }
+            Op::PreluSlopeGrad { x, dy, dslopes } => {
+                list.extend([(x, Read), (dy, Read), (dslopes, Write)])
+            }
+            Op::PointwiseLoss {
+                input,
+                target,
+                dinput,
+                loss,
+                ..
+            } => list.extend([
+                (input, Read),
+                (target, Read),
+                (dinput, Write),
+                (loss, Write),
+            ]),
+            Op::CrossEntropy {
+                logits,
+                labels,
+                dlogits,
+                loss,
+                ..
+            } => list.extend([
+                (logits, Read),
+                (labels, Read),
+                (dlogits, Write),
+                (loss, Write),
+            ]),
+            Op::CountCorrect {
+                scores,
+                labels,
+                correct,
+                ..
+            } => list.extend([(scores, Read), (labels, Read), (correct, ReadWrite)]),
+            Op::OneHot { labels, out, .. } => list.extend([(labels, Read), (out, Write)]),
+            Op::Gather(g) => list.extend([(&mut g.x, Write), (&mut g.y, Write)]),
+            Op::OptimizerTick(_) => {}
+            Op::OptimizerStep(step) => {
+                let slot = &mut step.slot;
+                list.extend([
+                    (&mut slot.grad, Read),
+                    (&mut slot.param, ReadWrite),
+                    (&mut slot.state1, ReadWrite),
+                    (&mut slot.state2, ReadWrite),
+                ]);
+            }
+            Op::Head(h) => {
+                let h = &mut **h;
+                list.extend([(&mut h.x, Read), (&mut h.labels, Read)]);
+                let params = if h.backward.as_ref().is_some_and(|b| b.update.is_some()) {
+                    ReadWrite
+                } else {
+                    Read
+                };
+                list.extend([(&mut h.w, params), (&mut h.b, params)]);
+                list.extend([
+                    (&mut h.logits, Write),
+                    (&mut h.dlogits, Write),
+                    (&mut h.loss, Write),
+                ]);
+                if let Some(acc) = &mut h.loss_acc {
+                    list.push((acc, ReadWrite));
+                }
+                if let Some(correct) = &mut h.correct {
+                    list.push((correct, ReadWrite));
+                }
+                if let Some(backward) = &mut h.backward {
+                    if let Some((dx, _)) = &mut backward.dx {
+                        list.push((dx, Write));
+                    }
+                    list.extend([(&mut backward.w_grad, Write), (&mut backward.b_grad, Write)]);
+                    if let Some([w, b]) = &mut backward.update {
+                        for slot in [&mut w.slot, &mut b.slot] {
+                            list.extend([
+                                (&mut slot.state1, ReadWrite),
+                                (&mut slot.state2, ReadWrite),
+                            ]);
+                        }
+                    }
+                }
+            }
+        }
+        list
+    }
+
+    /// The identities of the tensors the op reads and of those it writes.
+    pub fn reads_writes(&mut self) -> (HashSet<usize>, HashSet<usize>) {
+        let mut reads = HashSet::new();
+        let mut writes = HashSet::new();
+        for (tensor, access) in self.tensors() {
+            if access != Access::Write {
+                reads.insert(id(tensor));
+            }
+            if access != Access::Read {
+                writes.insert(id(tensor));
+            }
+        }
+        (reads, writes)
+    }
+
+    /// A short description for plan listings: the kernel and what is fused into it.
+    pub fn label(&self) -> String {
+        match self {
+            Op::Elementwise { op, .. } => format!("elementwise {op:?}"),
+            Op::Copy { .. } => "copy".into(),
+            Op::Clear { .. } => "clear".into(),
+            Op::Matmul(m) => {
+                let mut parts = Vec::new();
+                if m.gather.is_some() {
+                    parts.push("gathered u8 input".to_string());
+                }
+                if m.bias.is_some() {
+                    parts.push("bias".into());
+                }
+                if m.activation != Activation::Identity {
+                    parts.push(m.activation.name().into());
+                }
+                if m.write_labels.is_some() {
+                    parts.push("batch labels".into());
+                }
+                if let Some((_, act)) = &m.dact {
+                    parts.push(format!("× {}′", act.name()));
+                }
+                if m.bias_grad.is_some() {
+                    parts.push("bias gradient".into());
+                }
+                if m.update_w.is_some() || m.update_b.is_some() {
+                    parts.push("optimiser update".into());
+                }
+                if m.accumulate {
+                    parts.push("accumulate".into());
+                }
+                let (mm, k, n) = m.dims();
+                let form = match m.form {
+                    MatmulForm::AB => "A·B",
+                    MatmulForm::AtB => "Aᵀ·B",
+                    MatmulForm::ABt => "A·Bᵀ",
+                };
+                if parts.is_empty() {
+                    format!("matmul {form} {mm}×{k}×{n}")
+                } else {
+                    format!("matmul {form} {mm}×{k}×{n} + {}", parts.join(" + "))
+                }
+            }
+            Op::Sum { axis, .. } => match axis {
+                Some(Axis::Columns) => "column sums".into(),
+                Some(Axis::Rows) => "row sums".into(),
+                None => "sum".into(),
+            },
+            Op::Activation { activation, .. } => activation.name().to_string(),
+            Op::ActivationBackward { activation, .. } => format!("{}′", activation.name()),
+            Op::PreluSlopeGrad { .. } => "prelu slope gradient".into(),
+            Op::PointwiseLoss { kind, .. } => format!("{kind:?} loss"),
+            Op::CrossEntropy { .. } => "softmax cross-entropy".into(),
+            Op::CountCorrect { .. } => "correct count".into(),
+            Op::OneHot { .. } => "one-hot".into(),
+            Op::Gather(_) => "gather batch".into(),
+            Op::OptimizerTick(_) => "optimiser step numbers (host write)".into(),
+            Op::OptimizerStep(_) => "optimiser update".into(),
+            Op::Head(h) => {
+                let (_, k) = h.x.shape().dims2("head").unwrap_or((0, 0));
+                let n = h.b.numel();
+                let mut parts = vec![format!("linear {k}×{n} + softmax cross-entropy")];
+                if h.correct.is_some() {
+                    parts.push("correct count".into());
+                }
+                if h.loss_acc.is_some() {
+                    parts.push("loss sum".into());
+                }
+                if let Some(backward) = &h.backward {
+                    if let Some((_, act)) = &backward.dx {
+                        parts.push(format!("input gradient × {}′", act.name()));
+                    }
+                    parts.push("weight and bias gradients".into());
+                    if backward.update.is_some() {
+                        parts.push("optimiser update".into());
+                    }
+                }
+                format!("head: {}", parts.join(" + "))
+            }
+        }
+    }
+
+    /// Builds the op's kernel.
+    pub fn lower(&self) -> Result<Box<dyn Record>> {
+        Ok(match self {
+            Op::Elementwise { op, x, y, out } => {
+                Box::new(Elementwise::new(*op, x, y.as_ref(), out)?)
+            }
+            Op::Copy { src, dst } => Box::new(CopyKernel {
+                src: src.share(),
+                dst: dst.share(),
+            }),
+            Op::Clear { dst } => Box::new(ClearKernel { dst: dst.share() }),
+            Op::Matmul(m) => lower_matmul(m)?,
+            Op::Sum {
+                x,
+                out,
+                axis,
+                scale,
+            } => Box::new(match axis {
+                Some(axis) => Sum::new(x, out, *axis, *scale, false)?,
+                None => Sum::total(x, out, *scale, false)?,
+            }),
+            Op::Activation {
+                x,
+                y,
+                activation,
+                slopes,
+                training,
+            } => {
+                let state = state(slopes, *training);
+                Box::new(ActivationKernel::forward(x, y, *activation, &state)?)
+            }
+            Op::ActivationBackward {
+                saved,
+                dy,
+                dx,
+                activation,
+                slopes,
+                training,
+                from_output,
+            } => {
+                if *from_output {
+                    Box::new(ActivationKernel::backward_from_output(
+                        saved,
+                        dy,
+                        dx,
+                        *activation,
+                    )?)
+                } else {
+                    let state = state(slopes, *training);
+                    Box::new(ActivationKernel::backward(
+                        saved,
+                        dy,
+                        dx,
+                        *activation,
+                        &state,
+                    )?)
+                }
+            }
+            Op::PreluSlopeGrad { x, dy, dslopes } => Box::new(PreluSlopeGrad::new(x, dy, dslopes)?),
+            Op::PointwiseLoss {
+                kind,
+                input,
+                target,
+                dinput,
+                loss,
+                reduction,
+            } => Box::new(PointwiseLossKernel::new(
+                *kind, input, target, dinput, loss, *reduction, false,
+            )?),
+            Op::CrossEntropy {
+                logits,
+                labels,
+                classes,
+                dlogits,
+                loss,
+                reduction,
+            } => {
+                let labels = Labels::trusted(labels.share(), *classes)?;
+                let options = CrossEntropyOptions {
+                    reduction: *reduction,
+                    ..CrossEntropyOptions::default()
+                };
+                Box::new(SoftmaxCrossEntropy::new(
+                    logits, &labels, dlogits, loss, &options,
+                )?)
+            }
+            Op::CountCorrect {
+                scores,
+                labels,
+                classes,
+                correct,
+            } => {
+                let labels = Labels::trusted(labels.share(), *classes)?;
+                Box::new(Metric::count_correct(scores, &labels, correct)?)
+            }
+            Op::OneHot {
+                labels,
+                classes,
+                out,
+            } => {
+                let labels = Labels::trusted(labels.share(), *classes)?;
+                Box::new(OneHot::new(&labels, out)?)
+            }
+            Op::Gather(g) => Box::new(BatchGather::from_op(g)?),
+            Op::OptimizerTick(shared) => Box::new(TickKernel(shared.clone())),
+            Op::OptimizerStep(step) => Box::new(step.kernel()?),
+            Op::Head(h) => Box::new(Head::new(h)?),
+        })
+    }
+}
+
+fn slot_params<'a>(step: &'a mut OptimStep, list: &mut Vec<(&'a mut Tensor, Access)>) {
+    let slot = &mut step.slot;
+    list.extend([
+        (&mut slot.param, Access::ReadWrite),
+        (&mut slot.state1, Access::ReadWrite),
+        (&mut slot.state2, Access::ReadWrite),
+    ]);
+}
+
+fn state(slopes: &Option<Tensor>, training: bool) -> ActivationState<'_> {
+    ActivationState {
+        prelu_slopes: slopes.as_ref(),
+        training,
+        ..ActivationState::default()
+    }
+}
+
+fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
+    let state = state(&m.slopes, m.training);
+    let (mm, k, n) = m.dims();
+    let vector = m.is_fused()
+        || m.kernel == Some(MatmulKernel::Vector)
+        || (m.kernel.is_none()
+            && crate::matmul::kernel_for(m.a.device(), m.form, mm, n, k) == MatmulKernel::Vector);
+    if !vector {
+        let options = MatmulOptions {
+            form: m.form,
+            bias: m.bias.as_ref(),
+            accumulate: m.accumulate,
+            kernel: m.kernel,
+            activation: m.activation,
+            activation_state: state,
+        };
+        return Ok(Box::new(Matmul::new(&m.a, &m.b, &m.out, &options)?));
+    }
+    let spec = VectorSpec {
+        form: m.form,
+        a: &m.a,
+        b: &m.b,
+        c: &m.out,
+        gather: m.gather.as_ref().map(|g| &g.source),
+        write_labels: m.write_labels.as_ref(),
+        bias: m.bias.as_ref(),
+        accumulate: m.accumulate,
+        activation: m.activation,
+        activation_state: state,
+        dact: m.dact.as_ref().map(|(t, a)| (t, *a)),
+        bias_grad: m.bias_grad.as_ref(),
+        update_w: m.update_w.as_ref(),
+        update_b: m.update_b.as_ref(),
+    };
+    Ok(Box::new(VectorMatmul::new(&spec)?))
+}
+
+/// A buffer copy as a plan step.
+#[derive(Debug)]
+struct CopyKernel {
+    src: Tensor,
+    dst: Tensor,
+}
+
+impl Record for CopyKernel {
+    fn record_into(&self, encoder: &mut Encoder) {
+        encoder.copy_buffer(
+            self.src.buffer(),
+            0,
+            self.dst.buffer(),
+            0,
+            self.src.byte_len(),
+        );
+        encoder.keep_alive(&[self.src.storage().clone(), self.dst.storage().clone()]);
+    }
+}
+
+/// A buffer clear as a plan step.
+#[derive(Debug)]
+struct ClearKernel {
+    dst: Tensor,
+}
+
+impl Record for ClearKernel {
+    fn record_into(&self, encoder: &mut Encoder) {
+        encoder.clear_buffer(self.dst.buffer(), 0, self.dst.byte_len());
+        encoder.keep_alive(&[self.dst.storage().clone()]);
+    }
+}
+
+/// An optimiser's per-step numbers as a plan step.
+#[derive(Debug)]
+struct TickKernel(Arc<OptimizerShared>);
+
+impl Record for TickKernel {
+    fn record_into(&self, _encoder: &mut Encoder) {
+        self.0.tick();
+    }
+}

@@ -1,0 +1,318 @@
+//! The vector matmul family (`shaders/matmul_vector.wgsl`): sixteen rows by four columns per
+//! invocation in named vec4 accumulators, for shapes whose vec4 loads line up, with the fused
+//! prologues and epilogues a captured training step uses: operand A gathered straight from a
+//! data set's bytes (and the batch's labels written on the way), bias + activation, the
+//! activation's derivative (from its output) on an input gradient, a bias gradient as an extra
+//! row of workgroups, and the optimiser's update of the parameters whose gradients it computes.
+//!
+//! Each output is the same fma chain in k order as [`MatmulKernel::Blocked`] and
+//! [`MatmulKernel::Tiled`] compute, so every family gives the same bits.
+//!
+//! [`MatmulKernel::Blocked`]: super::matmul::MatmulKernel::Blocked
+//! [`MatmulKernel::Tiled`]: super::matmul::MatmulKernel::Tiled
+
+use std::sync::Arc;
+
+use super::activation::{Activation, ActivationBinding, ActivationState};
+use super::matmul::MatmulForm;
+use super::optim::OptimStep;
+use super::{Dispatch, entry, groups};
+use crate::data::gpu::BatchSource;
+use crate::device::{Device, Encoder, ShaderSource};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// `shaders/matmul_vector.wgsl`, after the pixel, activation and optimiser functions.
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "matmul_vector",
+    wgsl: concat!(
+        include_str!("../../shaders/pixels.wgsl"),
+        include_str!("../../shaders/activation_functions.wgsl"),
+        include_str!("../../shaders/optim_functions.wgsl"),
+        include_str!("../../shaders/matmul_vector.wgsl")
+    ),
+};
+
+/// Rows of C per invocation.
+const ROWS: usize = 16;
+
+/// The `VectorParams` uniform of `shaders/matmul_vector.wgsl`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct VectorParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub offset: u32,
+    pub scale: f32,
+    pub shift: f32,
+    pub example_words: u32,
+    pub row_blocks: u32,
+}
+
+/// Whether the vector family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: the
+/// dimensions read as vec4 must be multiples of 4.
+pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+    let aligned = match form {
+        MatmulForm::AB => k % 4 == 0 && n % 4 == 0,
+        MatmulForm::AtB => m % 4 == 0 && n % 4 == 0,
+        MatmulForm::ABt => k % 4 == 0,
+    };
+    aligned && m > 0 && k > 0 && n > 0
+}
+
+/// Everything one vector matmul computes. `a` is op(A)'s tensor; with `gather` its values are
+/// read from the data set instead (and `a` only gives the shape).
+pub(crate) struct VectorSpec<'a> {
+    pub form: MatmulForm,
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub c: &'a Tensor,
+    pub gather: Option<&'a Arc<BatchSource>>,
+    /// With `gather` in `AB`: also write the batch's labels here.
+    pub write_labels: Option<&'a Tensor>,
+    pub bias: Option<&'a Tensor>,
+    pub accumulate: bool,
+    pub activation: Activation,
+    pub activation_state: ActivationState<'a>,
+    /// `ABt`: multiply by the derivative of this activation, whose output is the tensor.
+    pub dact: Option<(&'a Tensor, Activation)>,
+    /// `AtB`: write the column sums of B (a bias gradient) here.
+    pub bias_grad: Option<&'a Tensor>,
+    /// `AtB`: update the parameter whose gradient C is.
+    pub update_w: Option<&'a OptimStep>,
+    /// `AtB`: update the parameter whose gradient `bias_grad` is.
+    pub update_b: Option<&'a OptimStep>,
+}
+
+/// A prepared vector matmul.
+#[derive(Debug)]
+pub(crate) struct VectorMatmul {
+    dispatch: Dispatch,
+    params: wgpu::Buffer,
+    gather: Option<Arc<BatchSource>>,
+    activation: Option<ActivationBinding>,
+    device: Device,
+}
+
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
+
+impl VectorMatmul {
+    pub fn new(spec: &VectorSpec<'_>) -> Result<Self> {
+        let form = spec.form;
+        let op = format!("vector matmul {form:?}");
+        let device = spec.b.device();
+        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
+        if !supports(form, m, k, n) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: {m}×{k}·{k}×{n} does not line up with vec4 loads"
+            )));
+        }
+        if spec.c.shape().dims() != [m, n] {
+            return Err(Error::shape(
+                &op,
+                format!("output [{m}, {n}]"),
+                spec.c.shape(),
+            ));
+        }
+        let unsupported = |what: &str| {
+            Err(Error::InvalidArgument(format!(
+                "{op}: {what} is not an epilogue of this form"
+            )))
+        };
+        match form {
+            MatmulForm::AB => {
+                if spec.dact.is_some() || spec.bias_grad.is_some() || spec.update_w.is_some() {
+                    return unsupported("a gradient epilogue");
+                }
+            }
+            MatmulForm::AtB => {
+                if spec.bias.is_some() || spec.activation != Activation::Identity {
+                    return unsupported("a bias or an activation");
+                }
+                if spec.dact.is_some() || spec.write_labels.is_some() {
+                    return unsupported("an activation derivative or labels");
+                }
+            }
+            MatmulForm::ABt => {
+                if spec.gather.is_some() || spec.bias.is_some() || spec.bias_grad.is_some() {
+                    return unsupported("a gathered operand, a bias or a bias gradient");
+                }
+                if spec.activation != Activation::Identity || spec.update_w.is_some() {
+                    return unsupported("an activation or an update");
+                }
+            }
+        }
+        if spec.write_labels.is_some() && spec.gather.is_none() {
+            return unsupported("writing labels without a gathered operand");
+        }
+        if let Some((saved, activation)) = spec.dact {
+            if saved.shape() != spec.c.shape() || !activation.derivative_from_output() {
+                return unsupported("this activation derivative");
+            }
+        }
+        if spec.update_b.is_some() && spec.bias_grad.is_none() {
+            return unsupported("a bias update without a bias gradient");
+        }
+        let mut params = VectorParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            row_blocks: m.div_ceil(ROWS) as u32,
+            ..VectorParams::default()
+        };
+        if let Some(source) = spec.gather {
+            // op(A) is the batch: [rows, features] in AB, stored [rows, features] in AtB.
+            let (rows, features) = match form {
+                MatmulForm::AB => (m, k),
+                _ => (k, m),
+            };
+            if rows != source.rows || features != source.features || features % 4 != 0 {
+                return unsupported("a gathered operand of this shape");
+            }
+            params.offset = source.offset();
+            params.scale = source.scale;
+            params.shift = source.shift;
+            params.example_words = (features / 4) as u32;
+        }
+        let uniform = device.uniform_buffer("vector matmul params", bytemuck::bytes_of(&params));
+
+        let mut constants = vec![
+            ("HAS_BIAS", flag(spec.bias.is_some())),
+            ("ACCUMULATE", flag(spec.accumulate)),
+            ("GATHER_A", flag(spec.gather.is_some())),
+            ("WRITE_LABELS", flag(spec.write_labels.is_some())),
+            ("DACT", flag(spec.dact.is_some())),
+            ("BIAS_GRAD", flag(spec.bias_grad.is_some())),
+            ("UPDATE_W", flag(spec.update_w.is_some())),
+            ("UPDATE_B", flag(spec.update_b.is_some())),
+        ];
+        // A narrow output needs fewer invocations per workgroup.
+        let lanes = n.div_ceil(4).next_power_of_two().clamp(1, 64);
+        constants.push(("VEC_WG", lanes as f64));
+
+        // Bindings the entry point mentions but this specialisation never uses still need a
+        // buffer: B stands in for read-only ones (its size is a multiple of 16 bytes), a
+        // scratch tensor for writable ones (a buffer bound writable must not also be bound
+        // read-only in one dispatch).
+        let dummy = spec.b;
+        let scratch = Tensor::uninit(device, [4])?;
+        let activation = match form {
+            MatmulForm::AB => Some(ActivationBinding::new(
+                device,
+                &op,
+                spec.activation,
+                &spec.activation_state,
+                n,
+            )?),
+            _ => None,
+        };
+        let hyper_fallback;
+        let mut entries = vec![
+            entry(0, if spec.gather.is_some() { dummy } else { spec.a }),
+            entry(1, spec.b),
+            entry(3, spec.c),
+            entry(4, uniform.as_entire_binding()),
+        ];
+        let entry_point = match form {
+            MatmulForm::AB => {
+                let binding = activation.as_ref().expect("built for AB");
+                constants.extend(binding.constants.iter().cloned());
+                entries.extend(gather_entries(spec.gather, dummy));
+                entries.push(entry(2, spec.bias.unwrap_or(dummy)));
+                entries.push(entry(8, spec.gather.map_or(dummy, |s| &s.labels)));
+                entries.push(entry(9, spec.write_labels.unwrap_or(&scratch)));
+                entries.extend(binding.entries(&spec.activation_state, dummy));
+                "matmul_vector_ab"
+            }
+            MatmulForm::AtB => {
+                entries.extend(gather_entries(spec.gather, dummy));
+                entries.push(entry(10, spec.bias_grad.unwrap_or(&scratch)));
+                let update = spec.update_w.or(spec.update_b);
+                if let Some(step) = update {
+                    constants.extend(step.shared.config().constants());
+                    hyper_fallback = None;
+                } else {
+                    hyper_fallback = Some(device.uniform_buffer(
+                        "no optimiser",
+                        bytemuck::bytes_of(&super::optim::Hyper::default()),
+                    ));
+                }
+                for (base, step, grad) in [
+                    (11, spec.update_w, spec.c),
+                    (14, spec.update_b, spec.bias_grad.unwrap_or(&scratch)),
+                ] {
+                    if let Some(step) = step {
+                        if step.slot.grad.buffer() != grad.buffer() {
+                            return unsupported("an update of another gradient");
+                        }
+                        if let Some(other) = update {
+                            if !Arc::ptr_eq(&other.shared, &step.shared) {
+                                return unsupported("updates by two optimisers");
+                            }
+                        }
+                    }
+                    entries.push(entry(base, step.map_or(&scratch, |s| &s.slot.param)));
+                    entries.push(entry(base + 1, step.map_or(&scratch, |s| &s.slot.state1)));
+                    entries.push(entry(base + 2, step.map_or(&scratch, |s| &s.slot.state2)));
+                }
+                let hyper = match (update, &hyper_fallback) {
+                    (Some(step), _) => step.shared.hyper.as_entire_binding(),
+                    (None, Some(buffer)) => buffer.as_entire_binding(),
+                    (None, None) => unreachable!("a fallback exists without an update"),
+                };
+                entries.push(entry(30, hyper));
+                "matmul_vector_atb"
+            }
+            MatmulForm::ABt => {
+                let (saved, act) = spec.dact.unwrap_or((dummy, Activation::Identity));
+                let (id, _, _) = act.wgsl_id_and_params();
+                constants.push(("ACTIVATION", f64::from(id)));
+                entries.push(entry(5, saved));
+                "matmul_vector_abt"
+            }
+        };
+        let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
+        let x = groups(device, &op, n.div_ceil(4), lanes)?;
+        let extra_row = usize::from(spec.bias_grad.is_some());
+        let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
+        let dispatch = Dispatch::new(device, pipeline, entry_point, &entries, [x, y, 1]);
+        drop(entries);
+        Ok(Self {
+            dispatch,
+            params: uniform,
+            gather: spec.gather.cloned(),
+            activation,
+            device: device.clone(),
+        })
+    }
+
+    /// Records the dispatch; a gathered operand reads the batch at its source's current offset.
+    pub fn record(&self, encoder: &mut Encoder) {
+        if let Some(source) = &self.gather {
+            // `offset` is the fourth word of VectorParams.
+            self.device
+                .write_buffer(&self.params, 12, &source.offset().to_le_bytes());
+        }
+        self.dispatch.record(encoder);
+    }
+
+    /// Sets the fused RReLU's RNG key (queued; no host sync).
+    pub fn set_rng(&self, seed: u32, step: u32) {
+        if let Some(binding) = &self.activation {
+            binding.set_rng(&self.device, seed, step);
+        }
+    }
+}
+
+fn gather_entries<'a>(
+    gather: Option<&'a Arc<BatchSource>>,
+    dummy: &'a Tensor,
+) -> [super::Entry<'a>; 2] {
+    [
+        entry(6, gather.map_or(dummy, |s| &s.pixels)),
+        entry(7, gather.map_or(dummy, |s| &s.order)),
+    ]
+}
