@@ -1,0 +1,397 @@
+//! Capture and replay: the lecture step's dispatch budget, fused plans against unfused ones
+//! and against eager autograd (bit for bit), each rewrite rule on its own, the vector matmul
+//! family against the CPU oracle, and the errors of a capture.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{check_within, fresh_gpu, gamma, gpu, random_vec, rng};
+use wgsl_nn::activation::Activation;
+use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
+use wgsl_nn::capture::{Fusion, Rule, capture};
+use wgsl_nn::cpu;
+use wgsl_nn::data::gpu::GpuDataset;
+use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, resolve_data_dir};
+use wgsl_nn::loss::Reduction;
+use wgsl_nn::matmul::{MatmulForm, MatmulKernel, MatmulOptions, matmul};
+use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::optim::OptimizerConfig;
+use wgsl_nn::{Device, Error, Tensor};
+
+fn mnist() -> &'static Mnist {
+    static DATA: OnceLock<Mnist> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let (dir, _) = resolve_data_dir(None);
+        Mnist::load(&dir)
+            .unwrap_or_else(|e| panic!("these tests need the real MNIST (set MNIST_DIR): {e}"))
+    })
+}
+
+fn dataset(device: &Device, limit: usize) -> GpuDataset {
+    let m = mnist();
+    GpuDataset::new(
+        device,
+        &m.train_images[..limit * PIXELS],
+        &m.train_labels[..limit],
+        PIXELS,
+        CLASSES,
+    )
+    .unwrap()
+}
+
+fn trainer(device: &Device, config: MlpConfig, train: TrainerConfig, limit: usize) -> Trainer {
+    let model = Mlp::new(device, config).unwrap();
+    Trainer::new(model, dataset(device, limit), train).unwrap()
+}
+
+fn weights(t: &Trainer) -> Vec<Vec<f32>> {
+    t.model()
+        .parameters()
+        .iter()
+        .map(|(_, p)| p.to_vec().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_lecture_step_is_at_most_six_dispatches_in_one_submit_with_no_host_sync() {
+    let device = fresh_gpu();
+    let mut t = trainer(&device, MlpConfig::lecture(), TrainerConfig::lecture(), 640);
+    t.begin_epoch().unwrap();
+    t.step(0).unwrap(); // captures and builds the plan
+    let before = device.counters();
+    for step in 1..6 {
+        t.step(step).unwrap();
+    }
+    let five = device.counters() - before;
+    eprintln!("fused lecture step: {:#?}", t.step_plan());
+    assert_eq!(five.submits, 5, "one submit per step");
+    assert!(
+        five.dispatches <= 5 * 6,
+        "{} dispatches per step, the budget is 6",
+        five.dispatches / 5
+    );
+    assert_eq!(five.host_syncs, 0);
+    assert_eq!(five.bytes_read_back, 0);
+    assert_eq!(five.pipelines_created, 0, "a replay builds no pipeline");
+    assert_eq!(five.buffers_created, 0, "a replay allocates nothing");
+    assert_eq!(t.dispatches_per_step(), Some(five.dispatches / 5));
+}
+
+/// Trains `steps` steps of `config` under `fusion` and returns the weights.
+fn run(fusion: Fusion, mlp: MlpConfig, optimizer: OptimizerConfig, steps: usize) -> Vec<Vec<f32>> {
+    let device = gpu();
+    let config = TrainerConfig {
+        fusion,
+        optimizer,
+        seed: 3,
+        ..TrainerConfig::lecture()
+    };
+    let mut t = trainer(device, mlp, config, 64 * steps);
+    t.begin_epoch().unwrap();
+    for step in 0..steps {
+        t.step(step).unwrap();
+    }
+    weights(&t)
+}
+
+#[test]
+fn fused_plans_give_the_unfused_plans_bits() {
+    // Every fused kernel runs the arithmetic of the ops it replaces in their order, so the
+    // fused step, each rule alone, and no fusion at all end on identical weights.
+    for (mlp, optimizer) in [
+        (MlpConfig::lecture(), OptimizerConfig::sgd(0.05)),
+        (
+            MlpConfig {
+                widths: vec![784, 64, 32, 10],
+                activation: Activation::Tanh,
+                seed: 1,
+            },
+            OptimizerConfig::adam(1e-3),
+        ),
+        (
+            MlpConfig {
+                widths: vec![784, 32, 10],
+                activation: Activation::Sigmoid,
+                seed: 2,
+            },
+            OptimizerConfig::momentum(0.05, 0.9),
+        ),
+    ] {
+        let reference = run(Fusion::none(), mlp.clone(), optimizer, 6);
+        let fused = run(Fusion::all(), mlp.clone(), optimizer, 6);
+        assert_eq!(fused, reference, "{:?}: all rules vs none", mlp.widths);
+        for rule in Rule::ALL {
+            let with = run(
+                Fusion::only(&[Rule::Simplify, rule]),
+                mlp.clone(),
+                optimizer,
+                6,
+            );
+            assert_eq!(with, reference, "{:?}: rule {rule:?} alone", mlp.widths);
+            let without = run(Fusion::without(rule), mlp.clone(), optimizer, 6);
+            assert_eq!(without, reference, "{:?}: all but {rule:?}", mlp.widths);
+        }
+    }
+}
+
+#[test]
+fn a_captured_step_and_an_eager_autograd_step_give_identical_weights() {
+    // The same leaves, the same batch: once through eager autograd, once through a capture
+    // replayed once. Fused kernels must not change a bit.
+    let device = gpu();
+    let data = dataset(device, 64);
+    let batch = data.batch(64, Default::default()).unwrap();
+    let init = Mlp::new(device, MlpConfig::lecture()).unwrap();
+    let values: Vec<(Vec<f32>, wgsl_nn::Shape)> = init
+        .parameters()
+        .iter()
+        .map(|(_, t)| (t.to_vec().unwrap(), t.shape().clone()))
+        .collect();
+    let leaves = || -> Vec<Var> {
+        values
+            .iter()
+            .map(|(v, s)| Var::from_slice(device, v, s.clone(), true).unwrap())
+            .collect()
+    };
+    let step = |p: &[Var], opt: &mut VarOptimizer| -> wgsl_nn::Result<Var> {
+        batch.gather()?;
+        let h = batch.input()?.linear(&p[0], Some(&p[1]))?.relu()?;
+        let logits = h.linear(&p[2], Some(&p[3]))?;
+        let loss = cross_entropy(&logits, &batch.labels()?, Reduction::Mean)?;
+        opt.zero_grad()?;
+        loss.backward()?;
+        opt.step()?;
+        Ok(loss)
+    };
+    let config = OptimizerConfig::sgd(0.1);
+    let eager = leaves();
+    let mut eager_opt = VarOptimizer::new(config, &eager.iter().collect::<Vec<_>>()).unwrap();
+    let eager_loss = step(&eager, &mut eager_opt).unwrap().item().unwrap();
+
+    let captured = leaves();
+    let mut opt = VarOptimizer::new(config, &captured.iter().collect::<Vec<_>>()).unwrap();
+    let (plan, loss) = capture(device, &Fusion::all(), || step(&captured, &mut opt)).unwrap();
+    plan.replay().unwrap();
+    for (a, b) in eager.iter().zip(&captured) {
+        assert_eq!(a.to_vec().unwrap(), b.to_vec().unwrap());
+    }
+    // The fused head sums the loss terms in another fixed order: the loss agrees to rounding.
+    let fused_loss = loss.item().unwrap();
+    assert!(
+        (fused_loss - eager_loss).abs() <= 1e-6 * eager_loss.abs(),
+        "{fused_loss} vs {eager_loss}"
+    );
+}
+
+#[test]
+fn the_captured_step_matches_the_cpu_oracle() {
+    // Three fused steps of a small MLP against the f64 oracle's step on the same batches.
+    let device = gpu();
+    let optimizer = OptimizerConfig::sgd(0.1);
+    let mut t = trainer(
+        device,
+        MlpConfig {
+            widths: vec![784, 16, 10],
+            activation: Activation::Relu,
+            seed: 4,
+        },
+        TrainerConfig {
+            optimizer,
+            seed: 4,
+            ..TrainerConfig::lecture()
+        },
+        192,
+    );
+    let mut layers: Vec<cpu::CpuLinear> = t
+        .model()
+        .layers
+        .iter()
+        .map(|l| cpu::CpuLinear {
+            weight: l.weight.to_vec().unwrap(),
+            bias: l.bias.to_vec().unwrap(),
+            inputs: l.inputs(),
+            outputs: l.outputs(),
+        })
+        .collect();
+    let order = wgsl_nn::nn::epoch_order(4, 0, 192);
+    let (scale, shift) = wgsl_nn::data::gpu::Normalization::default().scale_shift();
+    let mut states = vec![cpu::OptimizerState::default(); 4];
+    t.begin_epoch().unwrap();
+    for step in 0..3 {
+        t.step(step).unwrap();
+        let batch = &order[step * 64..(step + 1) * 64];
+        let x: Vec<f32> = batch
+            .iter()
+            .flat_map(|&i| {
+                mnist().train_images[i as usize * PIXELS..(i as usize + 1) * PIXELS]
+                    .iter()
+                    .map(|&b| f32::from(b).mul_add(scale, shift))
+            })
+            .collect();
+        let labels: Vec<u32> = batch
+            .iter()
+            .map(|&i| u32::from(mnist().train_labels[i as usize]))
+            .collect();
+        cpu::mlp_train_step(
+            &mut layers,
+            Activation::Relu,
+            &x,
+            &labels,
+            &optimizer,
+            &mut states,
+        );
+    }
+    // Two summation orders of f32 against f64, amplified over three steps: measured ~1e-7 of
+    // the weights' scale; a wrong gradient is off by ~lr·|g| ≈ 1e-2.
+    for (gpu_layer, host) in t.model().layers.iter().zip(&layers) {
+        let gpu_w = gpu_layer.weight.to_vec().unwrap();
+        let scale = host.weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = gpu_w
+            .iter()
+            .zip(&host.weight)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5 * scale, "{worst} > 1e-5 × {scale}");
+    }
+}
+
+#[test]
+fn two_hidden_layers_with_gelu_train_through_the_capture() {
+    let device = gpu();
+    let mut t = trainer(
+        device,
+        MlpConfig {
+            widths: vec![784, 64, 32, 10],
+            activation: Activation::Gelu,
+            seed: 6,
+        },
+        TrainerConfig {
+            optimizer: OptimizerConfig::adam(1e-3),
+            ..TrainerConfig::lecture()
+        },
+        1280,
+    );
+    let first = t.train_epoch(|_, _, _| {}).unwrap();
+    let second = t.train_epoch(|_, _, _| {}).unwrap();
+    eprintln!("GELU plan: {:#?}", t.step_plan());
+    assert!(second.mean_loss < first.mean_loss, "{first:?} → {second:?}");
+    assert!(t.dispatches_per_step().unwrap() > 0);
+}
+
+#[test]
+fn reading_or_submitting_inside_a_capture_is_an_error() {
+    let device = fresh_gpu();
+    let x = Var::from_slice(&device, &[1.0, 2.0], [2], true).unwrap();
+    let error = capture(&device, &Fusion::all(), || x.sum()?.item()).unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidArgument(ref m) if m.contains("capturing")),
+        "{error}"
+    );
+    let nested = capture(&device, &Fusion::all(), || {
+        capture(&device, &Fusion::all(), || Ok(())).map(|_| ())
+    })
+    .unwrap_err();
+    assert!(
+        nested.to_string().contains("inside another capture"),
+        "{nested}"
+    );
+    // After a failed capture the thread records eagerly again.
+    assert_eq!(x.sum().unwrap().item().unwrap(), 3.0);
+}
+
+#[test]
+fn a_plan_replays_with_new_values_in_the_same_buffers() {
+    // TinyJit's contract: the plan reads its inputs' buffers when replayed.
+    let device = gpu();
+    let x = Var::from_slice(device, &[1.0, 2.0, 3.0], [3], false).unwrap();
+    let w = Var::from_slice(device, &[2.0, 2.0, 2.0], [3], false).unwrap();
+    let (plan, y) = capture(device, &Fusion::all(), || x.mul(&w)?.sum()).unwrap();
+    plan.replay().unwrap();
+    assert_eq!(y.item().unwrap(), 12.0);
+    x.value().write(&[10.0, 20.0, 30.0]).unwrap();
+    plan.replay().unwrap();
+    assert_eq!(y.item().unwrap(), 120.0);
+}
+
+#[test]
+fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
+    // Awkward but vec4-aligned shapes: one vec4, primes times four, edges of the 16-row block.
+    let device = gpu();
+    let shapes = [
+        (1, 4, 4),
+        (4, 4, 4),
+        (17, 28, 12),
+        (31, 44, 20),
+        (64, 784, 128),
+        (784, 64, 128),
+        (1000, 128, 12),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        for form in MatmulForm::ALL {
+            if !MatmulKernel::Vector.supports(form, m, k, n) {
+                continue;
+            }
+            for (bias, activation) in [(false, Activation::Identity), (true, Activation::Tanh)] {
+                if form != MatmulForm::AB && (bias || activation != Activation::Identity) {
+                    continue;
+                }
+                let mut r = rng(40 + i as u64);
+                let (a_host, b_host) = (random_vec(&mut r, m * k), random_vec(&mut r, k * n));
+                let bias_host = random_vec(&mut r, n);
+                let a_shape = if form.trans_a() { [k, m] } else { [m, k] };
+                let b_shape = if form.trans_b() { [n, k] } else { [k, n] };
+                let a = Tensor::from_slice(device, &a_host, a_shape).unwrap();
+                let b = Tensor::from_slice(device, &b_host, b_shape).unwrap();
+                let bias_t = Tensor::from_slice(device, &bias_host, [n]).unwrap();
+                let options = MatmulOptions {
+                    form,
+                    kernel: Some(MatmulKernel::Vector),
+                    bias: bias.then_some(&bias_t),
+                    activation,
+                    ..Default::default()
+                };
+                let got = matmul(&a, &b, &options).unwrap().to_vec().unwrap();
+                let blocked = MatmulOptions {
+                    kernel: Some(MatmulKernel::Blocked),
+                    ..options
+                };
+                let same = matmul(&a, &b, &blocked).unwrap().to_vec().unwrap();
+                assert_eq!(
+                    got, same,
+                    "{form:?} {m}×{k}×{n}: Vector and Blocked differ in bits"
+                );
+                let reference = cpu::matmul(
+                    &a_host,
+                    &b_host,
+                    bias.then_some(&bias_host[..]),
+                    form,
+                    m,
+                    k,
+                    n,
+                );
+                let reference: Vec<f32> = if activation == Activation::Tanh {
+                    reference.iter().map(|v| v.tanh()).collect()
+                } else {
+                    reference
+                };
+                // γ_{K+2}·Σ|a||b| (+ bias), and tanh's slope ≤ 1 does not grow it.
+                let mags = cpu::matmul(
+                    &a_host.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                    &b_host.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                    None,
+                    form,
+                    m,
+                    k,
+                    n,
+                );
+                let bound: Vec<f64> = mags
+                    .iter()
+                    .map(|&s| gamma(k + 2) * (f64::from(s) + 1.0) + 1e-6)
+                    .collect();
+                check_within(&got, &reference, &bound)
+                    .unwrap_or_else(|e| panic!("{form:?} {m}×{k}×{n}: {e}"));
+            }
+        }
+    }
+}
