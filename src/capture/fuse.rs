@@ -734,8 +734,8 @@ fn fuse_gather(ops: &mut Vec<Op>) {
         };
         let (source, x, y) = (gather.source.clone(), gather.x.share(), gather.y.share());
         let (xid, yid) = (id(&x), id(&y));
-        for i in g + 1..ops.len() {
-            let Op::Matmul(m) = &mut ops[i] else { continue };
+        for op in &mut ops[g + 1..] {
+            let Op::Matmul(m) = op else { continue };
             if m.gather.is_some() || id(&m.a) != xid || m.kernel.is_some() {
                 continue;
             }
@@ -744,7 +744,7 @@ fn fuse_gather(ops: &mut Vec<Op>) {
                 MatmulForm::AB => k == source.features,
                 MatmulForm::AtB => mm == source.features,
                 MatmulForm::ABt => false,
-            } && source.features % 4 == 0
+            } && source.features.is_multiple_of(4)
                 && matmul_vector::supports(m.form, mm, k, n);
             if fits {
                 m.gather = Some(GatherOp {

@@ -54,9 +54,9 @@ pub(crate) struct VectorParams {
 /// dimensions read as vec4 must be multiples of 4.
 pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
     let aligned = match form {
-        MatmulForm::AB => k % 4 == 0 && n % 4 == 0,
-        MatmulForm::AtB => m % 4 == 0 && n % 4 == 0,
-        MatmulForm::ABt => k % 4 == 0,
+        MatmulForm::AB => k.is_multiple_of(4) && n.is_multiple_of(4),
+        MatmulForm::AtB => m.is_multiple_of(4) && n.is_multiple_of(4),
+        MatmulForm::ABt => k.is_multiple_of(4),
     };
     aligned && m > 0 && k > 0 && n > 0
 }
@@ -169,7 +169,7 @@ impl VectorMatmul {
                 MatmulForm::AB => (m, k),
                 _ => (k, m),
             };
-            if rows != source.rows || features != source.features || features % 4 != 0 {
+            if rows != source.rows || features != source.features || !features.is_multiple_of(4) {
                 return unsupported("a gathered operand of this shape");
             }
             params.offset = source.offset();

@@ -406,7 +406,7 @@ impl Evaluator {
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
         let mut plans = HashMap::new();
         let mut sizes = vec![batch_size.min(data.len())];
-        if data.len() % batch_size != 0 && data.len() > batch_size {
+        if !data.len().is_multiple_of(batch_size) && data.len() > batch_size {
             sizes.push(data.len() % batch_size);
         }
         for rows in sizes.into_iter().filter(|&r| r > 0) {
