@@ -1,48 +1,24 @@
 //! Capture and replay: the lecture step's dispatch budget, fused plans against unfused ones
 //! and against eager autograd (bit for bit), each rewrite rule on its own, the vector matmul
-//! family against the CPU oracle, and the errors of a capture.
+//! family against the CPU oracle, and the errors of a capture. The captured trainer against
+//! the CPU oracle's MLP step is `tests/training.rs`.
 
 mod common;
 
-use std::sync::OnceLock;
-
-use common::{check_within, fresh_gpu, gamma, gpu, random_vec, rng};
+use common::{check_within, dataset, fresh_gpu, gamma, gpu, random_vec, rng};
 use wgsl_nn::activation::Activation;
 use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
 use wgsl_nn::capture::{Fusion, Rule, capture};
 use wgsl_nn::cpu;
-use wgsl_nn::data::gpu::GpuDataset;
-use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, resolve_data_dir};
 use wgsl_nn::loss::Reduction;
 use wgsl_nn::matmul::{MatmulForm, MatmulKernel, MatmulOptions, matmul};
 use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Error, Tensor};
 
-fn mnist() -> &'static Mnist {
-    static DATA: OnceLock<Mnist> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let (dir, _) = resolve_data_dir(None);
-        Mnist::load(&dir)
-            .unwrap_or_else(|e| panic!("these tests need the real MNIST (set MNIST_DIR): {e}"))
-    })
-}
-
-fn dataset(device: &Device, limit: usize) -> GpuDataset {
-    let m = mnist();
-    GpuDataset::new(
-        device,
-        &m.train_images[..limit * PIXELS],
-        &m.train_labels[..limit],
-        PIXELS,
-        CLASSES,
-    )
-    .unwrap()
-}
-
 fn trainer(device: &Device, config: MlpConfig, train: TrainerConfig, limit: usize) -> Trainer {
     let model = Mlp::new(device, config).unwrap();
-    Trainer::new(model, dataset(device, limit), train).unwrap()
+    Trainer::new(model, dataset(device, true, limit), train).unwrap()
 }
 
 fn weights(t: &Trainer) -> Vec<Vec<f32>> {
@@ -140,7 +116,7 @@ fn a_captured_step_and_an_eager_autograd_step_give_identical_weights() {
     // The same leaves, the same batch: once through eager autograd, once through a capture
     // replayed once. Fused kernels must not change a bit.
     let device = gpu();
-    let data = dataset(device, 64);
+    let data = dataset(device, true, 64);
     let batch = data.batch(64, Default::default()).unwrap();
     let init = Mlp::new(device, MlpConfig::lecture()).unwrap();
     let values: Vec<(Vec<f32>, wgsl_nn::Shape)> = init
@@ -182,78 +158,6 @@ fn a_captured_step_and_an_eager_autograd_step_give_identical_weights() {
         (fused_loss - eager_loss).abs() <= 1e-6 * eager_loss.abs(),
         "{fused_loss} vs {eager_loss}"
     );
-}
-
-#[test]
-fn the_captured_step_matches_the_cpu_oracle() {
-    // Three fused steps of a small MLP against the f64 oracle's step on the same batches.
-    let device = gpu();
-    let optimizer = OptimizerConfig::sgd(0.1);
-    let mut t = trainer(
-        device,
-        MlpConfig {
-            widths: vec![784, 16, 10],
-            activation: Activation::Relu,
-            seed: 4,
-        },
-        TrainerConfig {
-            optimizer,
-            seed: 4,
-            ..TrainerConfig::lecture()
-        },
-        192,
-    );
-    let mut layers: Vec<cpu::CpuLinear> = t
-        .model()
-        .layers
-        .iter()
-        .map(|l| cpu::CpuLinear {
-            weight: l.weight.to_vec().unwrap(),
-            bias: l.bias.to_vec().unwrap(),
-            inputs: l.inputs(),
-            outputs: l.outputs(),
-        })
-        .collect();
-    let order = wgsl_nn::nn::epoch_order(4, 0, 192);
-    let (scale, shift) = wgsl_nn::data::gpu::Normalization::default().scale_shift();
-    let mut states = vec![cpu::OptimizerState::default(); 4];
-    t.begin_epoch().unwrap();
-    for step in 0..3 {
-        t.step(step).unwrap();
-        let batch = &order[step * 64..(step + 1) * 64];
-        let x: Vec<f32> = batch
-            .iter()
-            .flat_map(|&i| {
-                mnist().train_images[i as usize * PIXELS..(i as usize + 1) * PIXELS]
-                    .iter()
-                    .map(|&b| f32::from(b).mul_add(scale, shift))
-            })
-            .collect();
-        let labels: Vec<u32> = batch
-            .iter()
-            .map(|&i| u32::from(mnist().train_labels[i as usize]))
-            .collect();
-        cpu::mlp_train_step(
-            &mut layers,
-            Activation::Relu,
-            &x,
-            &labels,
-            &optimizer,
-            &mut states,
-        );
-    }
-    // Two summation orders of f32 against f64, amplified over three steps: measured ~1e-7 of
-    // the weights' scale; a wrong gradient is off by ~lr·|g| ≈ 1e-2.
-    for (gpu_layer, host) in t.model().layers.iter().zip(&layers) {
-        let gpu_w = gpu_layer.weight.to_vec().unwrap();
-        let scale = host.weight.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let worst = gpu_w
-            .iter()
-            .zip(&host.weight)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-5 * scale, "{worst} > 1e-5 × {scale}");
-    }
 }
 
 #[test]

@@ -3,42 +3,14 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
-use common::fresh_gpu;
+use common::{dataset, fresh_gpu, mnist};
 use wgsl_nn::activation::Activation;
 use wgsl_nn::cpu::{self, CpuLinear};
-use wgsl_nn::data::gpu::{GpuDataset, Normalization};
-use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, resolve_data_dir};
+use wgsl_nn::data::gpu::Normalization;
+use wgsl_nn::data::mnist::PIXELS;
 use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig, epoch_order};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Error};
-
-fn mnist() -> &'static Mnist {
-    static DATA: OnceLock<Mnist> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let (dir, _) = resolve_data_dir(None);
-        Mnist::load(&dir)
-            .unwrap_or_else(|e| panic!("these tests need the real MNIST (set MNIST_DIR): {e}"))
-    })
-}
-
-fn dataset(device: &Device, train: bool, limit: usize) -> GpuDataset {
-    let m = mnist();
-    let (images, labels) = if train {
-        (&m.train_images, &m.train_labels)
-    } else {
-        (&m.test_images, &m.test_labels)
-    };
-    GpuDataset::new(
-        device,
-        &images[..limit * PIXELS],
-        &labels[..limit],
-        PIXELS,
-        CLASSES,
-    )
-    .unwrap()
-}
 
 fn trainer(device: &Device, limit: usize, optimizer: OptimizerConfig, seed: u64) -> Trainer {
     let model = Mlp::new(

@@ -143,15 +143,6 @@ pub(super) fn run(
 // ---------------------------------------------------------------------------------------------
 // Analysis
 
-fn reads_writes(
-    op: &mut Op,
-) -> (
-    std::collections::HashSet<usize>,
-    std::collections::HashSet<usize>,
-) {
-    op.reads_writes()
-}
-
 fn reads(op: &mut Op, t: usize) -> bool {
     op.tensors()
         .iter()
@@ -164,8 +155,8 @@ fn touches(op: &mut Op, t: usize) -> bool {
 
 /// Whether `a` and `b` may not swap: one writes what the other reads or writes.
 fn conflict(a: &mut Op, b: &mut Op) -> bool {
-    let (ra, wa) = reads_writes(a);
-    let (rb, wb) = reads_writes(b);
+    let (ra, wa) = a.reads_writes();
+    let (rb, wb) = b.reads_writes();
     !wa.is_disjoint(&rb) || !wa.is_disjoint(&wb) || !wb.is_disjoint(&ra)
 }
 
@@ -176,19 +167,23 @@ fn can_hoist(ops: &mut [Op], from: usize, to: usize) -> bool {
     before[to + 1..].iter_mut().all(|op| !conflict(op, moving))
 }
 
-/// How many references the ops hold on `t`'s storage.
+/// How many references the ops hold on `t`'s storage: those `Op::tensors` lists, and those a
+/// gathered matmul keeps only for shapes (its `a` and its gather's outputs).
 fn references(ops: &mut [Op], t: usize) -> usize {
     ops.iter_mut()
-        .map(|op| op.tensors().iter().filter(|(x, _)| id(x) == t).count())
+        .map(|op| {
+            let hidden = matmul(op)
+                .and_then(|m| m.gather.as_ref().map(|g| [&m.a, &g.x, &g.y]))
+                .map_or(0, |shapes| shapes.iter().filter(|x| id(x) == t).count());
+            hidden + op.tensors().iter().filter(|(x, _)| id(x) == t).count()
+        })
         .sum()
 }
 
-/// Whether anyone but the ops holds `tensor` (then it must stay written).
+/// Whether anyone but the ops holds `tensor` (then it must stay written). `tensor` is the
+/// caller's own share: one reference more than the ops and the outside hold.
 fn held_outside(ops: &mut [Op], tensor: &Tensor) -> bool {
-    let t = id(tensor);
-    let inside = references(ops, t);
-    // `tensor` is the caller's own share, one reference more.
-    Arc::strong_count(tensor.storage()) - 1 > inside
+    Arc::strong_count(tensor.storage()) - 1 > references(ops, id(tensor))
 }
 
 /// Indices of the ops other than `except` that read `t`.
@@ -263,32 +258,13 @@ fn fold_seed(ops: &mut Vec<Op>, constants: &HashMap<usize, f32>) {
                 let (_, w) = op.reads_writes();
                 !w.contains(&xid)
             });
-            let oid = id(&out);
-            drop(out);
-            if unchanged && !held_outside_except(ops, oid, i) {
+            if unchanged && !held_outside(ops, &out) {
                 ops.remove(i);
-                substitute(&mut ops[i..], oid, &x);
+                substitute(&mut ops[i..], id(&out), &x);
                 continue;
             }
         }
         i += 1;
-    }
-}
-
-/// Whether anyone outside the ops holds tensor `t`, not counting op `skip`'s references.
-fn held_outside_except(ops: &mut [Op], t: usize, skip: usize) -> bool {
-    let storage = ops[skip]
-        .tensors()
-        .into_iter()
-        .find(|(x, _)| id(x) == t)
-        .map(|(x, _)| x.storage().clone());
-    match storage {
-        Some(storage) => {
-            let inside = references(ops, t);
-            // `storage` is one extra reference of our own.
-            Arc::strong_count(&storage) - 1 > inside
-        }
-        None => false,
     }
 }
 
@@ -327,31 +303,26 @@ fn redirect_gradients(ops: &mut Vec<Op>) {
             .tensors()
             .iter()
             .any(|(x, a)| id(x) == cid && *a == Access::Write)
-            && !reads(&mut ops[p], gid);
+            && !touches(&mut ops[p], gid);
         let c_private = private_to(ops, &c, &[p, j]);
         // Nothing between the producer and j may touch g.
         let quiet = (p + 1..j).all(|i| !touches(&mut ops[i], gid));
-        let clear = if needs_clear {
-            (0..p)
-                .rev()
-                .find(|&i| touches(&mut ops[i], gid))
-                .filter(|&q| {
-                    matches!(&ops[q], Op::Clear { dst } if id(dst) == gid)
-                        && (q + 1..p).all(|i| !touches(&mut ops[i], gid))
-                })
-        } else {
-            // A copy's destination is new: nothing before j may have touched it.
-            (0..j)
-                .all(|i| i == p || !touches(&mut ops[i], gid))
-                .then_some(usize::MAX)
+        // g must hold nothing the producer's write would lose: the last op before the producer
+        // that touches it zeroes it (then that clear goes too), or, for a copy into a new
+        // buffer, nothing touches it.
+        let last_before = (0..p).rev().find(|&i| touches(&mut ops[i], gid));
+        let (fresh, clear) = match last_before {
+            Some(q) if needs_clear => (
+                matches!(&ops[q], Op::Clear { dst } if id(dst) == gid),
+                Some(q),
+            ),
+            Some(_) => (false, None),
+            None => (!needs_clear, None),
         };
         drop(c);
-        if pure && c_private && quiet && clear.is_some() && !touches(&mut ops[p], gid) {
+        if pure && c_private && quiet && fresh {
             substitute(&mut ops[p..=p], cid, &g);
-            let mut gone = vec![j];
-            if let Some(q) = clear.filter(|&q| q != usize::MAX) {
-                gone.push(q);
-            }
+            let gone: Vec<usize> = std::iter::once(j).chain(clear).collect();
             let removed_before = gone.iter().filter(|&&q| q < j).count();
             remove(ops, gone);
             j -= removed_before;
@@ -368,15 +339,17 @@ fn fuse_forward(ops: &mut Vec<Op>) {
     let mut i = 0;
     while i < ops.len() {
         let z = match matmul(&ops[i]) {
-            Some(m) if m.is_plain() && m.activation == Activation::Identity => Some(id(&m.out)),
+            Some(m) if m.is_plain() && m.activation == Activation::Identity => Some(m.out.share()),
             _ => None,
         };
-        if let Some(z) = z {
+        if let Some(out) = z {
+            let z = id(&out);
             let next = (i + 1..ops.len()).find(|&j| touches(&mut ops[j], z));
             if let Some(j) = next {
                 let fits = matches!(&ops[j], Op::Activation { x, activation, .. }
                     if id(x) == z && activation.has_gradient());
-                if fits && z_private(ops, i, j, z) && can_hoist(ops, j, i) {
+                if fits && private_to(ops, &out, &[i, j]) && can_hoist(ops, j, i) {
+                    drop(out);
                     let Op::Activation {
                         y,
                         activation,
@@ -398,18 +371,6 @@ fn fuse_forward(ops: &mut Vec<Op>) {
         }
         i += 1;
     }
-}
-
-fn z_private(ops: &mut [Op], i: usize, j: usize, z: usize) -> bool {
-    let tensor = match matmul(&ops[i]) {
-        Some(m) => m.out.share(),
-        None => return false,
-    };
-    let ok = (0..ops.len())
-        .filter(|k| *k != i && *k != j)
-        .all(|k| !touches(&mut ops[k], z));
-    let inside = references(ops, z);
-    ok && Arc::strong_count(tensor.storage()) - 1 <= inside
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,12 +517,7 @@ fn fuse_head_backward(ops: &mut Vec<Op>) {
                 matches!(&ops[k], Op::ActivationBackward { saved, dy, from_output: true, .. }
                     if id(saved) == x && id(dy) == dhid)
             });
-            let through = through.filter(|&k| {
-                let others = (0..ops.len())
-                    .filter(|&q| q != ig && q != k)
-                    .any(|q| touches(&mut ops[q], dhid));
-                !others && Arc::strong_count(dh.storage()) - 1 <= references(ops, dhid)
-            });
+            let through = through.filter(|&k| private_to(ops, &dh, &[ig, k]));
             match through {
                 Some(k) => {
                     if let Op::ActivationBackward {
@@ -695,16 +651,18 @@ fn fuse_input_grad(ops: &mut Vec<Op>) {
                     && m.bias.is_none() =>
             {
                 let (mm, k, n) = m.dims();
-                matmul_vector::supports(MatmulForm::ABt, mm, k, n).then(|| id(&m.out))
+                matmul_vector::supports(MatmulForm::ABt, mm, k, n).then(|| m.out.share())
             }
             _ => None,
         };
-        let Some(dh) = dh else { continue };
+        let Some(out) = dh else { continue };
+        let dh = id(&out);
         let next = (i + 1..ops.len()).find(|&j| touches(&mut ops[j], dh));
         let Some(j) = next else { continue };
         let fits =
             matches!(&ops[j], Op::ActivationBackward { dy, from_output: true, .. } if id(dy) == dh);
-        if fits && z_private(ops, i, j, dh) && can_hoist(ops, j, i) {
+        if fits && private_to(ops, &out, &[i, j]) && can_hoist(ops, j, i) {
+            drop(out);
             let Op::ActivationBackward {
                 saved,
                 dx,
@@ -755,7 +713,7 @@ fn fuse_gather(ops: &mut Vec<Op>) {
             }
         }
         // The gather goes when nothing reads its images and its labels are written elsewhere.
-        let x_read = !readers(ops, xid, &[g]).is_empty() || held_outside_gather(ops, &x);
+        let x_read = !readers(ops, xid, &[g]).is_empty() || held_outside(ops, &x);
         let y_readers = readers(ops, yid, &[g]);
         let writer = (g + 1..ops.len()).find(|&i| {
             matches!(matmul(&ops[i]), Some(m) if m.gather.is_some() && m.form == MatmulForm::AB)
@@ -774,20 +732,6 @@ fn fuse_gather(ops: &mut Vec<Op>) {
         }
         g += 1;
     }
-}
-
-/// Whether someone outside the plan keeps the gathered images (then they must be written).
-fn held_outside_gather(ops: &mut [Op], x: &Tensor) -> bool {
-    let xid = id(x);
-    let inside = references(ops, xid)
-        + ops
-            .iter()
-            .filter_map(matmul)
-            .filter(|m| m.gather.as_ref().is_some_and(|g| id(&g.x) == xid))
-            .count()
-            * 2; // a gathered matmul holds `a` and its GatherOp's x
-    // `x` is our own extra reference.
-    Arc::strong_count(x.storage()) - 1 > inside
 }
 
 // ---------------------------------------------------------------------------------------------

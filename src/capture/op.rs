@@ -566,12 +566,9 @@ fn state(slopes: &Option<Tensor>, training: bool) -> ActivationState<'_> {
 
 fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
     let state = state(&m.slopes, m.training);
-    let (mm, k, n) = m.dims();
-    let vector = m.is_fused()
-        || m.kernel == Some(MatmulKernel::Vector)
-        || (m.kernel.is_none()
-            && crate::matmul::kernel_for(m.a.device(), m.form, mm, n, k) == MatmulKernel::Vector);
-    if !vector {
+    // A plain product goes through the launcher (and its kernel choice); fused prologues and
+    // epilogues exist in the vector family only.
+    if !m.is_fused() {
         let options = MatmulOptions {
             form: m.form,
             bias: m.bias.as_ref(),

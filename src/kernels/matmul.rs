@@ -192,7 +192,8 @@ pub struct Matmul {
     /// [`MatmulKernel::Vector`]'s prepared kernel (then `steps` is empty).
     vector: Option<super::matmul_vector::VectorMatmul>,
     kernel: MatmulKernel,
-    activation: ActivationBinding,
+    /// The activation epilogue's binding (the vector family keeps its own).
+    activation: Option<ActivationBinding>,
     device: Device,
 }
 
@@ -254,13 +255,7 @@ impl Matmul {
                 steps: Vec::new(),
                 vector: Some(vector),
                 kernel,
-                activation: ActivationBinding::new(
-                    device,
-                    &op,
-                    Activation::Identity,
-                    &ActivationState::default(),
-                    n,
-                )?,
+                activation: None,
                 device: device.clone(),
             });
         }
@@ -359,7 +354,7 @@ impl Matmul {
             steps,
             vector: None,
             kernel,
-            activation,
+            activation: Some(activation),
             device: device.clone(),
         })
     }
@@ -373,7 +368,11 @@ impl Matmul {
     pub fn set_rng(&self, seed: u32, step: u32) {
         match &self.vector {
             Some(vector) => vector.set_rng(seed, step),
-            None => self.activation.set_rng(&self.device, seed, step),
+            None => {
+                if let Some(binding) = &self.activation {
+                    binding.set_rng(&self.device, seed, step);
+                }
+            }
         }
     }
 

@@ -171,6 +171,18 @@ macro_rules! recordable {
             }
         })*
     };
+    // Kernels with an RReLU epilogue or pass, keyed per step.
+    (rng: $($kernel:ty),* $(,)?) => {
+        $(impl Record for $kernel {
+            fn record_into(&self, encoder: &mut Encoder) {
+                self.record(encoder);
+            }
+
+            fn set_rng(&self, seed: u32, step: u32) {
+                <$kernel>::set_rng(self, seed, step);
+            }
+        })*
+    };
 }
 
 recordable!(
@@ -185,35 +197,11 @@ recordable!(
     Dispatch,
 );
 
-impl Record for matmul::Matmul {
-    fn record_into(&self, encoder: &mut Encoder) {
-        self.record(encoder);
-    }
-
-    fn set_rng(&self, seed: u32, step: u32) {
-        matmul::Matmul::set_rng(self, seed, step);
-    }
-}
-
-impl Record for matmul_vector::VectorMatmul {
-    fn record_into(&self, encoder: &mut Encoder) {
-        self.record(encoder);
-    }
-
-    fn set_rng(&self, seed: u32, step: u32) {
-        matmul_vector::VectorMatmul::set_rng(self, seed, step);
-    }
-}
-
-impl Record for activation::ActivationKernel {
-    fn record_into(&self, encoder: &mut Encoder) {
-        self.record(encoder);
-    }
-
-    fn set_rng(&self, seed: u32, step: u32) {
-        activation::ActivationKernel::set_rng(self, seed, step);
-    }
-}
+recordable!(
+    rng: matmul::Matmul,
+    matmul_vector::VectorMatmul,
+    activation::ActivationKernel,
+);
 
 impl Record for crate::data::gpu::BatchGather {
     fn record_into(&self, encoder: &mut Encoder) {

@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use wgsl_nn::Device;
+use wgsl_nn::data::gpu::GpuDataset;
+use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, resolve_data_dir};
 
 /// Unit roundoff of f32: the relative error of one rounding.
 pub const F32_UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
@@ -63,4 +65,32 @@ pub fn check_within(gpu: &[f32], reference: &[f32], bound: &[f64]) -> Result<f64
         worst = worst.max(error);
     }
     Ok(worst)
+}
+
+/// The real MNIST, loaded once per test binary (`MNIST_DIR`).
+pub fn mnist() -> &'static Mnist {
+    static DATA: OnceLock<Mnist> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let (dir, _) = resolve_data_dir(None);
+        Mnist::load(&dir)
+            .unwrap_or_else(|e| panic!("these tests need the real MNIST (set MNIST_DIR): {e}"))
+    })
+}
+
+/// The first `limit` examples of the training (`train`) or test set, on `device`.
+pub fn dataset(device: &Device, train: bool, limit: usize) -> GpuDataset {
+    let m = mnist();
+    let (images, labels) = if train {
+        (&m.train_images, &m.train_labels)
+    } else {
+        (&m.test_images, &m.test_labels)
+    };
+    GpuDataset::new(
+        device,
+        &images[..limit * PIXELS],
+        &labels[..limit],
+        PIXELS,
+        CLASSES,
+    )
+    .unwrap()
 }
