@@ -11,10 +11,13 @@
 //
 // Workgroup: 64 invocations, one element each. Dispatch: a 2-D grid over count.
 
-// 0: out = x + y, 1: out = x ⊙ y, 2: out = x − y.
-override BINARY_OP: u32 = 0u;
-// 0: out = alpha·s·x, 1: out = alpha·x + beta·s.
-override SCALAR_OP: u32 = 0u;
+const BINARY_ADD: u32 = 0u; // out = x + y
+const BINARY_MUL: u32 = 1u; // out = x ⊙ y
+const BINARY_SUB: u32 = 2u; // out = x − y
+override BINARY_OP: u32 = BINARY_ADD;
+const SCALAR_MUL: u32 = 0u; // out = alpha·s·x
+const SCALAR_AXPBY: u32 = 1u; // out = alpha·x + beta·s
+override SCALAR_OP: u32 = SCALAR_MUL;
 
 struct ElementwiseParams {
     count: u32,
@@ -38,9 +41,9 @@ fn binary(
     if i >= p.count {
         return;
     }
-    if BINARY_OP == 1u {
+    if BINARY_OP == BINARY_MUL {
         out[i] = x[i] * y[i];
-    } else if BINARY_OP == 2u {
+    } else if BINARY_OP == BINARY_SUB {
         out[i] = x[i] - y[i];
     } else {
         out[i] = x[i] + y[i];
@@ -59,7 +62,7 @@ fn scalar_broadcast(
         return;
     }
     let s = y[0];
-    if SCALAR_OP == 1u {
+    if SCALAR_OP == SCALAR_AXPBY {
         out[i] = fma(p.alpha, x[i], p.beta * s);
     } else {
         out[i] = (p.alpha * s) * x[i];

@@ -19,8 +19,12 @@ override WEIGHTED: bool = false;
 override MEAN: bool = true;
 // softmax_rows / softmax_backward: log-softmax instead of softmax.
 override LOG: bool = false;
-// pointwise_loss: 0 MSE, 1 L1, 2 BCE on probabilities, 3 BCE with logits.
-override LOSS: u32 = 0u;
+// pointwise_loss: which loss.
+const LOSS_MSE: u32 = 0u;
+const LOSS_L1: u32 = 1u;
+const LOSS_BCE: u32 = 2u;
+const LOSS_BCE_WITH_LOGITS: u32 = 3u;
+override LOSS: u32 = LOSS_MSE;
 
 struct LossParams {
     rows: u32,
@@ -191,17 +195,17 @@ fn pointwise_loss(
     var term = 0.0;
     var g = 0.0;
     switch LOSS {
-        case 0u: {
+        case LOSS_MSE: {
             let d = x - t;
             term = d * d;
             g = 2.0 * d;
         }
-        case 1u: {
+        case LOSS_L1: {
             let d = x - t;
             term = abs(d);
             g = sign(d);
         }
-        case 2u: {
+        case LOSS_BCE: {
             let log_p = max(log(x), -100.0);
             let log_q = max(log(1.0 - x), -100.0);
             term = -(t * log_p + (1.0 - t) * log_q);

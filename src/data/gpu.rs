@@ -21,6 +21,17 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+crate::kernels::bindings! {
+    /// The binding numbers of `shaders/data.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    PIXELS = 0,
+    LABELS = 1,
+    ORDER = 2,
+    BATCH_X = 3,
+    BATCH_Y = 4,
+    P = 5,
+}
+
 /// Input normalisation `(x/255 − mean) / std`; the lecture's is mean 0.5, std 0.5.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalization {
@@ -340,12 +351,12 @@ impl BatchGather {
         let params = device.uniform_buffer("gather params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, name, &[])?;
         let entries = [
-            entry(0, &source.pixels),
-            entry(1, &source.labels),
-            entry(2, &source.order),
-            entry(3, &op.x),
-            entry(4, &op.y),
-            entry(5, params.as_entire_binding()),
+            entry(bind::PIXELS, &source.pixels),
+            entry(bind::LABELS, &source.labels),
+            entry(bind::ORDER, &source.order),
+            entry(bind::BATCH_X, &op.x),
+            entry(bind::BATCH_Y, &op.y),
+            entry(bind::P, params.as_entire_binding()),
         ];
         let dispatch = Dispatch::new(
             &device,

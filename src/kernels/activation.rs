@@ -20,6 +20,42 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/activation.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    EW_X = 0,
+    EW_DY = 1,
+    EW_OUT = 2,
+    EW = 3,
+}
+
+super::bindings! {
+    /// The binding numbers of `shaders/activation_functions.wgsl`, prepended to other shaders.
+    functions_bind:
+    ACT_SLOPES = 20,
+    ACT_RT = 21,
+}
+
+/// The `EwParams` uniform of `shaders/activation.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct EwParams {
+    pub count: u32,
+    pub rows: u32,
+    pub features: u32,
+    pub _pad: u32,
+}
+
+/// The `ActRuntime` uniform of `shaders/activation_functions.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ActRuntime {
+    pub seed: u32,
+    pub step: u32,
+    pub features: u32,
+    pub slope_count: u32,
+}
+
 /// An activation function (PyTorch semantics; the defaults are PyTorch's).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Activation {
@@ -223,8 +259,13 @@ impl ActivationBinding {
             ("ACT_TRAINING", if state.training { 1.0 } else { 0.0 }),
         ];
         let features = features.max(1) as u32;
-        let words = [state.seed, state.step, features, slope_count];
-        let runtime = device.uniform_buffer("activation runtime", bytemuck::cast_slice(&words));
+        let words = ActRuntime {
+            seed: state.seed,
+            step: state.step,
+            features,
+            slope_count,
+        };
+        let runtime = device.uniform_buffer("activation runtime", bytemuck::bytes_of(&words));
         Ok(Self {
             constants,
             runtime,
@@ -241,15 +282,20 @@ impl ActivationBinding {
     ) -> [Entry<'a>; 2] {
         let slopes = state.prelu_slopes.unwrap_or(fallback);
         [
-            entry(20, slopes),
-            entry(21, self.runtime.as_entire_binding()),
+            entry(functions_bind::ACT_SLOPES, slopes),
+            entry(functions_bind::ACT_RT, self.runtime.as_entire_binding()),
         ]
     }
 
     /// Rewrites RReLU's RNG key (queued; no host sync).
     pub fn set_rng(&self, device: &Device, seed: u32, step: u32) {
-        let words = [seed, step, self.features, self.slope_count];
-        device.write_buffer(&self.runtime, 0, bytemuck::cast_slice(&words));
+        let words = ActRuntime {
+            seed,
+            step,
+            features: self.features,
+            slope_count: self.slope_count,
+        };
+        device.write_buffer(&self.runtime, 0, bytemuck::bytes_of(&words));
     }
 }
 
@@ -310,14 +356,19 @@ impl PreluSlopeGrad {
         }
         let rows = x.numel().checked_div(features).unwrap_or(0);
         let terms = Tensor::uninit(device, [rows, features])?;
-        let params: [u32; 4] = [x.numel() as u32, rows as u32, features as u32, 0];
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
+        let params = EwParams {
+            count: x.numel() as u32,
+            rows: rows as u32,
+            features: features as u32,
+            _pad: 0,
+        };
+        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, "prelu_slope_terms", &[])?;
         let entries = [
-            entry(0, x),
-            entry(1, dy),
-            entry(2, &terms),
-            entry(3, uniform.as_entire_binding()),
+            entry(bind::EW_X, x),
+            entry(bind::EW_DY, dy),
+            entry(bind::EW_OUT, &terms),
+            entry(bind::EW, uniform.as_entire_binding()),
         ];
         let terms_pass = Dispatch::new(
             device,
@@ -428,20 +479,25 @@ impl ActivationKernel {
         let binding = ActivationBinding::new(device, op, activation, state, features)?;
         let count = out.numel();
         let rows = x.numel().checked_div(features).unwrap_or(0);
-        let params: [u32; 4] = [count as u32, rows as u32, features as u32, 0];
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&params));
+        let params = EwParams {
+            count: count as u32,
+            rows: rows as u32,
+            features: features as u32,
+            _pad: 0,
+        };
+        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, entry_point, &binding.constants)?;
         let mut entries = vec![
-            entry(0, x),
-            entry(2, out),
-            entry(3, uniform.as_entire_binding()),
+            entry(bind::EW_X, x),
+            entry(bind::EW_OUT, out),
+            entry(bind::EW, uniform.as_entire_binding()),
         ];
         // act_grad_from_output needs neither the slopes nor the runtime uniform.
         if entry_point != "activation_backward_from_output" {
             entries.extend(binding.entries(state, x));
         }
         if let Some(dy) = dy {
-            entries.push(entry(1, dy));
+            entries.push(entry(bind::EW_DY, dy));
         }
         let workgroups = grid(device, op, count, 64)?;
         let dispatch = Dispatch::new(device, pipeline, op, &entries, workgroups);

@@ -16,6 +16,34 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+/// The op ids of `shaders/elementwise.wgsl` (its `const`s of the same names).
+pub(crate) mod ids {
+    pub const BINARY_ADD: u32 = 0;
+    pub const BINARY_MUL: u32 = 1;
+    pub const BINARY_SUB: u32 = 2;
+    pub const SCALAR_MUL: u32 = 0;
+    pub const SCALAR_AXPBY: u32 = 1;
+}
+
+super::bindings! {
+    /// The binding numbers of `shaders/elementwise.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    X = 0,
+    Y = 1,
+    OUT = 2,
+    P = 3,
+}
+
+/// The `ElementwiseParams` uniform of `shaders/elementwise.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ElementwiseParams {
+    pub count: u32,
+    pub alpha: f32,
+    pub beta: f32,
+    pub _pad: u32,
+}
+
 /// One elementwise operation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ElementwiseOp {
@@ -106,30 +134,40 @@ impl Elementwise {
                 "{name}: the output must not alias an input"
             )));
         }
+        let binary = |id: u32| vec![("BINARY_OP", f64::from(id))];
+        let scalar = |id: u32| vec![("SCALAR_OP", f64::from(id))];
         let (entry_point, alpha, beta, constants) = match op {
-            ElementwiseOp::Add => ("binary", 0.0, 0.0, vec![("BINARY_OP", 0.0)]),
-            ElementwiseOp::Mul => ("binary", 0.0, 0.0, vec![("BINARY_OP", 1.0)]),
-            ElementwiseOp::Sub => ("binary", 0.0, 0.0, vec![("BINARY_OP", 2.0)]),
+            ElementwiseOp::Add => ("binary", 0.0, 0.0, binary(ids::BINARY_ADD)),
+            ElementwiseOp::Mul => ("binary", 0.0, 0.0, binary(ids::BINARY_MUL)),
+            ElementwiseOp::Sub => ("binary", 0.0, 0.0, binary(ids::BINARY_SUB)),
             ElementwiseOp::Scale(a) => ("scale", a, 0.0, vec![]),
             ElementwiseOp::Axpy(a) => ("axpy", a, 0.0, vec![]),
-            ElementwiseOp::MulScalar(a) => ("scalar_broadcast", a, 0.0, vec![("SCALAR_OP", 0.0)]),
+            ElementwiseOp::MulScalar(a) => ("scalar_broadcast", a, 0.0, scalar(ids::SCALAR_MUL)),
             ElementwiseOp::AddScalar { alpha, beta } => {
-                ("scalar_broadcast", alpha, beta, vec![("SCALAR_OP", 1.0)])
+                ("scalar_broadcast", alpha, beta, scalar(ids::SCALAR_AXPBY))
             }
             ElementwiseOp::FillScalar(a) => ("fill_scalar", a, 0.0, vec![]),
         };
         let count = out.numel();
-        let words: [u32; 4] = [count as u32, f32::to_bits(alpha), f32::to_bits(beta), 0];
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::cast_slice(&words));
+        let params = ElementwiseParams {
+            count: count as u32,
+            alpha,
+            beta,
+            _pad: 0,
+        };
+        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let mut entries = vec![entry(2, out), entry(3, uniform.as_entire_binding())];
+        let mut entries = vec![
+            entry(bind::OUT, out),
+            entry(bind::P, uniform.as_entire_binding()),
+        ];
         match op {
             // The fill reads its scalar through the `y` binding and never touches `x`'s.
-            ElementwiseOp::FillScalar(_) => entries.push(entry(1, x)),
-            _ => entries.push(entry(0, x)),
+            ElementwiseOp::FillScalar(_) => entries.push(entry(bind::Y, x)),
+            _ => entries.push(entry(bind::X, x)),
         }
         if let Some(y) = y {
-            entries.push(entry(1, y));
+            entries.push(entry(bind::Y, y));
         }
         let dispatch = Dispatch::new(
             device,

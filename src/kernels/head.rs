@@ -22,6 +22,28 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/head.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    X = 0,
+    W = 1,
+    BIAS = 2,
+    LABELS = 3,
+    LOGITS = 4,
+    DLOGITS = 5,
+    LOSS = 6,
+    LOSS_ACC = 7,
+    CORRECT = 8,
+    P = 9,
+    DX = 10,
+    W_GRAD = 11,
+    B_GRAD = 12,
+    W_STATE1 = 13,
+    W_STATE2 = 14,
+    B_STATE1 = 15,
+    B_STATE2 = 16,
+}
+
 /// The widest layer the head takes (its logits live in a private array).
 pub const MAX_CLASSES: usize = 32;
 
@@ -113,16 +135,16 @@ impl Head {
         ];
         let fallback;
         let mut entries = vec![
-            entry(0, &op.x),
-            entry(1, &op.w),
-            entry(2, &op.b),
-            entry(3, &op.labels),
-            entry(4, &op.logits),
-            entry(5, &op.dlogits),
-            entry(6, &op.loss),
-            entry(7, op.loss_acc.as_ref().unwrap_or(dummy)),
-            entry(8, op.correct.as_ref().unwrap_or(dummy)),
-            entry(9, uniform.as_entire_binding()),
+            entry(bind::X, &op.x),
+            entry(bind::W, &op.w),
+            entry(bind::BIAS, &op.b),
+            entry(bind::LABELS, &op.labels),
+            entry(bind::LOGITS, &op.logits),
+            entry(bind::DLOGITS, &op.dlogits),
+            entry(bind::LOSS, &op.loss),
+            entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(dummy)),
+            entry(bind::CORRECT, op.correct.as_ref().unwrap_or(dummy)),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         let entry_point = match &op.backward {
             None => "head_forward",
@@ -147,9 +169,9 @@ impl Head {
                 ));
                 constants.push(("HAS_DX", flag(backward.dx.is_some())));
                 entries.extend([
-                    entry(10, dx),
-                    entry(11, &backward.w_grad),
-                    entry(12, &backward.b_grad),
+                    entry(bind::DX, dx),
+                    entry(bind::W_GRAD, &backward.w_grad),
+                    entry(bind::B_GRAD, &backward.b_grad),
                 ]);
                 match &backward.update {
                     Some([w, b]) => {
@@ -162,22 +184,28 @@ impl Head {
                         }
                         constants.extend(w.shared.config().constants());
                         entries.extend([
-                            entry(13, &w.slot.state1),
-                            entry(14, &w.slot.state2),
-                            entry(15, &b.slot.state1),
-                            entry(16, &b.slot.state2),
-                            entry(30, w.shared.hyper.as_entire_binding()),
+                            entry(bind::W_STATE1, &w.slot.state1),
+                            entry(bind::W_STATE2, &w.slot.state2),
+                            entry(bind::B_STATE1, &b.slot.state1),
+                            entry(bind::B_STATE2, &b.slot.state2),
+                            entry(
+                                super::optim::functions_bind::H,
+                                w.shared.hyper.as_entire_binding(),
+                            ),
                         ]);
                     }
                     None => {
                         fallback = device
                             .uniform_buffer("no optimiser", bytemuck::bytes_of(&Hyper::default()));
                         entries.extend([
-                            entry(13, dummy),
-                            entry(14, dummy),
-                            entry(15, dummy),
-                            entry(16, dummy),
-                            entry(30, fallback.as_entire_binding()),
+                            entry(bind::W_STATE1, dummy),
+                            entry(bind::W_STATE2, dummy),
+                            entry(bind::B_STATE1, dummy),
+                            entry(bind::B_STATE2, dummy),
+                            entry(
+                                super::optim::functions_bind::H,
+                                fallback.as_entire_binding(),
+                            ),
                         ]);
                     }
                 }

@@ -20,6 +20,32 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/loss.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    INPUTS = 0,
+    LABELS = 1,
+    TARGETS = 2,
+    WEIGHTS = 3,
+    GRAD = 4,
+    TERMS = 5,
+    P = 7,
+    LABEL_WEIGHTS = 8,
+    NORM = 9,
+}
+
+/// The `LossParams` uniform of `shaders/loss.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct LossParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub count: u32,
+    pub _pad0: u32,
+    pub scale: f32,
+    pub _pad1: [f32; 3],
+}
+
 /// How per-element (or per-row) losses become one number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reduction {
@@ -90,17 +116,15 @@ impl Labels {
 }
 
 fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> wgpu::Buffer {
-    let words: [u32; 8] = [
-        rows as u32,
-        cols as u32,
-        count as u32,
-        0,
-        scale.to_bits(),
-        0,
-        0,
-        0,
-    ];
-    device.uniform_buffer("loss params", bytemuck::cast_slice(&words))
+    let params = LossParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        count: count as u32,
+        _pad0: 0,
+        scale,
+        _pad1: [0.0; 3],
+    };
+    device.uniform_buffer("loss params", bytemuck::bytes_of(&params))
 }
 
 fn flag(on: bool) -> f64 {
@@ -197,10 +221,10 @@ impl SoftmaxCrossEntropy {
         let normaliser = if weighted && mean {
             let pipeline = device.pipeline(&SHADER, "gather_label_weights", &constants)?;
             let entries = [
-                entry(1, labels.tensor()),
-                entry(3, weights),
-                entry(7, uniform.as_entire_binding()),
-                entry(8, &label_weights),
+                entry(bind::LABELS, labels.tensor()),
+                entry(bind::WEIGHTS, weights),
+                entry(bind::P, uniform.as_entire_binding()),
+                entry(bind::LABEL_WEIGHTS, &label_weights),
             ];
             let gather =
                 Dispatch::new(device, pipeline, "gather_label_weights", &entries, row_grid);
@@ -211,13 +235,13 @@ impl SoftmaxCrossEntropy {
         };
         let pipeline = device.pipeline(&SHADER, "softmax_ce_rows", &constants)?;
         let entries = [
-            entry(0, logits),
-            entry(1, labels.tensor()),
-            entry(3, weights),
-            entry(4, dlogits),
-            entry(5, &terms),
-            entry(7, uniform.as_entire_binding()),
-            entry(9, &norm),
+            entry(bind::INPUTS, logits),
+            entry(bind::LABELS, labels.tensor()),
+            entry(bind::WEIGHTS, weights),
+            entry(bind::GRAD, dlogits),
+            entry(bind::TERMS, &terms),
+            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::NORM, &norm),
         ];
         let rows_dispatch = Dispatch::new(device, pipeline, op, &entries, row_grid);
         let sum = Sum::total(&terms, loss, 1.0, options.accumulate)?;
@@ -254,7 +278,16 @@ pub enum PointwiseLoss {
 }
 
 impl PointwiseLoss {
-    fn wgsl_id(self) -> u32 {
+    /// Every pointwise loss.
+    pub const ALL: [PointwiseLoss; 4] = [
+        PointwiseLoss::Mse,
+        PointwiseLoss::L1,
+        PointwiseLoss::Bce,
+        PointwiseLoss::BceWithLogits,
+    ];
+
+    /// The id `shaders/loss.wgsl` names `LOSS_<NAME>`.
+    pub(crate) fn wgsl_id(self) -> u32 {
         match self {
             PointwiseLoss::Mse => 0,
             PointwiseLoss::L1 => 1,
@@ -303,11 +336,11 @@ impl PointwiseLossKernel {
             &[("LOSS", f64::from(kind.wgsl_id()))],
         )?;
         let entries = [
-            entry(0, input),
-            entry(2, target),
-            entry(4, dinput),
-            entry(5, &terms),
-            entry(7, uniform.as_entire_binding()),
+            entry(bind::INPUTS, input),
+            entry(bind::TARGETS, target),
+            entry(bind::GRAD, dinput),
+            entry(bind::TERMS, &terms),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         let terms_pass = Dispatch::new(
             device,
@@ -355,9 +388,9 @@ impl OneHot {
         let uniform = params(device, rows, classes, rows * classes, 1.0);
         let pipeline = device.pipeline(&SHADER, op, &[])?;
         let entries = [
-            entry(1, labels.tensor()),
-            entry(4, out),
-            entry(7, uniform.as_entire_binding()),
+            entry(bind::LABELS, labels.tensor()),
+            entry(bind::GRAD, out),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         let dispatch = Dispatch::new(
             device,
@@ -412,12 +445,12 @@ impl SoftmaxKernel {
         let uniform = params(device, rows, cols, rows * cols, 1.0);
         let pipeline = device.pipeline(&SHADER, entry_point, &[("LOG", flag(log))])?;
         let mut entries = vec![
-            entry(0, input),
-            entry(4, out),
-            entry(7, uniform.as_entire_binding()),
+            entry(bind::INPUTS, input),
+            entry(bind::GRAD, out),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         if let Some(dy) = dy {
-            entries.push(entry(2, dy));
+            entries.push(entry(bind::TARGETS, dy));
         }
         let dispatch = Dispatch::new(device, pipeline, op, &entries, grid(device, op, rows, 64)?);
         Ok(Self { dispatch })

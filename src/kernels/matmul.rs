@@ -20,6 +20,40 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/matmul.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    A = 0,
+    B = 1,
+    BIAS = 2,
+    C = 3,
+    P = 4,
+    TEX_A = 8,
+    TEX_B = 9,
+    PACK_SRC = 10,
+    PACK_DST = 11,
+    PACK_P = 12,
+}
+
+/// The `Params` uniform of `shaders/matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub _pad: u32,
+}
+
+/// The `PackParams` uniform of `shaders/matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct PackParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Which form of the product to compute. `A` and `B` are always row-major.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MatmulForm {
@@ -275,15 +309,20 @@ impl Matmul {
             ("HAS_BIAS", flag(options.bias.is_some())),
             ("ACCUMULATE", flag(options.accumulate)),
         ]);
-        let params: [u32; 4] = [m as u32, n as u32, k as u32, 0];
-        let uniform = device.uniform_buffer("matmul params", bytemuck::cast_slice(&params));
+        let params = Params {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            _pad: 0,
+        };
+        let uniform = device.uniform_buffer("matmul params", bytemuck::bytes_of(&params));
         // Without a bias the binding is still declared; B stands in and is never read.
         let bias = options.bias.unwrap_or(b);
         let mut steps = Vec::new();
         let mut entries = vec![
-            entry(2, bias),
-            entry(3, c),
-            entry(4, uniform.as_entire_binding()),
+            entry(bind::BIAS, bias),
+            entry(bind::C, c),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         entries.extend(activation.entries(&options.activation_state, b));
         let (entry_point, workgroups, packed);
@@ -295,14 +334,14 @@ impl Matmul {
                 let x = super::groups(device, &op, n, lanes * BLOCK)?;
                 let y = super::groups(device, &op, m, BLOCK)?;
                 (entry_point, workgroups) = ("matmul_blocked", [x, y, 1]);
-                entries.extend([entry(0, a), entry(1, b)]);
+                entries.extend([entry(bind::A, a), entry(bind::B, b)]);
                 packed = None;
             }
             MatmulKernel::Tiled => {
                 let x = super::groups(device, &op, n, TILE)?;
                 let y = super::groups(device, &op, m, TILE)?;
                 (entry_point, workgroups) = ("matmul_tiled", [x, y, 1]);
-                entries.extend([entry(0, a), entry(1, b)]);
+                entries.extend([entry(bind::A, a), entry(bind::B, b)]);
                 packed = None;
             }
             MatmulKernel::Vector => unreachable!("handled above"),
@@ -342,8 +381,8 @@ impl Matmul {
         });
         if let Some([view_a, view_b]) = &views {
             entries.extend([
-                entry(8, wgpu::BindingResource::TextureView(view_a)),
-                entry(9, wgpu::BindingResource::TextureView(view_b)),
+                entry(bind::TEX_A, wgpu::BindingResource::TextureView(view_a)),
+                entry(bind::TEX_B, wgpu::BindingResource::TextureView(view_b)),
             ]);
         }
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
@@ -405,14 +444,18 @@ fn pack(
     let texture =
         device.create_texture_rgba32f("packed matmul operand", width as u32, height as u32)?;
     let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-    let params: [u32; 4] = [rows as u32, cols as u32, 0, 0];
-    let uniform = device.uniform_buffer("pack params", bytemuck::cast_slice(&params));
+    let params = PackParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        _pad: [0; 2],
+    };
+    let uniform = device.uniform_buffer("pack params", bytemuck::bytes_of(&params));
     let flag = if transposed { 1.0 } else { 0.0 };
     let pipeline = device.pipeline(&SHADER, "pack_operand", &[("TRANSPOSED", flag)])?;
     let entries = [
-        entry(10, source),
-        entry(11, wgpu::BindingResource::TextureView(&view)),
-        entry(12, uniform.as_entire_binding()),
+        entry(bind::PACK_SRC, source),
+        entry(bind::PACK_DST, wgpu::BindingResource::TextureView(&view)),
+        entry(bind::PACK_P, uniform.as_entire_binding()),
     ];
     let what = "pack_operand";
     let workgroups = [

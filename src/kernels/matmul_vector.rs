@@ -33,6 +33,28 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/matmul_vector.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    A = 0,
+    B = 1,
+    BIAS = 2,
+    C = 3,
+    P = 4,
+    SAVED = 5,
+    PIXELS = 6,
+    ORDER = 7,
+    DS_LABELS = 8,
+    BATCH_LABELS = 9,
+    BIAS_GRAD = 10,
+    W_PARAM = 11,
+    W_STATE1 = 12,
+    W_STATE2 = 13,
+    B_PARAM = 14,
+    B_STATE1 = 15,
+    B_STATE2 = 16,
+}
+
 /// Rows of C per invocation.
 const ROWS: usize = 16;
 
@@ -211,25 +233,31 @@ impl VectorMatmul {
         };
         let hyper_fallback;
         let mut entries = vec![
-            entry(0, if spec.gather.is_some() { dummy } else { spec.a }),
-            entry(1, spec.b),
-            entry(3, spec.c),
-            entry(4, uniform.as_entire_binding()),
+            entry(bind::A, if spec.gather.is_some() { dummy } else { spec.a }),
+            entry(bind::B, spec.b),
+            entry(bind::C, spec.c),
+            entry(bind::P, uniform.as_entire_binding()),
         ];
         let entry_point = match form {
             MatmulForm::AB => {
                 let binding = activation.as_ref().expect("built for AB");
                 constants.extend(binding.constants.iter().cloned());
                 entries.extend(gather_entries(spec.gather, dummy));
-                entries.push(entry(2, spec.bias.unwrap_or(dummy)));
-                entries.push(entry(8, spec.gather.map_or(dummy, |s| &s.labels)));
-                entries.push(entry(9, spec.write_labels.unwrap_or(&scratch)));
+                entries.push(entry(bind::BIAS, spec.bias.unwrap_or(dummy)));
+                entries.push(entry(
+                    bind::DS_LABELS,
+                    spec.gather.map_or(dummy, |s| &s.labels),
+                ));
+                entries.push(entry(
+                    bind::BATCH_LABELS,
+                    spec.write_labels.unwrap_or(&scratch),
+                ));
                 entries.extend(binding.entries(&spec.activation_state, dummy));
                 "matmul_vector_ab"
             }
             MatmulForm::AtB => {
                 entries.extend(gather_entries(spec.gather, dummy));
-                entries.push(entry(10, spec.bias_grad.unwrap_or(&scratch)));
+                entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
                 let update = spec.update_w.or(spec.update_b);
                 if let Some(step) = update {
                     constants.extend(step.shared.config().constants());
@@ -240,9 +268,17 @@ impl VectorMatmul {
                         bytemuck::bytes_of(&super::optim::Hyper::default()),
                     ));
                 }
-                for (base, step, grad) in [
-                    (11, spec.update_w, spec.c),
-                    (14, spec.update_b, spec.bias_grad.unwrap_or(&scratch)),
+                for ([param, state1, state2], step, grad) in [
+                    (
+                        [bind::W_PARAM, bind::W_STATE1, bind::W_STATE2],
+                        spec.update_w,
+                        spec.c,
+                    ),
+                    (
+                        [bind::B_PARAM, bind::B_STATE1, bind::B_STATE2],
+                        spec.update_b,
+                        spec.bias_grad.unwrap_or(&scratch),
+                    ),
                 ] {
                     if let Some(step) = step {
                         if step.slot.grad.buffer() != grad.buffer() {
@@ -254,23 +290,23 @@ impl VectorMatmul {
                             }
                         }
                     }
-                    entries.push(entry(base, step.map_or(&scratch, |s| &s.slot.param)));
-                    entries.push(entry(base + 1, step.map_or(&scratch, |s| &s.slot.state1)));
-                    entries.push(entry(base + 2, step.map_or(&scratch, |s| &s.slot.state2)));
+                    entries.push(entry(param, step.map_or(&scratch, |s| &s.slot.param)));
+                    entries.push(entry(state1, step.map_or(&scratch, |s| &s.slot.state1)));
+                    entries.push(entry(state2, step.map_or(&scratch, |s| &s.slot.state2)));
                 }
                 let hyper = match (update, &hyper_fallback) {
                     (Some(step), _) => step.shared.hyper.as_entire_binding(),
                     (None, Some(buffer)) => buffer.as_entire_binding(),
                     (None, None) => unreachable!("a fallback exists without an update"),
                 };
-                entries.push(entry(30, hyper));
+                entries.push(entry(super::optim::functions_bind::H, hyper));
                 "matmul_vector_atb"
             }
             MatmulForm::ABt => {
                 let (saved, act) = spec.dact.unwrap_or((dummy, Activation::Identity));
                 let (id, _, _) = act.wgsl_id_and_params();
                 constants.push(("ACTIVATION", f64::from(id)));
-                entries.push(entry(5, saved));
+                entries.push(entry(bind::SAVED, saved));
                 "matmul_vector_abt"
             }
         };
@@ -312,7 +348,7 @@ fn gather_entries<'a>(
     dummy: &'a Tensor,
 ) -> [super::Entry<'a>; 2] {
     [
-        entry(6, gather.map_or(dummy, |s| &s.pixels)),
-        entry(7, gather.map_or(dummy, |s| &s.order)),
+        entry(bind::PIXELS, gather.map_or(dummy, |s| &s.pixels)),
+        entry(bind::ORDER, gather.map_or(dummy, |s| &s.order)),
     ]
 }

@@ -15,6 +15,25 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/metrics.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    SCORES = 0,
+    LABELS = 1,
+    PREDICTIONS = 2,
+    CORRECT = 3,
+    P = 4,
+}
+
+/// The `MetricsParams` uniform of `shaders/metrics.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct MetricsParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
 /// A prepared argmax (`predictions`) or correct-count (`correct`) dispatch.
 #[derive(Debug)]
 pub struct Metric {
@@ -44,7 +63,13 @@ impl Metric {
                 predictions.shape(),
             ));
         }
-        Self::build("argmax_rows", scores, rows, cols, &[entry(2, predictions)])
+        Self::build(
+            "argmax_rows",
+            scores,
+            rows,
+            cols,
+            &[entry(bind::PREDICTIONS, predictions)],
+        )
     }
 
     /// Prepares `correct[0] += #{i : argmax(scores[i]) == labels[i]}`; `correct` is a u32
@@ -63,7 +88,10 @@ impl Metric {
         if correct.numel() != 1 {
             return Err(Error::shape(op, "a one-element counter", correct.shape()));
         }
-        let entries = [entry(1, labels.tensor()), entry(3, correct)];
+        let entries = [
+            entry(bind::LABELS, labels.tensor()),
+            entry(bind::CORRECT, correct),
+        ];
         Self::build("count_correct", scores, rows, cols, &entries)
     }
 
@@ -75,10 +103,17 @@ impl Metric {
         extra: &[Entry<'_>],
     ) -> Result<Self> {
         let device = scores.device();
-        let words: [u32; 4] = [rows as u32, cols as u32, 0, 0];
-        let uniform = device.uniform_buffer("metrics params", bytemuck::cast_slice(&words));
+        let params = MetricsParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            _pad: [0; 2],
+        };
+        let uniform = device.uniform_buffer("metrics params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
-        let mut entries = vec![entry(0, scores), entry(4, uniform.as_entire_binding())];
+        let mut entries = vec![
+            entry(bind::SCORES, scores),
+            entry(bind::P, uniform.as_entire_binding()),
+        ];
         entries.extend(extra.iter().cloned());
         let dispatch = Dispatch::new(
             device,

@@ -5,6 +5,7 @@
 //! enough for a training loop.
 
 pub mod activation;
+mod contract;
 pub mod elementwise;
 pub mod head;
 pub mod loss;
@@ -15,6 +16,24 @@ pub mod optim;
 pub mod reduce;
 
 use std::sync::Arc;
+
+#[doc(hidden)]
+pub use contract::{Contract, contracts};
+
+/// Declares a shader's binding numbers as named constants (the WGSL variable's name, upper
+/// case) and the list of them that `tests/contract.rs` checks against the shader.
+macro_rules! bindings {
+    ($(#[$doc:meta])* $module:ident: $($name:ident = $n:expr),* $(,)?) => {
+        $(#[$doc])*
+        pub(crate) mod $module {
+            $(pub const $name: u32 = $n;)*
+            /// Every binding with its name.
+            #[allow(dead_code)]
+            pub const ALL: &[(&str, u32)] = &[$((stringify!($name), $name)),*];
+        }
+    };
+}
+pub(crate) use bindings;
 
 use crate::device::{Device, Encoder};
 use crate::tensor::{Storage, Tensor};

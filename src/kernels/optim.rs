@@ -25,6 +25,22 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/optim.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    PARAM = 0,
+    GRAD = 1,
+    STATE1 = 2,
+    STATE2 = 3,
+    SIZE = 5,
+}
+
+super::bindings! {
+    /// The binding numbers of `shaders/optim_functions.wgsl`, prepended to other shaders.
+    functions_bind:
+    H = 30,
+}
+
 /// An optimiser and its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerConfig {
@@ -322,13 +338,13 @@ impl OptimStep {
         let size = device.uniform_buffer("optimizer size", bytemuck::bytes_of(&size));
         let slot = &self.slot;
         let entries = vec![
-            entry(0, &slot.param),
-            entry(1, &slot.grad),
-            entry(5, size.as_entire_binding()),
-            entry(30, self.shared.hyper.as_entire_binding()),
+            entry(bind::PARAM, &slot.param),
+            entry(bind::GRAD, &slot.grad),
+            entry(bind::SIZE, size.as_entire_binding()),
+            entry(functions_bind::H, self.shared.hyper.as_entire_binding()),
             // Mentioned by every specialisation; [1] placeholders for a stateless rule.
-            entry(2, &slot.state1),
-            entry(3, &slot.state2),
+            entry(bind::STATE1, &slot.state1),
+            entry(bind::STATE2, &slot.state2),
         ];
         Ok(Dispatch::new(
             device,

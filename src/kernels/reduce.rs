@@ -18,6 +18,26 @@ pub const SHADER: ShaderSource = ShaderSource {
     ),
 };
 
+super::bindings! {
+    /// The binding numbers of `shaders/reduce.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    bind:
+    X = 0,
+    OUT = 1,
+    P = 2,
+}
+
+/// The `ReduceParams` uniform of `shaders/reduce.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ReduceParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub block: u32,
+    pub blocks: u32,
+    pub scale: f32,
+    pub _pad: [f32; 3],
+}
+
 /// Elements one invocation sums: small enough for lavapipe's loop limit, large enough that
 /// a million elements take two passes.
 pub const BLOCK: usize = 1024;
@@ -160,17 +180,15 @@ fn pass(
     scale: f32,
     accumulate: bool,
 ) -> Result<Dispatch> {
-    let words: [u32; 8] = [
-        rows as u32,
-        cols as u32,
-        block as u32,
-        blocks as u32,
-        scale.to_bits(),
-        0,
-        0,
-        0,
-    ];
-    let uniform = device.uniform_buffer("reduce params", bytemuck::cast_slice(&words));
+    let params = ReduceParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        block: block as u32,
+        blocks: blocks as u32,
+        scale,
+        _pad: [0.0; 3],
+    };
+    let uniform = device.uniform_buffer("reduce params", bytemuck::bytes_of(&params));
     let (entry_point, items) = match axis {
         Axis::Rows => ("sum_rows_blocked", rows * blocks),
         Axis::Columns => ("sum_columns_blocked", cols * blocks),
@@ -178,9 +196,9 @@ fn pass(
     let constants = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
     let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
     let entries = [
-        entry(0, x),
-        entry(1, out),
-        entry(2, uniform.as_entire_binding()),
+        entry(bind::X, x),
+        entry(bind::OUT, out),
+        entry(bind::P, uniform.as_entire_binding()),
     ];
     Ok(Dispatch::new(
         device,

@@ -1,0 +1,156 @@
+//! The host–WGSL contract of every kernel: the bindings the Rust side binds (by name), the
+//! sizes of the uniform structs it writes, and the ids it specialises with. Each entry mirrors
+//! one shader as the Rust side builds it (prepended files included); `tests/contract.rs` parses
+//! every shader with naga, the WGSL front end wgpu uses, and checks it against these.
+
+use std::mem::size_of;
+
+use super::activation::{self, ActRuntime, Activation, EwParams};
+use super::elementwise::{self, ElementwiseParams};
+use super::head::{self, HeadParams};
+use super::loss::{self, LossParams, PointwiseLoss};
+use super::matmul::{self, PackParams, Params};
+use super::matmul_vector::{self, VectorParams};
+use super::metrics::{self, MetricsParams};
+use super::optim::{self, Hyper, OptimizerConfig, Size};
+use super::reduce::{self, ReduceParams};
+use crate::data::gpu::{self as data, GatherParams};
+use crate::device::ShaderSource;
+
+/// One shader's half of the contract, as the Rust side sees it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Contract {
+    /// The shader as compiled (prepended files included).
+    pub shader: ShaderSource,
+    /// Every binding, by its WGSL variable's name in upper case.
+    pub bindings: Vec<(&'static str, u32)>,
+    /// Every uniform struct the Rust side writes, by WGSL struct name, with its Rust size.
+    pub uniforms: Vec<(&'static str, usize)>,
+    /// WGSL `const`s whose values the Rust side specialises with.
+    pub constants: Vec<(String, u32)>,
+}
+
+fn activation_ids() -> Vec<(String, u32)> {
+    Activation::ALL
+        .iter()
+        .map(|a| {
+            let (id, _, _) = a.wgsl_id_and_params();
+            (format!("ACT_{}", a.name().to_uppercase()), id)
+        })
+        .collect()
+}
+
+fn optimiser_ids() -> Vec<(String, u32)> {
+    [
+        ("OPTIM_SGD", OptimizerConfig::sgd(0.1)),
+        ("OPTIM_MOMENTUM", OptimizerConfig::momentum(0.1, 0.9)),
+        ("OPTIM_ADAM", OptimizerConfig::adam(0.1)),
+        ("OPTIM_ADAMW", OptimizerConfig::adamw(0.1)),
+    ]
+    .into_iter()
+    .map(|(name, config)| (name.to_string(), config.constants()[0].1 as u32))
+    .collect()
+}
+
+fn join(parts: &[&[(&'static str, u32)]]) -> Vec<(&'static str, u32)> {
+    parts.iter().flat_map(|p| p.iter().copied()).collect()
+}
+
+/// Every shader's contract.
+#[doc(hidden)]
+pub fn contracts() -> Vec<Contract> {
+    let act_bind = activation::functions_bind::ALL;
+    let optim_bind = optim::functions_bind::ALL;
+    let act_runtime = ("ActRuntime", size_of::<ActRuntime>());
+    let hyper = ("Hyper", size_of::<Hyper>());
+    vec![
+        Contract {
+            shader: activation::SHADER,
+            bindings: join(&[activation::bind::ALL, act_bind]),
+            uniforms: vec![("EwParams", size_of::<EwParams>()), act_runtime],
+            constants: activation_ids(),
+        },
+        Contract {
+            shader: data::SHADER,
+            bindings: join(&[data::bind::ALL]),
+            uniforms: vec![("GatherParams", size_of::<GatherParams>())],
+            constants: Vec::new(),
+        },
+        Contract {
+            shader: elementwise::SHADER,
+            bindings: join(&[elementwise::bind::ALL]),
+            uniforms: vec![("ElementwiseParams", size_of::<ElementwiseParams>())],
+            constants: [
+                ("BINARY_ADD", elementwise::ids::BINARY_ADD),
+                ("BINARY_MUL", elementwise::ids::BINARY_MUL),
+                ("BINARY_SUB", elementwise::ids::BINARY_SUB),
+                ("SCALAR_MUL", elementwise::ids::SCALAR_MUL),
+                ("SCALAR_AXPBY", elementwise::ids::SCALAR_AXPBY),
+            ]
+            .map(|(n, v)| (n.to_string(), v))
+            .to_vec(),
+        },
+        Contract {
+            shader: head::SHADER,
+            bindings: join(&[head::bind::ALL, act_bind, optim_bind]),
+            uniforms: vec![("HeadParams", size_of::<HeadParams>()), act_runtime, hyper],
+            constants: [activation_ids(), optimiser_ids()].concat(),
+        },
+        Contract {
+            shader: loss::SHADER,
+            bindings: join(&[loss::bind::ALL]),
+            uniforms: vec![("LossParams", size_of::<LossParams>())],
+            constants: PointwiseLoss::ALL
+                .iter()
+                .map(|l| {
+                    let name = match l {
+                        PointwiseLoss::Mse => "LOSS_MSE",
+                        PointwiseLoss::L1 => "LOSS_L1",
+                        PointwiseLoss::Bce => "LOSS_BCE",
+                        PointwiseLoss::BceWithLogits => "LOSS_BCE_WITH_LOGITS",
+                    };
+                    (name.to_string(), l.wgsl_id())
+                })
+                .collect(),
+        },
+        Contract {
+            shader: matmul::SHADER,
+            bindings: join(&[matmul::bind::ALL, act_bind]),
+            uniforms: vec![
+                ("Params", size_of::<Params>()),
+                ("PackParams", size_of::<PackParams>()),
+                act_runtime,
+            ],
+            constants: activation_ids(),
+        },
+        Contract {
+            shader: matmul_vector::SHADER,
+            bindings: join(&[matmul_vector::bind::ALL, act_bind, optim_bind]),
+            uniforms: vec![
+                ("VectorParams", size_of::<VectorParams>()),
+                act_runtime,
+                hyper,
+            ],
+            constants: [activation_ids(), optimiser_ids()].concat(),
+        },
+        Contract {
+            shader: metrics::SHADER,
+            bindings: join(&[metrics::bind::ALL]),
+            uniforms: vec![("MetricsParams", size_of::<MetricsParams>())],
+            constants: Vec::new(),
+        },
+        Contract {
+            shader: optim::SHADER,
+            bindings: join(&[optim::bind::ALL, optim_bind]),
+            uniforms: vec![("Size", size_of::<Size>()), hyper],
+            constants: optimiser_ids(),
+        },
+        Contract {
+            shader: reduce::SHADER,
+            bindings: join(&[reduce::bind::ALL]),
+            uniforms: vec![("ReduceParams", size_of::<ReduceParams>())],
+            constants: Vec::new(),
+        },
+    ]
+}

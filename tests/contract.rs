@@ -1,0 +1,119 @@
+//! The host–WGSL contract: every shader, parsed by naga (the WGSL front end wgpu uses), against
+//! what the Rust side binds, writes and specialises with (`kernels::contracts`). A binding
+//! renumbered on one side only, a uniform field added to one struct only, or an id copied
+//! wrongly fails here instead of as garbage on the device.
+
+use std::collections::BTreeMap;
+
+use naga::{AddressSpace, Expression, Literal};
+use wgsl_nn::kernels::contracts;
+
+fn parse(name: &str, wgsl: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(wgsl)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(wgsl)))
+}
+
+#[test]
+fn every_shader_agrees_with_its_rust_side() {
+    let all = contracts();
+    assert_eq!(all.len(), 10, "one contract per shader family");
+    for contract in all {
+        let name = contract.shader.name;
+        let module = parse(name, contract.shader.wgsl);
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+
+        // Bindings: the same names at the same numbers, none missing on either side.
+        let wgsl: BTreeMap<String, u32> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                let binding = g.binding.as_ref()?;
+                assert_eq!(binding.group, 0, "{name}: everything is in group 0");
+                Some((g.name.clone()?.to_uppercase(), binding.binding))
+            })
+            .collect();
+        let rust: BTreeMap<String, u32> = contract
+            .bindings
+            .iter()
+            .map(|(n, b)| (n.to_string(), *b))
+            .collect();
+        assert_eq!(
+            wgsl, rust,
+            "{name}: bindings differ (WGSL left, Rust right)"
+        );
+
+        // Uniforms: every uniform's struct is one the Rust side writes, of the same size.
+        let sizes: BTreeMap<&str, usize> = contract.uniforms.iter().copied().collect();
+        let mut seen = Vec::new();
+        for (_, global) in module.global_variables.iter() {
+            if global.space != AddressSpace::Uniform {
+                continue;
+            }
+            let ty = &module.types[global.ty];
+            let struct_name = ty.name.clone().expect("uniforms are named structs");
+            let rust_size = sizes.get(struct_name.as_str()).unwrap_or_else(|| {
+                panic!("{name}: uniform struct {struct_name} has no Rust mirror")
+            });
+            let wgsl_size = layouter[global.ty].size as usize;
+            assert_eq!(
+                wgsl_size, *rust_size,
+                "{name}: {struct_name} is {wgsl_size} bytes in WGSL, {rust_size} in Rust"
+            );
+            seen.push(struct_name);
+        }
+        for (struct_name, _) in &contract.uniforms {
+            assert!(
+                seen.iter().any(|s| s == struct_name),
+                "{name}: the Rust side writes {struct_name}, which no uniform uses"
+            );
+        }
+
+        // Ids: each WGSL const the Rust side specialises with has the Rust value.
+        for (const_name, value) in &contract.constants {
+            let constant = module
+                .constants
+                .iter()
+                .find(|(_, c)| c.name.as_deref() == Some(const_name))
+                .map(|(_, c)| c)
+                .unwrap_or_else(|| panic!("{name}: no WGSL const {const_name}"));
+            match module.global_expressions[constant.init] {
+                Expression::Literal(Literal::U32(v)) => assert_eq!(
+                    v, *value,
+                    "{name}: {const_name} is {v} in WGSL, {value} in Rust"
+                ),
+                ref other => panic!("{name}: {const_name} is not a u32 literal: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mismatch_is_caught() {
+    // The check above must be able to fail: a shader with one binding renumbered disagrees.
+    let contract = contracts()
+        .into_iter()
+        .find(|c| c.shader.name == "reduce")
+        .expect("the reduce shader");
+    let tampered = contract.shader.wgsl.replace(
+        "@binding(1) var<storage, read_write> out",
+        "@binding(7) var<storage, read_write> out",
+    );
+    assert_ne!(
+        tampered, contract.shader.wgsl,
+        "the tampering must change the shader"
+    );
+    let module = parse("reduce (tampered)", &tampered);
+    let out = module
+        .global_variables
+        .iter()
+        .find(|(_, g)| g.name.as_deref() == Some("out"))
+        .and_then(|(_, g)| g.binding.as_ref())
+        .map(|b| b.binding);
+    let rust = contract
+        .bindings
+        .iter()
+        .find(|(n, _)| *n == "OUT")
+        .map(|(_, b)| *b);
+    assert_ne!(out, rust);
+}
