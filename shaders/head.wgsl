@@ -1,15 +1,16 @@
 // The classifier head: the last, narrow layer of a classifier (at most 32 classes) fused with
-// softmax cross-entropy, in one workgroup. Prepended: grid.wgsl is not needed; the activation
-// functions (for the fused input gradient) and the optimiser rules (for the fused update).
+// softmax cross-entropy. Prepended: grid.wgsl, the activation functions (for the fused input
+// gradient) and the optimiser rules (for the fused update).
 //
-// head_forward: logits = x·W + b, then per row the loss and dlogits of softmax_ce_rows
-//   (loss.wgsl), the correct count (COUNT), and the loss summed in a fixed order (invocation
-//   partial sums, then invocation 0 over them) into `loss` and, with ACCUMULATE_LOSS, added to
-//   `loss_acc` (an epoch's running sum).
-// head_step: head_forward, then, after a barrier, the layer's backward pass and update:
-//   dx = (dlogits·Wᵀ) ⊙ act'(x) (DACT: x is the activation output of the layer below),
-//   W_grad = xᵀ·dlogits, b_grad = column sums of dlogits, and (OPTIM ≠ 0) the optimiser's
-//   update of W and b, after every read of the old W.
+// head_rows: one invocation per row (HEAD_WG rows per workgroup): logits = x·W + b, the row's
+//   loss term and dlogits with softmax_ce_rows' arithmetic (loss.wgsl), the correct count
+//   (COUNT), and with HAS_DX the row's input gradient dx = (dlogits·Wᵀ) ⊙ act'(x) (DACT: x is
+//   the activation output of the layer below). Each workgroup sums its rows' loss terms in
+//   order into partials[workgroup].
+// head_reduce: invocation 0 sums the partials in order into `loss` and, with ACCUMULATE_LOSS,
+//   adds it to `loss_acc` (an epoch's running sum); with GRADS, one invocation per element of
+//   W_grad and b_grad: W_grad = xᵀ·dlogits, b_grad = column sums of dlogits, then (OPTIM ≠ 0)
+//   the optimiser's update of W and b, which head_rows has finished reading.
 //
 // Every sum runs in the order of the unfused kernels: each logit and each dx, W_grad element
 // is one fma chain in k order from 0 (as the matmul kernels), each b_grad element a sum in row
@@ -17,13 +18,13 @@
 // head gives the unfused plan's bits, except the loss itself, whose terms are summed in
 // another (fixed) order than the reduce family's.
 //
-// Why one workgroup: with ≤ 32 classes the whole layer is ~3·B·K·N fmas (250 k for the
-// lecture's batch), far less than a dispatch costs, and one workgroup can order its phases
-// with barriers instead of dispatches.
+// Why two passes: rows, and gradient elements, are independent, so each pass spreads over
+// many workgroups (one workgroup would run on one core of a CPU device: measured ~3 ms slower
+// per lecture step on lavapipe), and the dispatch boundary orders "read W" before "update W".
 //
 // Bindings (group 0):
 //   0: x         storage, read        [rows, k] the layer's input
-//   1: w         storage, read_write  [k, n] weights (updated by head_step with OPTIM)
+//   1: w         storage, read_write  [k, n] weights (updated by head_reduce with OPTIM)
 //   2: bias      storage, read_write  [n]
 //   3: labels    storage, read        [rows] class indices (u32)
 //   4: logits    storage, read_write  [rows, n]
@@ -32,22 +33,28 @@
 //   7: loss_acc  storage, read_write  [1] (ACCUMULATE_LOSS)
 //   8: correct   storage, read_write  [1] u32 counter (COUNT)
 //   9: p         uniform              HeadParams
-//  10: dx        storage, read_write  [rows, k] (head_step)
-//  11: w_grad    storage, read_write  [k, n] (head_step)
-//  12: b_grad    storage, read_write  [n] (head_step)
-//  13–16: w_state1, w_state2, b_state1, b_state2  optimiser state (head_step, OPTIM)
+//  10: dx        storage, read_write  [rows, k] (HAS_DX)
+//  11: w_grad    storage, read_write  [k, n] (GRADS)
+//  12: b_grad    storage, read_write  [n] (GRADS)
+//  13–16: w_state1, w_state2, b_state1, b_state2  optimiser state (OPTIM)
+//  17: partials  storage, read_write  one loss sum per head_rows workgroup
 //  20, 21: activation_functions.wgsl; 30: optim_functions.wgsl
 //
-// Workgroup: 64 invocations. Dispatch: (1, 1, 1).
+// Dispatch: head_rows (ceil(rows / HEAD_WG), 1, 1); head_reduce a 2-D grid over k·n + n.
 
 override MEAN: bool = true;
 override COUNT: bool = false;
 override ACCUMULATE_LOSS: bool = false;
 override DACT: bool = false;
-// head_step: whether the layer's input needs a gradient (dx).
-override HAS_DX: bool = true;
+// Whether the layer's input needs a gradient (dx).
+override HAS_DX: bool = false;
+// Whether head_reduce computes the parameter gradients (else only the loss).
+override GRADS: bool = false;
+// Rows per head_rows workgroup: few, so that a batch spreads over a CPU device's cores.
+override HEAD_WG: u32 = 16u;
 
-const HEAD_WG: u32 = 64u;
+// The largest HEAD_WG (the partial sums' workgroup array).
+const MAX_WG: u32 = 64u;
 const MAX_CLASSES: u32 = 32u;
 
 // Mirrors `head::HeadParams` on the Rust side.
@@ -55,7 +62,8 @@ struct HeadParams {
     rows: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    // head_rows workgroups (partial sums).
+    groups: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -75,95 +83,112 @@ struct HeadParams {
 @group(0) @binding(14) var<storage, read_write> w_state2: array<f32>;
 @group(0) @binding(15) var<storage, read_write> b_state1: array<f32>;
 @group(0) @binding(16) var<storage, read_write> b_state2: array<f32>;
+@group(0) @binding(17) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> partial: array<f32, HEAD_WG>;
+var<workgroup> partial: array<f32, MAX_WG>;
 
 // As metrics.wgsl: NaN by its bits, since compilers may fold `v != v`.
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-// Logits, loss terms, dlogits and the correct count of this invocation's rows; leaves the sum
-// of its rows' loss terms in partial[lid].
-fn forward_rows(lid: u32) {
+// The logits, dlogits and correct count of `row`; returns its loss term.
+fn forward_row(row: u32) -> f32 {
     let n = p.n;
     var normaliser = 1.0;
     if MEAN {
         normaliser = f32(p.rows);
     }
     let scale = 1.0 / normaliser;
-    var total = 0.0;
-    for (var row = lid; row < p.rows; row += HEAD_WG) {
-        var z: array<f32, MAX_CLASSES>;
+    var z: array<f32, MAX_CLASSES>;
+    for (var j = 0u; j < n; j += 1u) {
+        z[j] = 0.0;
+    }
+    let xb = row * p.k;
+    for (var kk = 0u; kk < p.k; kk += 1u) {
+        let xv = x[xb + kk];
+        let wb = kk * n;
         for (var j = 0u; j < n; j += 1u) {
-            z[j] = 0.0;
-        }
-        let xb = row * p.k;
-        for (var kk = 0u; kk < p.k; kk += 1u) {
-            let xv = x[xb + kk];
-            let wb = kk * n;
-            for (var j = 0u; j < n; j += 1u) {
-                z[j] = fma(xv, w[wb + j], z[j]);
-            }
-        }
-        let base = row * n;
-        for (var j = 0u; j < n; j += 1u) {
-            z[j] = z[j] + bias[j];
-            logits[base + j] = z[j];
-        }
-        // softmax_ce_rows' arithmetic (loss.wgsl), on the same values.
-        var m = z[0];
-        for (var j = 1u; j < n; j += 1u) {
-            m = max(m, z[j]);
-        }
-        var s = 0.0;
-        for (var j = 0u; j < n; j += 1u) {
-            s += exp(z[j] - m);
-        }
-        let label = labels[row];
-        let inv_s = 1.0 / s;
-        for (var j = 0u; j < n; j += 1u) {
-            let q = exp(z[j] - m) * inv_s;
-            dlogits[base + j] = scale * select(q, q - 1.0, j == label);
-        }
-        total += scale * (m + log(s) - z[label]);
-        if COUNT {
-            // metrics.wgsl's row_argmax: the first maximum, a NaN counting as the maximum.
-            var best = z[0];
-            var index = 0u;
-            for (var j = 1u; j < n; j += 1u) {
-                let v = z[j];
-                if !is_nan(best) && (v > best || is_nan(v)) {
-                    best = v;
-                    index = j;
-                }
-            }
-            if index == label {
-                atomicAdd(&correct[0], 1u);
-            }
+            z[j] = fma(xv, w[wb + j], z[j]);
         }
     }
-    partial[lid] = total;
+    let base = row * n;
+    for (var j = 0u; j < n; j += 1u) {
+        z[j] = z[j] + bias[j];
+        logits[base + j] = z[j];
+    }
+    // softmax_ce_rows' arithmetic (loss.wgsl), on the same values.
+    var m = z[0];
+    for (var j = 1u; j < n; j += 1u) {
+        m = max(m, z[j]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < n; j += 1u) {
+        s += exp(z[j] - m);
+    }
+    let label = labels[row];
+    let inv_s = 1.0 / s;
+    for (var j = 0u; j < n; j += 1u) {
+        let q = exp(z[j] - m) * inv_s;
+        dlogits[base + j] = scale * select(q, q - 1.0, j == label);
+    }
+    if COUNT {
+        // metrics.wgsl's row_argmax: the first maximum, a NaN counting as the maximum.
+        var best = z[0];
+        var index = 0u;
+        for (var j = 1u; j < n; j += 1u) {
+            let v = z[j];
+            if !is_nan(best) && (v > best || is_nan(v)) {
+                best = v;
+                index = j;
+            }
+        }
+        if index == label {
+            atomicAdd(&correct[0], 1u);
+        }
+    }
+    return scale * (m + log(s) - z[label]);
 }
 
-fn finish_loss(lid: u32) {
+// dx of `row` = dlogits·Wᵀ (⊙ act'), from the weights before their update; the row's dlogits
+// were written by this invocation.
+fn input_grad_row(row: u32) {
+    let n = p.n;
+    for (var kk = 0u; kk < p.k; kk += 1u) {
+        var acc = 0.0;
+        for (var j = 0u; j < n; j += 1u) {
+            acc = fma(dlogits[row * n + j], w[kk * n + j], acc);
+        }
+        let i = row * p.k + kk;
+        if DACT {
+            acc = acc * act_grad_from_output(x[i]);
+        }
+        dx[i] = acc;
+    }
+}
+
+@compute @workgroup_size(HEAD_WG)
+fn head_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wg.x * HEAD_WG + lid;
+    var term = 0.0;
+    if row < p.rows {
+        term = forward_row(row);
+        if HAS_DX {
+            input_grad_row(row);
+        }
+    }
+    partial[lid] = term;
+    workgroupBarrier();
     if lid == 0u {
         var t = 0.0;
         for (var i = 0u; i < HEAD_WG; i += 1u) {
             t += partial[i];
         }
-        loss[0] = t;
-        if ACCUMULATE_LOSS {
-            loss_acc[0] = loss_acc[0] + t;
-        }
+        partials[wg.x] = t;
     }
-}
-
-@compute @workgroup_size(HEAD_WG)
-fn head_forward(@builtin(local_invocation_index) lid: u32) {
-    forward_rows(lid);
-    workgroupBarrier();
-    finish_loss(lid);
 }
 
 fn update_w(index: u32, g: f32) {
@@ -204,30 +229,30 @@ fn update_b(index: u32, g: f32) {
     }
 }
 
-@compute @workgroup_size(HEAD_WG)
-fn head_step(@builtin(local_invocation_index) lid: u32) {
-    forward_rows(lid);
-    storageBarrier();
-    workgroupBarrier();
-    finish_loss(lid);
-    let n = p.n;
-    // dx = dlogits·Wᵀ (⊙ act'), from the weights before their update.
-    for (var i = lid; HAS_DX && i < p.rows * p.k; i += HEAD_WG) {
-        let row = i / p.k;
-        let kk = i % p.k;
-        var acc = 0.0;
-        for (var j = 0u; j < n; j += 1u) {
-            acc = fma(dlogits[row * n + j], w[kk * n + j], acc);
+@compute @workgroup_size(64)
+fn head_reduce(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let i = flat_index(wg, groups, lid);
+    if i == 0u {
+        var t = 0.0;
+        for (var g = 0u; g < p.groups; g += 1u) {
+            t += partials[g];
         }
-        if DACT {
-            acc = acc * act_grad_from_output(x[i]);
+        loss[0] = t;
+        if ACCUMULATE_LOSS {
+            loss_acc[0] = loss_acc[0] + t;
         }
-        dx[i] = acc;
     }
-    storageBarrier();
-    workgroupBarrier();
-    // W_grad = xᵀ·dlogits and b_grad, then the update.
-    for (var i = lid; i < p.k * n; i += HEAD_WG) {
+    let n = p.n;
+    let kn = p.k * n;
+    if !GRADS || i >= kn + n {
+        return;
+    }
+    if i < kn {
+        // W_grad = xᵀ·dlogits, then the update.
         let kk = i / n;
         let j = i % n;
         var acc = 0.0;
@@ -238,8 +263,8 @@ fn head_step(@builtin(local_invocation_index) lid: u32) {
         if OPTIM != OPTIM_NONE {
             update_w(i, acc);
         }
-    }
-    for (var j = lid; j < n; j += HEAD_WG) {
+    } else {
+        let j = i - kn;
         var s = 0.0;
         for (var row = 0u; row < p.rows; row += 1u) {
             s += dlogits[row * n + j];

@@ -22,7 +22,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 crate::kernels::bindings! {
-    /// The binding numbers of `shaders/data.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/data.wgsl`, by the WGSL variable each names.
     bind:
     PIXELS = 0,
     LABELS = 1,

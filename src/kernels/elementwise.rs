@@ -26,7 +26,7 @@ pub(crate) mod ids {
 }
 
 super::bindings! {
-    /// The binding numbers of `shaders/elementwise.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/elementwise.wgsl`, by the WGSL variable each names.
     bind:
     X = 0,
     Y = 1,

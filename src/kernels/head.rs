@@ -12,10 +12,11 @@ use crate::loss::Reduction;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-/// `shaders/head.wgsl`, after the activation and optimiser functions.
+/// `shaders/head.wgsl`, after the grid helper and the activation and optimiser functions.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "head",
     wgsl: concat!(
+        include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/head.wgsl")
@@ -23,7 +24,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/head.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/head.wgsl`, by the WGSL variable each names.
     bind:
     X = 0,
     W = 1,
@@ -42,6 +43,7 @@ super::bindings! {
     W_STATE2 = 14,
     B_STATE1 = 15,
     B_STATE2 = 16,
+    PARTIALS = 17,
 }
 
 /// The widest layer the head takes (its logits live in a private array).
@@ -54,7 +56,7 @@ pub(crate) struct HeadParams {
     pub rows: u32,
     pub k: u32,
     pub n: u32,
-    pub _pad: u32,
+    pub groups: u32,
 }
 
 /// The layer's backward pass and update, fused after the forward pass.
@@ -93,10 +95,14 @@ fn flag(on: bool) -> f64 {
     if on { 1.0 } else { 0.0 }
 }
 
-/// A prepared head.
+/// Rows per `head_rows` workgroup: few, so a batch spreads over a CPU device's cores.
+const HEAD_WG: usize = 16;
+
+/// A prepared head: the per-row pass, then the reduction (loss, gradients, update).
 #[derive(Debug)]
 pub(crate) struct Head {
-    dispatch: Dispatch,
+    rows: Dispatch,
+    reduce: Dispatch,
 }
 
 impl Head {
@@ -119,105 +125,112 @@ impl Head {
             ));
         }
         op.labels.expect_dtype(name, DType::U32)?;
+        let groups = rows.div_ceil(HEAD_WG).max(1);
         let params = HeadParams {
             rows: rows as u32,
             k: k as u32,
             n: n as u32,
-            _pad: 0,
+            groups: groups as u32,
         };
         let uniform = device.uniform_buffer("head params", bytemuck::bytes_of(&params));
+        let partials = Tensor::uninit(device, [groups])?;
         // Writable stand-ins for unused writable bindings (never one bound read-only too).
         let dummy = &Tensor::uninit(device, [4])?;
-        let mut constants = vec![
+        let backward = op.backward.as_ref();
+        let (dx, act) = match backward.and_then(|b| b.dx.as_ref()) {
+            Some((dx, act)) => {
+                if dx.shape() != op.x.shape() || !act.derivative_from_output() {
+                    return Err(Error::InvalidArgument(format!(
+                        "{name}: the input gradient needs x's shape and an activation whose \
+                         derivative comes from its output"
+                    )));
+                }
+                (Some(dx), *act)
+            }
+            None => (None, Activation::Identity),
+        };
+        let update = backward.and_then(|b| b.update.as_ref());
+        if let Some([w, b]) = update {
+            if w.slot.param.buffer() != op.w.buffer() || b.slot.param.buffer() != op.b.buffer() {
+                return Err(Error::InvalidArgument(format!(
+                    "{name}: the fused update must be of the head's own parameters"
+                )));
+            }
+        }
+
+        let (act_id, _, _) = act.wgsl_id_and_params();
+        let row_constants = [
             ("MEAN", flag(op.reduction == Reduction::Mean)),
             ("COUNT", flag(op.correct.is_some())),
-            ("ACCUMULATE_LOSS", flag(op.loss_acc.is_some())),
+            ("HAS_DX", flag(dx.is_some())),
+            ("DACT", flag(dx.is_some() && act != Activation::Identity)),
+            ("ACTIVATION", f64::from(act_id)),
+            ("HEAD_WG", HEAD_WG as f64),
         ];
-        let fallback;
-        let mut entries = vec![
+        let row_entries = [
             entry(bind::X, &op.x),
             entry(bind::W, &op.w),
             entry(bind::BIAS, &op.b),
             entry(bind::LABELS, &op.labels),
             entry(bind::LOGITS, &op.logits),
             entry(bind::DLOGITS, &op.dlogits),
-            entry(bind::LOSS, &op.loss),
-            entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(dummy)),
             entry(bind::CORRECT, op.correct.as_ref().unwrap_or(dummy)),
             entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::DX, dx.unwrap_or(dummy)),
+            entry(bind::PARTIALS, &partials),
         ];
-        let entry_point = match &op.backward {
-            None => "head_forward",
-            Some(backward) => {
-                let (dx, act) = match &backward.dx {
-                    Some((dx, act)) => (dx, *act),
-                    None => (dummy, Activation::Identity),
-                };
-                if backward.dx.is_some()
-                    && (dx.shape() != op.x.shape() || !act.derivative_from_output())
-                {
-                    return Err(Error::InvalidArgument(format!(
-                        "{name}: the input gradient needs x's shape and an activation whose \
-                         derivative comes from its output"
-                    )));
-                }
-                let (id, _, _) = act.wgsl_id_and_params();
-                constants.push(("ACTIVATION", f64::from(id)));
-                constants.push((
-                    "DACT",
-                    flag(backward.dx.is_some() && act != Activation::Identity),
-                ));
-                constants.push(("HAS_DX", flag(backward.dx.is_some())));
-                entries.extend([
-                    entry(bind::DX, dx),
-                    entry(bind::W_GRAD, &backward.w_grad),
-                    entry(bind::B_GRAD, &backward.b_grad),
-                ]);
-                match &backward.update {
-                    Some([w, b]) => {
-                        if w.slot.param.buffer() != op.w.buffer()
-                            || b.slot.param.buffer() != op.b.buffer()
-                        {
-                            return Err(Error::InvalidArgument(format!(
-                                "{name}: the fused update must be of the head's own parameters"
-                            )));
-                        }
-                        constants.extend(w.shared.config().constants());
-                        entries.extend([
-                            entry(bind::W_STATE1, &w.slot.state1),
-                            entry(bind::W_STATE2, &w.slot.state2),
-                            entry(bind::B_STATE1, &b.slot.state1),
-                            entry(bind::B_STATE2, &b.slot.state2),
-                            entry(
-                                super::optim::functions_bind::H,
-                                w.shared.hyper.as_entire_binding(),
-                            ),
-                        ]);
-                    }
-                    None => {
-                        fallback = device
-                            .uniform_buffer("no optimiser", bytemuck::bytes_of(&Hyper::default()));
-                        entries.extend([
-                            entry(bind::W_STATE1, dummy),
-                            entry(bind::W_STATE2, dummy),
-                            entry(bind::B_STATE1, dummy),
-                            entry(bind::B_STATE2, dummy),
-                            entry(
-                                super::optim::functions_bind::H,
-                                fallback.as_entire_binding(),
-                            ),
-                        ]);
-                    }
-                }
-                "head_step"
+        let pipeline = device.pipeline(&SHADER, "head_rows", &row_constants)?;
+        let row_groups = [super::groups(device, name, rows.max(1), HEAD_WG)?, 1, 1];
+        let rows_dispatch = Dispatch::new(device, pipeline, "head_rows", &row_entries, row_groups);
+
+        let fallback = device.uniform_buffer("no optimiser", bytemuck::bytes_of(&Hyper::default()));
+        let mut reduce_constants = vec![
+            ("ACCUMULATE_LOSS", flag(op.loss_acc.is_some())),
+            ("GRADS", flag(backward.is_some())),
+        ];
+        let hyper = match update {
+            Some([w, _]) => {
+                reduce_constants.extend(w.shared.config().constants());
+                w.shared.hyper.as_entire_binding()
             }
+            None => fallback.as_entire_binding(),
         };
-        let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let dispatch = Dispatch::new(device, pipeline, entry_point, &entries, [1, 1, 1]);
-        Ok(Self { dispatch })
+        let state = |pick: fn(&[OptimStep; 2]) -> &Tensor| update.map_or(dummy, pick);
+        let reduce_entries = [
+            entry(bind::X, &op.x),
+            entry(bind::W, &op.w),
+            entry(bind::BIAS, &op.b),
+            entry(bind::DLOGITS, &op.dlogits),
+            entry(bind::LOSS, &op.loss),
+            entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(dummy)),
+            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::W_GRAD, backward.map_or(dummy, |b| &b.w_grad)),
+            entry(bind::B_GRAD, backward.map_or(dummy, |b| &b.b_grad)),
+            entry(bind::W_STATE1, state(|[w, _]| &w.slot.state1)),
+            entry(bind::W_STATE2, state(|[w, _]| &w.slot.state2)),
+            entry(bind::B_STATE1, state(|[_, b]| &b.slot.state1)),
+            entry(bind::B_STATE2, state(|[_, b]| &b.slot.state2)),
+            entry(bind::PARTIALS, &partials),
+            entry(super::optim::functions_bind::H, hyper),
+        ];
+        let pipeline = device.pipeline(&SHADER, "head_reduce", &reduce_constants)?;
+        let elements = if backward.is_some() { k * n + n } else { 1 };
+        let reduce_groups = super::grid(device, name, elements, 64)?;
+        let reduce = Dispatch::new(
+            device,
+            pipeline,
+            "head_reduce",
+            &reduce_entries,
+            reduce_groups,
+        );
+        Ok(Self {
+            rows: rows_dispatch,
+            reduce,
+        })
     }
 
     pub fn record(&self, encoder: &mut Encoder) {
-        self.dispatch.record(encoder);
+        self.rows.record(encoder);
+        self.reduce.record(encoder);
     }
 }

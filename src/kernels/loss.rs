@@ -21,7 +21,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/loss.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/loss.wgsl`, by the WGSL variable each names.
     bind:
     INPUTS = 0,
     LABELS = 1,

@@ -34,7 +34,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/matmul_vector.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/matmul_vector.wgsl`, by the WGSL variable each names.
     bind:
     A = 0,
     B = 1,

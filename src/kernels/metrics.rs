@@ -16,7 +16,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/metrics.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/metrics.wgsl`, by the WGSL variable each names.
     bind:
     SCORES = 0,
     LABELS = 1,

@@ -26,7 +26,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/optim.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/optim.wgsl`, by the WGSL variable each names.
     bind:
     PARAM = 0,
     GRAD = 1,

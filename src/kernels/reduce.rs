@@ -19,7 +19,7 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 super::bindings! {
-    /// The binding numbers of `shaders/reduce.wgsl`, by the WGSL variable each one names, by the WGSL variable each names.
+    /// The binding numbers of `shaders/reduce.wgsl`, by the WGSL variable each names.
     bind:
     X = 0,
     OUT = 1,
