@@ -138,17 +138,20 @@ pub enum Error {
         problem: String,
     },
 
-    /// Training produced a non-finite loss.
+    /// Training diverged: the loss became non-finite, or grew far past its first value.
     #[error(
-        "the training loss became {loss} in epoch {epoch}; the model diverged. Lower the learning \
-         rate (e.g. --lr {suggested_lr}) or use a smaller batch; nothing was saved from this run"
+        "the training loss became {loss} in epoch {epoch}{reason}: the model diverged. Lower \
+         the learning rate (to {suggested_lr}, a tenth of the base rate, say) or use a smaller batch"
     )]
     Diverged {
         /// The epoch (1-based).
         epoch: usize,
-        /// The loss seen.
+        /// The mean loss seen.
         loss: f32,
-        /// A tenth of the learning rate used.
+        /// Why a finite loss counts as diverged (empty for a non-finite one), starting with
+        /// ", ".
+        reason: String,
+        /// A tenth of the base learning rate (before any schedule).
         suggested_lr: f32,
     },
 

@@ -25,6 +25,7 @@ pub mod cpu;
 pub mod data;
 pub mod device;
 mod error;
+pub mod files;
 pub mod kernels;
 pub mod nn;
 mod tensor;

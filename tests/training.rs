@@ -277,7 +277,7 @@ fn checkpoint_of_another_shape_is_a_clear_error() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
-    save_checkpoint(&small, &path, Default::default()).unwrap();
+    save_checkpoint(&small, &path, []).unwrap();
     let lecture = Mlp::new(&device, MlpConfig::lecture()).unwrap();
     let error = load_checkpoint(&lecture, &path).unwrap_err();
     assert!(matches!(error, Error::Shape { .. }), "{error:?}");
@@ -300,7 +300,7 @@ fn checkpoint_of_another_shape_is_a_clear_error() {
         },
     )
     .unwrap();
-    save_checkpoint(&deeper, &path, Default::default()).unwrap();
+    save_checkpoint(&deeper, &path, []).unwrap();
     let error = load_checkpoint(&lecture, &path).unwrap_err().to_string();
     assert!(error.contains("layers.2.weight"), "{error}");
 }

@@ -110,6 +110,16 @@ impl VarOptimizer {
         self.optimizer.steps_taken()
     }
 
+    /// Sets the step count, when restoring a saved state.
+    pub fn set_steps_taken(&self, steps: u64) {
+        self.optimizer.set_steps_taken(steps);
+    }
+
+    /// The per-element state of each parameter, as [`Optimizer::state`].
+    pub fn state(&self) -> Vec<(&Tensor, &Tensor)> {
+        self.optimizer.state()
+    }
+
     /// The parameters, in the order given.
     pub fn params(&self) -> &[Var] {
         &self.params

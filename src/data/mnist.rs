@@ -2,8 +2,9 @@
 //!
 //! Parsing is the `mnist` crate's, but that crate panics on bad input, so it only ever sees
 //! files this module has already checked (magic numbers, dimensions, counts, exact length,
-//! label range, SHA-256 of the official content), written raw into a private temporary
-//! directory (the crate cannot read gzip).
+//! label range, SHA-256 of the official content). The crate cannot read gzip, so archives are
+//! decompressed once into raw files beside them (or into a cache when their directory is
+//! read-only), written atomically, and read from there on later loads.
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +118,63 @@ pub fn find_file(dir: &Path, file: &MnistFile) -> Option<PathBuf> {
     idx::first_existing(&[dir.join(file.name), dir.join(format!("{}.gz", file.name))])
 }
 
+/// Where one MNIST file is in a directory: raw, gzip, or both.
+struct Found {
+    raw: Option<PathBuf>,
+    gz: Option<PathBuf>,
+}
+
+/// Finds `file` in `dir`, or says what is there instead: nothing, or a directory.
+fn locate(dir: &Path, file: &MnistFile) -> Result<Found> {
+    let (raw, gz) = (dir.join(file.name), dir.join(format!("{}.gz", file.name)));
+    let found = Found {
+        raw: raw.is_file().then(|| raw.clone()),
+        gz: gz.is_file().then(|| gz.clone()),
+    };
+    if found.raw.is_some() || found.gz.is_some() {
+        return Ok(found);
+    }
+    if let Some(path) = [&raw, &gz].into_iter().find(|p| p.exists()) {
+        return Err(Error::Data {
+            path: path.clone(),
+            problem: "is a directory (or another non-file), not the MNIST file of that name; \
+                      remove it and put the file there"
+                .into(),
+        });
+    }
+    Err(Error::Data {
+        path: raw,
+        problem: format!(
+            "missing (looked for {0} and {0}.gz in {1}); put the MNIST files there, point \
+             {DATA_DIR_ENV} at a directory that has them, or download them \
+             (data::download::download_mnist)",
+            file.name,
+            dir.display()
+        ),
+    })
+}
+
+/// Whether files can be created in `dir`: its permissions allow writing (checked even for a
+/// superuser, whom the system would let write anyway) and a probe file can be made there.
+fn writable(dir: &Path) -> bool {
+    let allowed = std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly());
+    allowed && crate::files::check_writable(dir).is_ok()
+}
+
+/// Where decompressed copies go when the data directory is read-only:
+/// `$XDG_CACHE_HOME/wgsl-nn/mnist`, else `$HOME/.cache/wgsl-nn/mnist`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("wgsl-nn").join("mnist"))
+}
+
 /// Checks one file's content (already decompressed) against what MNIST must be.
 pub fn validate_file(
     path: &Path,
@@ -152,46 +210,63 @@ impl Mnist {
     }
 
     /// Like [`Mnist::load`], with options.
+    ///
+    /// The `mnist` crate reads raw files, so `.gz` files are decompressed once, into `dir`
+    /// itself when it is writable (as torchvision keeps its raw files beside the archives),
+    /// else into [`cache_dir`]; later loads read those copies and decompress nothing. Every
+    /// byte is validated on every load before the crate sees it.
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Self> {
         if !dir.is_dir() {
+            let problem = if dir.exists() {
+                "is not a directory; the MNIST data directory must hold the four MNIST files"
+            } else {
+                "no such directory. Put the four MNIST files there (raw or .gz), point \
+                 MNIST_DIR at a directory that has them, or download them \
+                 (data::download::download_mnist)"
+            };
             return Err(Error::Data {
                 path: dir.to_path_buf(),
-                problem: format!(
-                    "no such directory. Put the four MNIST files there (raw or .gz), point \
-                     {DATA_DIR_ENV} or --data-dir at a directory that has them, or let the mnist \
-                     example download them"
-                ),
+                problem: problem.into(),
             });
         }
-        // The mnist crate reads raw files from a directory: give it validated copies.
-        let staging = tempfile::Builder::new()
-            .prefix("wgsl-nn-mnist")
-            .tempdir()
-            .map_err(|e| Error::Data {
-                path: std::env::temp_dir(),
-                problem: format!("cannot create a temporary directory: {e}"),
-            })?;
-        for file in &FILES {
-            let path = find_file(dir, file).ok_or_else(|| Error::Data {
-                path: dir.join(file.name),
-                problem: format!(
-                    "missing (looked for {0} and {0}.gz in {1}); download it or point {DATA_DIR_ENV} \
-                     at a directory that has it",
-                    file.name,
-                    dir.display()
-                ),
-            })?;
-            let raw = idx::read_maybe_gz(&path)?;
-            validate_file(&path, file, &raw, options.verify_checksums)?;
-            let copy = staging.path().join(file.name);
-            std::fs::write(&copy, &raw).map_err(|e| Error::Data {
-                path: copy.clone(),
-                problem: format!("cannot write: {e}"),
-            })?;
+        let found = FILES
+            .iter()
+            .map(|file| locate(dir, file))
+            .collect::<Result<Vec<_>>>()?;
+        let raw_dir = if found.iter().all(|f| f.raw.is_some()) || writable(dir) {
+            dir.to_path_buf()
+        } else {
+            cache_dir().ok_or_else(|| Error::Data {
+                path: dir.to_path_buf(),
+                problem: "is read-only and there is no cache directory ($XDG_CACHE_HOME or \
+                          $HOME) to decompress the .gz files into; decompress them into a \
+                          writable directory and load from there"
+                    .into(),
+            })?
+        };
+        crate::files::ensure_dir(&raw_dir)?;
+        crate::files::remove_stale_temporaries(&raw_dir)?;
+        for (file, found) in FILES.iter().zip(&found) {
+            let raw_path = raw_dir.join(file.name);
+            if raw_path.is_file() {
+                let raw = idx::read_maybe_gz(&raw_path)?;
+                match validate_file(&raw_path, file, &raw, options.verify_checksums) {
+                    Ok(()) => continue,
+                    // A bad raw file with its archive beside it (a copy of ours, damaged) is
+                    // made again from the archive; a bad raw file alone is an error.
+                    Err(error) if found.gz.is_none() => return Err(error),
+                    Err(_) => {}
+                }
+            }
+            let source = found.gz.as_ref().or(found.raw.as_ref()).expect("located");
+            let raw = idx::read_maybe_gz(source)?;
+            validate_file(source, file, &raw, options.verify_checksums)?;
+            crate::files::write_atomically(&raw_path, &raw)?;
         }
-        let base = staging.path().to_str().ok_or_else(|| Error::Data {
-            path: staging.path().to_path_buf(),
-            problem: "the temporary directory's path is not UTF-8".into(),
+        let base = raw_dir.to_str().ok_or_else(|| Error::Data {
+            path: raw_dir.clone(),
+            problem: "the path is not UTF-8, which the mnist crate needs; use another directory"
+                .into(),
         })?;
         let parsed = mnist::MnistBuilder::new()
             .base_path(base)

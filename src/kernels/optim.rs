@@ -153,8 +153,11 @@ impl OptimizerConfig {
                 weight_decay,
                 ..
             } => {
-                if !momentum.is_finite() || momentum < 0.0 {
-                    return bad(format!("momentum {momentum} must be non-negative"));
+                if !(0.0..1.0).contains(&momentum) {
+                    return bad(format!(
+                        "momentum {momentum} must be in [0, 1): at 1 or more the velocity grows \
+                         without bound"
+                    ));
                 }
                 if !weight_decay.is_finite() || weight_decay < 0.0 {
                     return bad(format!("weight decay {weight_decay} must be non-negative"));
@@ -437,6 +440,22 @@ impl Optimizer {
     /// Steps taken so far.
     pub fn steps_taken(&self) -> u64 {
         self.shared.steps.load(Ordering::Relaxed)
+    }
+
+    /// Sets the step count (when restoring a saved state): the next step is number `steps + 1`
+    /// (Adam's bias corrections depend on it).
+    pub fn set_steps_taken(&self, steps: u64) {
+        self.shared.steps.store(steps, Ordering::Relaxed);
+    }
+
+    /// The per-element state of each parameter, in the order given to [`Optimizer::new`]:
+    /// momentum (SGD with momentum) or the first and second moments (Adam), as
+    /// `(state1, state2)`; empty for plain SGD, which keeps none.
+    pub fn state(&self) -> Vec<(&Tensor, &Tensor)> {
+        if !self.config().stateful() {
+            return Vec::new();
+        }
+        self.slots.iter().map(|s| (&s.state1, &s.state2)).collect()
     }
 
     /// Writes this step's numbers and records every parameter's update. The numbers reach

@@ -6,7 +6,7 @@ mod checkpoint;
 mod schedule;
 mod train;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomically};
+pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
 pub use schedule::Schedule;
 pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
 
@@ -38,14 +38,28 @@ impl Linear {
         outputs: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
+        // The device buffers first: they check the device's limits before any host memory
+        // is spent on values that could not be uploaded.
+        let weight = Tensor::uninit(device, [inputs, outputs])?;
+        let bias = Tensor::uninit(device, [outputs])?;
         let bound = 1.0 / (inputs as f32).sqrt();
-        let mut draw =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
-        let weight = draw(inputs * outputs);
-        let bias = draw(outputs);
+        let mut draw = |tensor: &Tensor| -> Result<()> {
+            let n = tensor.numel();
+            let mut values = Vec::new();
+            values.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+                what: format!("the initial values of a {inputs}×{outputs} layer"),
+                requested: format!("{} bytes of host memory", n * 4),
+                limit: "what the allocator could give".into(),
+                limit_name: "host memory",
+            })?;
+            values.extend((0..n).map(|_| rng.random_range(-bound..bound)));
+            tensor.write(&values)
+        };
+        draw(&weight)?;
+        draw(&bias)?;
         Ok(Self {
-            weight: Var::parameter(Tensor::from_slice(device, &weight, [inputs, outputs])?)?,
-            bias: Var::parameter(Tensor::from_slice(device, &bias, [outputs])?)?,
+            weight: Var::parameter(weight)?,
+            bias: Var::parameter(bias)?,
         })
     }
 
@@ -107,9 +121,15 @@ pub struct Mlp {
 impl Mlp {
     /// Builds and initialises the model.
     pub fn new(device: &Device, config: MlpConfig) -> Result<Self> {
-        if config.widths.len() < 2 || config.widths.contains(&0) {
+        if config.widths.len() < 2 {
             return Err(Error::InvalidArgument(format!(
-                "an MLP needs at least two non-zero widths (input and output), got {:?}",
+                "an MLP needs at least two widths (input and output), got {:?}",
+                config.widths
+            )));
+        }
+        if let Some(i) = config.widths.iter().position(|&w| w == 0) {
+            return Err(Error::InvalidArgument(format!(
+                "width {i} of {:?} is 0: every layer needs at least one unit",
                 config.widths
             )));
         }

@@ -3,13 +3,15 @@
 //! step replays it: one encoder, one submit, no host sync until the epoch's loss and accuracy
 //! are read back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::checkpoint::{CheckpointFile, STATE_PREFIX, StoredTensor};
 use super::{Mlp, Schedule};
 use crate::autograd::{Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot};
 use crate::capture::{Fusion, Plan, capture};
@@ -73,6 +75,11 @@ pub struct TrainerConfig {
     /// The rewrite rules the captured step is fused with ([`Fusion::all`] by default;
     /// [`Fusion::none`] runs the ops as eager autograd would, for comparison).
     pub fusion: Fusion,
+    /// Stop with [`Error::Diverged`] when the running mean loss exceeds this multiple of the
+    /// first step's loss (checked whenever the loss is read back: every `report_loss_every`
+    /// steps and at the end of each epoch). A non-finite loss always stops. `Some(10.0)` by
+    /// default; `None` checks only for non-finite losses.
+    pub diverge_above: Option<f32>,
 }
 
 impl TrainerConfig {
@@ -89,6 +96,7 @@ impl TrainerConfig {
             accumulation: 1,
             report_loss_every: 0,
             fusion: Fusion::all(),
+            diverge_above: Some(10.0),
         }
     }
 }
@@ -135,7 +143,12 @@ pub struct Trainer {
     plans: HashMap<(usize, bool, bool), CapturedStep>,
     loss_sum: Tensor,
     correct: Tensor,
+    /// Epochs completed.
     epoch: usize,
+    /// Steps of the current epoch completed (0: the epoch has not begun).
+    next_step: usize,
+    /// The loss of the run's first step, the yardstick of divergence.
+    first_loss: Option<f32>,
     dispatches_per_step: Option<u64>,
 }
 
@@ -144,6 +157,7 @@ impl std::fmt::Debug for Trainer {
         f.debug_struct("Trainer")
             .field("config", &self.config)
             .field("epoch", &self.epoch)
+            .field("next_step", &self.next_step)
             .finish_non_exhaustive()
     }
 }
@@ -167,16 +181,30 @@ impl Trainer {
                 format!("{first} inputs to {last} outputs"),
             ));
         }
-        if config.batch_size == 0 || config.accumulation == 0 {
+        if config.batch_size == 0 || config.accumulation == 0 || config.epochs == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "the batch size, the accumulation count and the epochs must be at least 1 \
+                 (got batch size {}, accumulation {}, epochs {})",
+                config.batch_size, config.accumulation, config.epochs
+            )));
+        }
+        if data.is_empty() {
             return Err(Error::InvalidArgument(
-                "the batch size and the accumulation count must be at least 1".into(),
+                "the training set is empty: there is nothing to train on".into(),
             ));
+        }
+        if let Some(factor) = config.diverge_above {
+            if !(factor.is_finite() && factor > 1.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "diverge_above {factor} must be a finite factor above 1"
+                )));
+            }
         }
         let params: Vec<&Var> = model.parameter_vars().into_iter().map(|(_, v)| v).collect();
         let optimizer = VarOptimizer::new(config.optimizer, &params)?;
         let loss_sum = Tensor::zeros(&device, [1])?;
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
-        Ok(Self {
+        let mut trainer = Self {
             device,
             config,
             model,
@@ -186,8 +214,39 @@ impl Trainer {
             loss_sum,
             correct,
             epoch: 0,
+            next_step: 0,
+            first_loss: None,
             dispatches_per_step: None,
-        })
+        };
+        trainer.prepare()?;
+        Ok(trainer)
+    }
+
+    /// The key of the plan step `step` of an epoch replays.
+    fn plan_key(&self, step: usize) -> (usize, bool, bool) {
+        let batch = self.config.batch_size;
+        let rows = batch.min(self.data.len() - step * batch);
+        let per_epoch = self.steps_per_epoch();
+        // Gradient accumulation: the first micro-batch of a group overwrites the gradients
+        // (zero_grad), the others add to them, and the group's last one steps the optimiser.
+        let group = self.config.accumulation;
+        let zero = step.is_multiple_of(group);
+        let update = step % group == group - 1 || step + 1 == per_epoch;
+        (rows, zero, update)
+    }
+
+    /// Captures every plan an epoch replays (a handful: full and last batch, accumulation
+    /// positions), so that a run meets the device's limits, or fails on them, before its first
+    /// step rather than in the middle of an epoch. [`Trainer::new`] calls it.
+    fn prepare(&mut self) -> Result<()> {
+        for step in 0..self.steps_per_epoch() {
+            let key = self.plan_key(step);
+            if !self.plans.contains_key(&key) {
+                let captured = self.capture_step(key.0, key.1, key.2)?;
+                self.plans.insert(key, captured);
+            }
+        }
+        Ok(())
     }
 
     /// The model.
@@ -206,6 +265,16 @@ impl Trainer {
     /// Epochs completed.
     pub fn epochs_done(&self) -> usize {
         self.epoch
+    }
+
+    /// Steps of the current epoch completed (0 between epochs).
+    pub fn steps_done_in_epoch(&self) -> usize {
+        self.next_step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
     }
 
     /// Steps in one epoch.
@@ -227,11 +296,17 @@ impl Trainer {
     /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
     /// [`Trainer::train_epoch`] calls it; call it yourself only to drive [`Trainer::step`].
     pub fn begin_epoch(&mut self) -> Result<()> {
-        self.data
-            .set_order(&epoch_order(self.config.seed, self.epoch, self.data.len()))?;
+        self.upload_order()?;
         self.device.write_buffer(self.loss_sum.buffer(), 0, &[0; 4]);
         self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
+        self.next_step = 0;
         Ok(())
+    }
+
+    /// The current epoch's shuffle, uploaded as the batch order.
+    fn upload_order(&mut self) -> Result<()> {
+        self.data
+            .set_order(&epoch_order(self.config.seed, self.epoch, self.data.len()))
     }
 
     /// Captures the step of `rows` examples, written once through autograd: gather, forward,
@@ -280,16 +355,10 @@ impl Trainer {
                 "step {step} is past the end of the epoch"
             )));
         }
-        let rows = batch.min(self.data.len() - offset);
-        let per_epoch = self.data.len().div_ceil(batch);
-        // Gradient accumulation: the first micro-batch of a group overwrites the gradients
-        // (zero_grad), the others add to them, and the group's last one steps the optimiser.
-        let group = self.config.accumulation.max(1);
-        let zero = step.is_multiple_of(group);
-        let update = step % group == group - 1 || step + 1 == per_epoch;
-        let key = (rows, zero, update);
+        let per_epoch = self.steps_per_epoch();
+        let key = self.plan_key(step);
         if !self.plans.contains_key(&key) {
-            let captured = self.capture_step(rows, zero, update)?;
+            let captured = self.capture_step(key.0, key.1, key.2)?;
             self.plans.insert(key, captured);
         }
         let global_step = self.epoch * per_epoch + step;
@@ -308,6 +377,35 @@ impl Trainer {
             .set_rng(self.config.seed as u32, global_step as u32);
         captured.plan.replay()?;
         self.dispatches_per_step = captured.plan.dispatches();
+        self.next_step = step + 1;
+        if self.first_loss.is_none() {
+            // One host sync in the whole run: the yardstick of divergence.
+            let loss = self.loss_sum.to_vec()?[0] / (step + 1) as f32;
+            self.first_loss = Some(loss);
+            self.check_divergence(loss)?;
+        }
+        Ok(())
+    }
+
+    /// [`Error::Diverged`] if `mean_loss` is not finite or is far past the first step's loss.
+    fn check_divergence(&self, mean_loss: f32) -> Result<()> {
+        let base = self.config.optimizer.lr();
+        let diverged = |reason: String| Error::Diverged {
+            epoch: self.epoch + 1,
+            loss: mean_loss,
+            reason,
+            suggested_lr: base / 10.0,
+        };
+        if !mean_loss.is_finite() {
+            return Err(diverged(String::new()));
+        }
+        if let (Some(factor), Some(first)) = (self.config.diverge_above, self.first_loss) {
+            if first.is_finite() && mean_loss > factor * first.max(f32::MIN_POSITIVE) {
+                return Err(diverged(format!(
+                    ", more than {factor} times the first step's {first}"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -316,45 +414,249 @@ impl Trainer {
         Ok(self.loss_sum.to_vec()?[0] / steps.max(1) as f32)
     }
 
-    /// Trains one epoch; `progress(step, steps, running_loss)` runs after each step is
-    /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
-    /// at the end (loss and correct count); a non-finite loss is [`Error::Diverged`].
+    /// Trains the rest of the current epoch (all of it, unless a restored state or
+    /// [`Trainer::train_epoch_until`] stopped it part-way). See [`Trainer::train_epoch_until`].
     pub fn train_epoch(
         &mut self,
-        mut progress: impl FnMut(usize, usize, Option<f32>),
+        progress: impl FnMut(usize, usize, Option<f32>),
     ) -> Result<EpochStats> {
+        let stats = self.train_epoch_until(|| false, progress)?;
+        Ok(stats.expect("never stopped"))
+    }
+
+    /// Trains the rest of the current epoch, checking `stop()` after each step: if it says
+    /// yes, returns `None` at that step boundary, where [`Trainer::state`] saves a state that
+    /// resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
+    /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
+    /// at the end (loss and correct count). A non-finite loss, or one far past the first
+    /// step's ([`TrainerConfig::diverge_above`]), is [`Error::Diverged`].
+    pub fn train_epoch_until(
+        &mut self,
+        mut stop: impl FnMut() -> bool,
+        mut progress: impl FnMut(usize, usize, Option<f32>),
+    ) -> Result<Option<EpochStats>> {
         let start = Instant::now();
-        self.begin_epoch()?;
+        if self.next_step == 0 {
+            self.begin_epoch()?;
+        } else {
+            // Resumed part-way: the accumulators hold the epoch's sums so far.
+            self.upload_order()?;
+        }
         let steps = self.steps_per_epoch();
-        for step in 0..steps {
-            self.step(step)?;
+        while self.next_step < steps {
+            self.step(self.next_step)?;
+            let done = self.next_step;
             let every = self.config.report_loss_every;
-            let running = if every > 0 && (step + 1) % every == 0 {
-                Some(self.mean_loss_so_far(step + 1)?)
+            let running = if every > 0 && done % every == 0 {
+                let loss = self.mean_loss_so_far(done)?;
+                self.check_divergence(loss)?;
+                Some(loss)
             } else {
                 None
             };
-            progress(step + 1, steps, running);
+            progress(done, steps, running);
+            if done < steps && stop() {
+                return Ok(None);
+            }
         }
-        self.epoch += 1;
         let mean_loss = self.loss_sum.to_vec()?[0] / steps as f32;
         let correct = self.correct.to_vec_u32()?[0];
-        if !mean_loss.is_finite() {
-            return Err(Error::Diverged {
-                epoch: self.epoch,
-                loss: mean_loss,
-                suggested_lr: self.optimizer.config().lr() / 10.0,
-            });
-        }
-        Ok(EpochStats {
+        self.check_divergence(mean_loss)?;
+        self.epoch += 1;
+        self.next_step = 0;
+        Ok(Some(EpochStats {
             epoch: self.epoch,
             mean_loss,
             running_accuracy: correct as f32 / self.data.len() as f32,
             seconds: start.elapsed().as_secs_f64(),
             steps,
-        })
+        }))
+    }
+
+    /// What identifies a run: a saved state restores only into a trainer with the same.
+    fn identity(&self) -> Vec<(&'static str, String)> {
+        let mlp = self.model.config();
+        vec![
+            ("widths", format!("{:?}", mlp.widths)),
+            ("activation", mlp.activation.name().to_string()),
+            ("loss", format!("{:?}", self.config.loss)),
+            ("optimizer", format!("{:?}", self.config.optimizer)),
+            ("batch_size", self.config.batch_size.to_string()),
+            ("accumulation", self.config.accumulation.to_string()),
+            ("seed", self.config.seed.to_string()),
+            ("normalization", format!("{:?}", self.config.normalization)),
+            ("schedule", format!("{:?}", self.config.schedule)),
+            ("examples", self.data.len().to_string()),
+        ]
+    }
+
+    /// Everything a run needs to go on exactly as if it had not stopped: the parameters, the
+    /// optimiser's state and step count, the position (epoch and step), the epoch's running
+    /// sums and the run's identity (the shuffles and RReLU's slopes are keyed by seed, epoch
+    /// and step, so the position is their state). Waits for the device (a few host syncs).
+    pub fn state(&self) -> Result<CheckpointFile> {
+        let mut file = self.model.to_checkpoint()?;
+        let names: Vec<String> = self
+            .model
+            .parameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for (name, (state1, state2)) in names.iter().zip(self.optimizer.state()) {
+            for (suffix, tensor) in [("state1", state1), ("state2", state2)] {
+                file.tensors.insert(
+                    format!("{STATE_PREFIX}optimizer.{name}.{suffix}"),
+                    StoredTensor::read(tensor)?,
+                );
+            }
+        }
+        file.tensors.insert(
+            format!("{STATE_PREFIX}loss_sum"),
+            StoredTensor::read(&self.loss_sum)?,
+        );
+        file.tensors.insert(
+            format!("{STATE_PREFIX}correct"),
+            StoredTensor::read(&self.correct)?,
+        );
+        let meta = &mut file.metadata;
+        meta.insert("format".into(), STATE_FORMAT.into());
+        for (key, value) in self.identity() {
+            meta.insert(format!("{STATE_PREFIX}config.{key}"), value);
+        }
+        let position = [
+            ("epoch", self.epoch.to_string()),
+            ("step", self.next_step.to_string()),
+            ("epochs", self.config.epochs.to_string()),
+            ("optimizer_steps", self.optimizer.steps_taken().to_string()),
+            (
+                "first_loss",
+                self.first_loss
+                    .map_or_else(String::new, |l| format!("{l:?}")),
+            ),
+        ];
+        for (key, value) in position {
+            meta.insert(format!("{STATE_PREFIX}{key}"), value);
+        }
+        Ok(file)
+    }
+
+    /// Saves [`Trainer::state`] with `extra` metadata (an application's own, such as its
+    /// history) to `path`, atomically.
+    pub fn save_state(
+        &self,
+        path: &Path,
+        extra: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<()> {
+        let mut file = self.state()?;
+        file.metadata.extend(extra);
+        file.write(path)
+    }
+
+    /// Restores a state saved by [`Trainer::state`] from `file` (read from `path`, named in
+    /// errors). The trainer must describe the same run (model, loss, optimiser, batch size,
+    /// seed, schedule, data set size); only the number of epochs may grow. Everything is
+    /// checked before anything is written.
+    pub fn restore_state(&mut self, file: &CheckpointFile, path: &Path) -> Result<()> {
+        let bad = |problem: String| Error::Data {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if file.metadata.get("format").map(String::as_str) != Some(STATE_FORMAT) {
+            return Err(bad(
+                "holds a model's weights but no training state (optimiser, position), so \
+                 training cannot resume from it; resume from a training state (Trainer::save_state)"
+                    .into(),
+            ));
+        }
+        let meta = |key: &str| -> Result<&str> {
+            file.metadata
+                .get(&format!("{STATE_PREFIX}{key}"))
+                .map(String::as_str)
+                .ok_or_else(|| bad(format!("has no {key} in its metadata")))
+        };
+        for (key, value) in self.identity() {
+            let saved = meta(&format!("config.{key}"))?;
+            if saved != value {
+                return Err(bad(format!(
+                    "was saved by a run with {key} {saved}, and this run has {key} {value}: \
+                     resume with the settings it was saved with, or start a new run"
+                )));
+            }
+        }
+        let number = |key: &str| -> Result<u64> {
+            meta(key)?
+                .parse()
+                .map_err(|_| bad(format!("has a malformed {key} in its metadata")))
+        };
+        let (epoch, step, steps) = (
+            number("epoch")? as usize,
+            number("step")? as usize,
+            number("optimizer_steps")?,
+        );
+        if step >= self.steps_per_epoch() {
+            return Err(bad(format!(
+                "is at step {step} of an epoch of {} steps",
+                self.steps_per_epoch()
+            )));
+        }
+        let first_loss = match meta("first_loss")? {
+            "" => None,
+            text => Some(
+                text.parse::<f32>()
+                    .map_err(|_| bad("has a malformed first_loss in its metadata".into()))?,
+            ),
+        };
+        // Every tensor is checked against its destination before any is written.
+        let names: Vec<String> = self
+            .model
+            .parameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut writes: Vec<(&StoredTensor, &Tensor, String)> = Vec::new();
+        for (name, (state1, state2)) in names.iter().zip(self.optimizer.state()) {
+            for (suffix, tensor) in [("state1", state1), ("state2", state2)] {
+                let key = format!("{STATE_PREFIX}optimizer.{name}.{suffix}");
+                writes.push((file.tensor(&key, path)?, tensor, key));
+            }
+        }
+        for (key, tensor) in [("loss_sum", &self.loss_sum), ("correct", &self.correct)] {
+            let key = format!("{STATE_PREFIX}{key}");
+            writes.push((file.tensor(&key, path)?, tensor, key));
+        }
+        for (stored, tensor, key) in &writes {
+            if stored.dtype != tensor.dtype() || stored.shape != tensor.shape().dims() {
+                return Err(bad(format!(
+                    "tensor {key} is {:?} {:?}, this run's is {:?} {}",
+                    stored.dtype,
+                    stored.shape,
+                    tensor.dtype(),
+                    tensor.shape()
+                )));
+            }
+        }
+        self.model.load_parameters(file, path)?;
+        for (stored, tensor, _) in writes {
+            self.device.write_buffer(tensor.buffer(), 0, &stored.bytes);
+        }
+        self.optimizer.set_steps_taken(steps);
+        self.epoch = epoch;
+        self.next_step = step;
+        self.first_loss = first_loss;
+        Ok(())
+    }
+
+    /// Reads the training state at `path` and restores it ([`Trainer::restore_state`]);
+    /// returns the file's metadata (with the application's own entries).
+    pub fn resume_from(&mut self, path: &Path) -> Result<BTreeMap<String, String>> {
+        let file = CheckpointFile::read(path)?;
+        self.restore_state(&file, path)?;
+        Ok(file.metadata)
     }
 }
+
+/// The `format` metadata of a training state.
+const STATE_FORMAT: &str = "wgsl-nn training state 1";
 
 /// `sum ← loss + sum` on the device, recorded like any op.
 fn accumulate(loss: &Var, sum: &Tensor) -> Result<()> {
@@ -390,7 +692,9 @@ impl std::fmt::Debug for Evaluator {
 }
 
 impl Evaluator {
-    /// Prepares evaluating `model` on `data` in batches of `batch_size`.
+    /// Prepares evaluating `model` on `data` in batches of at most `batch_size`: fewer where a
+    /// batch's widest activation would pass the device's binding limit (the result is the
+    /// same; only the number of replays changes).
     pub fn new(
         model: &Mlp,
         data: GpuDataset,
@@ -403,6 +707,16 @@ impl Evaluator {
                 "the batch size must be at least 1".into(),
             ));
         }
+        if data.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the evaluation set is empty: there is nothing to evaluate".into(),
+            ));
+        }
+        let widest = model.config().widths.iter().copied().max().unwrap_or(1) as u64;
+        let binding = u64::from(device.limits().max_storage_buffer_binding_size)
+            .min(device.limits().max_buffer_size);
+        let fits = usize::try_from(binding / (4 * widest)).unwrap_or(usize::MAX);
+        let batch_size = batch_size.min(fits.max(1));
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
         let mut plans = HashMap::new();
         let mut sizes = vec![batch_size.min(data.len())];

@@ -1,0 +1,181 @@
+//! What a run leaves in `--out`: the model and its metrics (the valuable part), the loss curve
+//! and the first test digits as images, and the checkpoint to resume from. Everything is drawn
+//! in memory first and written through `wgsl_nn::files`, so a file is never half-written and
+//! the set never mixes two runs.
+
+use std::path::{Path, PathBuf};
+
+use wgsl_nn::data::mnist::{PIXELS, SIDE};
+use wgsl_nn::files::{remove_if_exists, write_set};
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The file names in `--out`.
+pub const MODEL: &str = "model.safetensors";
+pub const METRICS: &str = "metrics.json";
+pub const LOSS_PLOT: &str = "loss.png";
+pub const PREDICTIONS_PLOT: &str = "predictions.png";
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// An RGB image drawn with plotters, encoded as PNG bytes.
+fn png(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&mut [u8]) -> DrawResult,
+) -> Result<Vec<u8>, String> {
+    let mut rgb = vec![255u8; width as usize * height as usize * 3];
+    draw(&mut rgb).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// The loss curve as the lecture plots it: mean training loss per epoch.
+pub fn loss_plot(losses: &[f32], text: bool) -> Result<Vec<u8>, String> {
+    use plotters::prelude::*;
+    let (width, height) = (800, 500);
+    png(width, height, |rgb| {
+        let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = losses.iter().copied().fold(0.0f32, f32::max) * 1.1;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .margin(20)
+            .x_label_area_size(if text { 40 } else { 5 })
+            .y_label_area_size(if text { 60 } else { 5 });
+        if text {
+            builder.caption("training loss per epoch", ("sans-serif", 24));
+        }
+        let mut chart =
+            builder.build_cartesian_2d(1f32..(losses.len().max(2) as f32), 0f32..top.max(1e-3))?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc("epoch")
+                .y_desc("mean loss")
+                .x_labels(losses.len().clamp(2, 20))
+                .x_label_formatter(&|x| format!("{x:.0}"));
+        } else {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.draw()?;
+        let points: Vec<(f32, f32)> = losses
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as f32 + 1.0, l))
+            .collect();
+        chart.draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// The first test digits, scaled up, with "predicted / true" under each and a green or red bar.
+pub fn predictions_plot(
+    images: &[u8],
+    predictions: &[usize],
+    labels: &[u8],
+    text: bool,
+) -> Result<Vec<u8>, String> {
+    use plotters::prelude::*;
+    let (scale, cell) = (4i32, 28 * 4 + 16);
+    let (width, height) = (
+        (cell * predictions.len().max(1) as i32) as u32,
+        (cell + 40) as u32,
+    );
+    png(width, height, |rgb| {
+        let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (i, (&predicted, &label)) in predictions.iter().zip(labels).enumerate() {
+            let x0 = i as i32 * cell + 8;
+            for (p, &v) in images[i * PIXELS..(i + 1) * PIXELS].iter().enumerate() {
+                let (r, c) = ((p / SIDE) as i32, (p % SIDE) as i32);
+                let shade = 255 - v;
+                let rect = [
+                    (x0 + c * scale, 8 + r * scale),
+                    (x0 + (c + 1) * scale, 8 + (r + 1) * scale),
+                ];
+                root.draw(&Rectangle::new(
+                    rect,
+                    RGBColor(shade, shade, shade).filled(),
+                ))?;
+            }
+            let colour = if predicted == usize::from(label) {
+                GREEN
+            } else {
+                RED
+            };
+            let bar = [
+                (x0, 8 + 28 * scale + 4),
+                (x0 + 28 * scale, 8 + 28 * scale + 8),
+            ];
+            root.draw(&Rectangle::new(bar, colour.filled()))?;
+            if text {
+                root.draw(&Text::new(
+                    format!("{predicted} / {label}"),
+                    (x0 + 30, 8 + 28 * scale + 14),
+                    ("sans-serif", 20).into_font(),
+                ))?;
+            }
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// A digit as text art, two characters per pixel so it keeps its shape.
+pub fn digit_art(pixels: &[u8]) -> Vec<String> {
+    pixels
+        .chunks(SIDE)
+        .map(|row| {
+            row.iter()
+                .map(|&p| match p {
+                    0..=63 => "  ",
+                    64..=127 => "░░",
+                    128..=191 => "▒▒",
+                    _ => "██",
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes a finished run's outputs into `out`. The model and metrics go first, as a set: both
+/// or neither. Then the plots, as a set; if they could not be drawn or written, the previous
+/// run's plots are removed (so what is left is one run's) and the problem is returned.
+pub fn write_run(
+    out: &Path,
+    model: &[u8],
+    metrics: &[u8],
+    plots: Result<(Vec<u8>, Vec<u8>), String>,
+) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    let mut written = write_set(out, &[(MODEL, model), (METRICS, metrics)])?;
+    let plots = plots
+        .map_err(|e| format!("cannot draw the plots: {e}"))
+        .and_then(|(loss, predictions)| {
+            write_set(out, &[(LOSS_PLOT, &loss), (PREDICTIONS_PLOT, &predictions)])
+                .map_err(|e| e.to_string())
+        });
+    match plots {
+        Ok(paths) => {
+            written.extend(paths);
+            Ok(written)
+        }
+        Err(problem) => {
+            for name in [LOSS_PLOT, PREDICTIONS_PLOT] {
+                remove_if_exists(&out.join(name))?;
+            }
+            Err(format!(
+                "wrote {} and {}, but not the plots: {problem}",
+                written[0].display(),
+                written[1].display()
+            )
+            .into())
+        }
+    }
+}

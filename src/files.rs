@@ -1,0 +1,147 @@
+//! Writing files so that nothing is ever half-written or mixed from two runs.
+//!
+//! Every file goes through a temporary in its destination directory (named
+//! `.wgsl-nn-*.tmp`), is flushed to disk, and is renamed over the old one: a reader sees the
+//! old file or the new one, never a part. [`write_set`] does that for a set of files and renames
+//! only once all of them are complete. A temporary left by a killed process is removed by
+//! [`remove_stale_temporaries`]. New files get the permissions the umask gives (0644 under the
+//! usual 022), not the 0600 of a private temporary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::{Error, Result};
+
+/// The prefix and suffix of every temporary this crate writes.
+const PREFIX: &str = ".wgsl-nn-";
+const SUFFIX: &str = ".tmp";
+
+fn io_error(path: &Path, operation: &str, error: std::io::Error) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        problem: format!("cannot {operation}: {error}"),
+    }
+}
+
+/// The directory `path` is written in (`.` for a bare file name).
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates `dir` (and its parents) if needed; an existing non-directory is an error naming it.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            problem: "exists and is not a directory; choose another output directory".into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create the directory", e))
+}
+
+/// Checks, before any work, that files can be written in `dir` (created if needed): writes and
+/// removes a temporary there.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    ensure_dir(dir)?;
+    let probe = temporary_in(dir, &[])?;
+    drop(probe);
+    Ok(())
+}
+
+/// A complete, flushed temporary in `dir` holding `contents`; deleted if dropped.
+fn temporary_in(dir: &Path, contents: &[u8]) -> Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(PREFIX).suffix(SUFFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode asked of open(2); the kernel applies the umask to it, as for any new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut file = builder
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, "create a file in the directory", e))?;
+    let path = file.path().to_path_buf();
+    file.write_all(contents)
+        .map_err(|e| io_error(&path, "write", e))?;
+    file.as_file()
+        .sync_all()
+        .map_err(|e| io_error(&path, "flush to disk", e))?;
+    Ok(file)
+}
+
+/// Makes the renames into `dir` durable (a no-op where directories cannot be synced).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Writes `contents` to `path` through a temporary in the same directory and a rename, so an
+/// interrupted write never leaves a half-written file and never replaces a good one.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = parent(path);
+    ensure_dir(dir)?;
+    let file = temporary_in(dir, contents)?;
+    file.persist(path)
+        .map_err(|e| io_error(path, "replace the file", e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Writes `files` (name, contents) into `dir` as a set: every file is written completely to a
+/// temporary first, and only then are they renamed into place, in the order given. If any
+/// temporary cannot be written (a full disk, say), nothing is replaced and every temporary is
+/// removed. Returns the paths written.
+pub fn write_set(dir: &Path, files: &[(&str, &[u8])]) -> Result<Vec<PathBuf>> {
+    ensure_dir(dir)?;
+    let staged = files
+        .iter()
+        .map(|(name, contents)| Ok((temporary_in(dir, contents)?, dir.join(name))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut written = Vec::with_capacity(staged.len());
+    for (file, path) in staged {
+        file.persist(&path)
+            .map_err(|e| io_error(&path, "replace the file", e.error))?;
+        written.push(path);
+    }
+    sync_dir(dir);
+    Ok(written)
+}
+
+/// Removes `path` if it exists (an error only if it exists and cannot be removed).
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the temporaries (`.wgsl-nn-*.tmp`) that a killed process left in `dir`; returns how
+/// many. Nothing else is touched. Call it only where no other process of this crate is
+/// writing into `dir` at the same time.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error(dir, "list the directory", e)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(PREFIX) && name.ends_with(SUFFIX);
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            remove_if_exists(&entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

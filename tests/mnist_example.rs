@@ -1,0 +1,351 @@
+//! The `mnist` example as a user meets it: bad flags and a bad `--out` refused before any
+//! work, Ctrl-C saving a checkpoint that resumes bit for bit, the outputs written as one set,
+//! a diverging run replacing nothing, and the same run writing the same model file.
+//!
+//! Each test runs the example binary on a few hundred real MNIST images (`MNIST_DIR`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+/// The example binary, built once per test run (in the profile these tests run in).
+fn example() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let test_exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<this test> → target/<profile>/examples/mnist
+        let profile_dir = test_exe.parent().unwrap().parent().unwrap();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "test",
+            Some(other) => other,
+            None => "test",
+        }
+        .to_string();
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "mnist",
+                "--profile",
+                &profile,
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the mnist example failed");
+        let binary = profile_dir
+            .join("examples")
+            .join(format!("mnist{}", std::env::consts::EXE_SUFFIX));
+        assert!(binary.is_file(), "no example at {}", binary.display());
+        binary
+    })
+}
+
+/// A quick run: 100 test images, and 640 training images unless `args` says otherwise.
+fn small(args: &[&str]) -> Vec<String> {
+    let mut all = Vec::new();
+    if !args.contains(&"--test-limit") {
+        all.extend(["--test-limit".to_string(), "100".to_string()]);
+    }
+    if !args.contains(&"--train-limit") {
+        all.extend(["--train-limit".to_string(), "640".to_string()]);
+    }
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
+fn mnist(out: &Path, args: &[&str]) -> Output {
+    let (dir, _) = wgsl_nn::data::mnist::resolve_data_dir(None);
+    Command::new(example())
+        .args(small(args))
+        .arg("--out")
+        .arg(out)
+        .env("MNIST_DIR", dir)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts the run failed before training, with a message containing every one of `words`.
+fn refused(output: &Output, words: &[&str]) -> String {
+    let all = text(output);
+    assert!(!output.status.success(), "should fail:\n{all}");
+    assert!(
+        !all.contains("epoch  1"),
+        "failed only after training:\n{all}"
+    );
+    assert!(!all.contains("panicked"), "{all}");
+    for word in words {
+        assert!(all.contains(word), "expected {word:?} in:\n{all}");
+    }
+    all
+}
+
+fn sha(path: &Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn losses(out: &Path) -> serde_json::Value {
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    serde_json::json!([
+        metrics["train_loss"],
+        metrics["test_accuracy"],
+        metrics["train_accuracy"]
+    ])
+}
+
+#[test]
+fn bad_flags_are_refused_before_any_work_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    refused(
+        &mnist(&out, &["--test-limit", "0"]),
+        &["--test-limit 0", "no images to evaluate"],
+    );
+    refused(
+        &mnist(&out, &["--train-limit", "0"]),
+        &["--train-limit 0", "no images to train"],
+    );
+    refused(&mnist(&out, &["--epochs", "0"]), &["--epochs 0"]);
+    refused(
+        &mnist(&out, &["--optimizer", "momentum", "--momentum", "2"]),
+        &["--momentum 2", "[0, 1)"],
+    );
+    refused(
+        &mnist(&out, &["--hidden", "0"]),
+        &["--hidden 0", "at least one unit"],
+    );
+    refused(&mnist(&out, &["--lr", "0"]), &["--lr 0", "positive"]);
+    assert!(!out.exists(), "a refused run created its output directory");
+}
+
+#[test]
+fn help_lists_every_trainable_activation_and_schedule() {
+    let output = Command::new(example()).arg("--help").output().unwrap();
+    let help = text(&output);
+    // The possible values clap lists under --activation.
+    let section = help.split("--activation <ACTIVATION>").nth(1).unwrap();
+    let section = section.split("\n      --").next().unwrap();
+    let values = section.split("[possible values: ").nth(1).unwrap();
+    let values: Vec<&str> = values.split(']').next().unwrap().split(", ").collect();
+    for activation in wgsl_nn::activation::Activation::ALL {
+        let listed = values.contains(&activation.name());
+        assert_eq!(
+            listed,
+            activation.has_gradient(),
+            "{}:\n{help}",
+            activation.name()
+        );
+    }
+    for schedule in ["constant", "step", "cosine", "onecycle"] {
+        assert!(help.contains(schedule), "{schedule}:\n{help}");
+    }
+}
+
+#[test]
+fn an_out_that_is_a_file_or_cannot_be_created_fails_before_training_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, b"mine").unwrap();
+    refused(&mnist(&file, &[]), &["taken", "not a directory"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    let below_a_file = file.join("out");
+    refused(&mnist(&below_a_file, &[]), &["taken", "--out"]);
+}
+
+#[test]
+fn a_missing_data_directory_with_no_download_does_not_suggest_downloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(example())
+        .args(["--no-download", "--data-dir"])
+        .arg(dir.path().join("nowhere"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let all = refused(&output, &["--no-download", "nowhere"]);
+    assert!(all.contains("drop --no-download"), "{all}");
+}
+
+#[test]
+fn the_same_run_twice_writes_the_same_model_file_and_modes_follow_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let output = mnist(out, &["--epochs", "1"]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    assert_eq!(
+        sha(&a.join("model.safetensors")),
+        sha(&b.join("model.safetensors"))
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A file std creates gets 0666 less the umask; ours must get the same.
+        let reference = dir.path().join("reference");
+        std::fs::write(&reference, b"").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for name in [
+            "model.safetensors",
+            "metrics.json",
+            "loss.png",
+            "predictions.png",
+            "checkpoint.safetensors",
+        ] {
+            assert_eq!(mode(&a.join(name)), mode(&reference), "{name}");
+        }
+    }
+}
+
+#[test]
+fn four_epochs_equal_two_epochs_resumed_for_two_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (straight, resumed) = (dir.path().join("straight"), dir.path().join("resumed"));
+    let adam = ["--optimizer", "adam", "--lr", "0.002"];
+    let run = |out: &Path, extra: &[&str]| {
+        let output = mnist(out, &[&adam[..], extra].concat());
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    run(&straight, &["--epochs", "4"]);
+    run(&resumed, &["--epochs", "2"]);
+    // A fresh run over an unfinished one is refused; resuming it with other flags too.
+    let resumed_dir = resumed.to_str().unwrap();
+    let shown = run(&resumed, &["--epochs", "4", "--resume", resumed_dir]);
+    assert!(shown.contains("resumed from"), "{shown}");
+    assert_eq!(
+        sha(&straight.join("model.safetensors")),
+        sha(&resumed.join("model.safetensors"))
+    );
+    assert_eq!(losses(&straight), losses(&resumed));
+}
+
+#[test]
+fn a_resume_with_another_activation_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = mnist(&out, &["--epochs", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let before = sha(&out.join("model.safetensors"));
+    let output = mnist(
+        &out,
+        &[
+            "--epochs",
+            "2",
+            "--activation",
+            "tanh",
+            "--resume",
+            out.to_str().unwrap(),
+        ],
+    );
+    refused(&output, &["activation relu", "activation tanh"]);
+    assert_eq!(sha(&out.join("model.safetensors")), before);
+}
+
+#[test]
+fn ctrl_c_stops_at_a_step_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (straight, stopped) = (dir.path().join("straight"), dir.path().join("stopped"));
+    // Three epochs of 50 steps: the interrupt lands in the second or at its end.
+    let flags = ["--train-limit", "3200", "--epochs", "3"];
+    let output = mnist(&straight, &flags);
+    assert!(output.status.success(), "{}", text(&output));
+
+    // A leftover of a killed run, which the next run must remove.
+    std::fs::create_dir_all(&stopped).unwrap();
+    std::fs::write(stopped.join(".wgsl-nn-killed.tmp"), b"partial").unwrap();
+    let (data, _) = wgsl_nn::data::mnist::resolve_data_dir(None);
+    let mut child = Command::new(example())
+        .args(small(&flags))
+        .arg("--out")
+        .arg(&stopped)
+        .env("MNIST_DIR", data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first epoch is done, in the middle of the second.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.starts_with("epoch  1:") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    seen.push_str(&rest);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("resume with:"), "{seen}");
+    assert!(stopped.join("checkpoint.safetensors").is_file());
+    assert!(
+        !stopped.join(".wgsl-nn-killed.tmp").exists(),
+        "stale temporary kept"
+    );
+    assert!(
+        !stopped.join("model.safetensors").exists(),
+        "an interrupted run wrote a model"
+    );
+
+    // Starting afresh over it is refused; resuming finishes the run on the same bits.
+    refused(&mnist(&stopped, &flags), &["unfinished run", "--resume"]);
+    let output = mnist(
+        &stopped,
+        &[&flags[..], &["--resume", stopped.to_str().unwrap()]].concat(),
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        sha(&straight.join("model.safetensors")),
+        sha(&stopped.join("model.safetensors"))
+    );
+    assert_eq!(losses(&straight), losses(&stopped));
+}
+
+#[test]
+fn a_diverging_run_is_stopped_and_replaces_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = mnist(&out, &["--epochs", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let names = [
+        "model.safetensors",
+        "metrics.json",
+        "loss.png",
+        "predictions.png",
+    ];
+    let before: Vec<String> = names.iter().map(|n| sha(&out.join(n))).collect();
+    let output = mnist(&out, &["--epochs", "2", "--lr", "100", "--restart"]);
+    let all = text(&output);
+    assert!(!output.status.success(), "{all}");
+    assert!(all.contains("diverged") && all.contains("--lr 10"), "{all}");
+    let after: Vec<String> = names.iter().map(|n| sha(&out.join(n))).collect();
+    assert_eq!(before, after, "a diverged run replaced an output");
+}
