@@ -447,7 +447,7 @@ impl Trainer {
             self.step(self.next_step)?;
             let done = self.next_step;
             let every = self.config.report_loss_every;
-            let running = if every > 0 && done % every == 0 {
+            let running = if every > 0 && done.is_multiple_of(every) {
                 let loss = self.mean_loss_so_far(done)?;
                 self.check_divergence(loss)?;
                 Some(loss)
@@ -713,7 +713,9 @@ impl Evaluator {
             ));
         }
         let widest = model.config().widths.iter().copied().max().unwrap_or(1) as u64;
-        let binding = u64::from(device.limits().max_storage_buffer_binding_size)
+        let binding = device
+            .limits()
+            .max_storage_buffer_binding_size
             .min(device.limits().max_buffer_size);
         let fits = usize::try_from(binding / (4 * widest)).unwrap_or(usize::MAX);
         let batch_size = batch_size.min(fits.max(1));
