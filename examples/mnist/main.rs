@@ -473,7 +473,12 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             seed: args.seed,
         },
     )
-    .map_err(|e| bad_flag(format!("--hidden: {e}")))?;
+    .map_err(|e| {
+        bad_flag(format!(
+            "--hidden {:?}: the model does not fit: {e}",
+            args.hidden
+        ))
+    })?;
     println!(
         "model: {widths:?}, {}, {} parameters",
         activation.name(),
