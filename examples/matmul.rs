@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use wgsl_nn::matmul::{Matmul, MatmulOptions};
-use wgsl_nn::{Device, Tensor, cpu};
+use wgsl_nn::{Device, Shape, Tensor, cpu};
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -32,20 +32,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let device = Device::new()?;
     println!("adapter: {}", device.adapter());
+    // Every size against the device before any memory is allocated for it, host or device.
+    for shape in [[m, k], [k, n], [m, n]] {
+        device.check_tensor_size(&Shape::new(shape))?;
+    }
 
     // A fixed-seed xorshift keeps the example free of extra dependencies.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut random = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
+    let mut random = |len: usize| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+        let mut values = Vec::new();
+        values
+            .try_reserve_exact(len)
+            .map_err(|e| format!("cannot allocate {len} host values: {e}"))?;
+        values.extend((0..len).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }));
+        Ok(values)
     };
-    let (a_host, b_host) = (random(m * k), random(k * n));
+    let (a_host, b_host) = (random(m * k)?, random(k * n)?);
     let a = Tensor::from_slice(&device, &a_host, [m, k])?;
     let b = Tensor::from_slice(&device, &b_host, [k, n])?;
     let c = Tensor::uninit(&device, [m, n])?;
@@ -76,7 +83,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "{m}x{k} · {k}x{n} with the {:?} kernel: {:.3} ms, {:.2} GFLOP/s, max |GPU - CPU| = {max_error:.3e}",
         plan.kernel(),
         seconds * 1e3,
-        2.0 * (m * k * n) as f64 / seconds / 1e9
+        2.0 * m as f64 * k as f64 * n as f64 / seconds / 1e9
     );
     Ok(())
 }

@@ -21,9 +21,24 @@ impl Shape {
         &self.0
     }
 
-    /// The number of elements (1 for a scalar shape `[]`).
+    /// The number of elements (1 for a scalar shape `[]`), or `None` when the product of
+    /// the dimensions does not fit in a `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+
+    /// The number of elements (1 for a scalar shape `[]`), saturating at `usize::MAX` for a
+    /// shape whose product does not fit (no tensor can have such a shape: creating one is
+    /// [`Error::TooLarge`]).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.checked_numel().unwrap_or(usize::MAX)
+    }
+
+    /// The bytes of `element_size`-byte elements in this shape, or `None` on overflow.
+    pub fn checked_bytes(&self, element_size: u64) -> Option<u64> {
+        u64::try_from(self.checked_numel()?)
+            .ok()?
+            .checked_mul(element_size)
     }
 
     /// `(rows, cols)` of a 2-D shape, or a shape error naming `op`.
@@ -112,24 +127,28 @@ impl fmt::Debug for Tensor {
 }
 
 impl Tensor {
-    fn bytes_for(device: &Device, shape: &Shape) -> Result<u64> {
+    /// The byte size of a tensor of `shape`, or [`Error::TooLarge`] naming the shape when its
+    /// element count overflows or exceeds what kernels can index (u32).
+    pub(crate) fn bytes_for(shape: &Shape) -> Result<u64> {
+        let too_large = |requested: String| Error::TooLarge {
+            what: format!("a tensor of shape {shape}"),
+            requested,
+            limit: format!("{} elements", u32::MAX),
+            limit_name: "u32 element indexing",
+        };
+        let Some(numel) = shape.checked_numel() else {
+            return Err(too_large(format!(
+                "more than {} elements (the product of its dimensions overflows)",
+                usize::MAX
+            )));
+        };
         // Kernels index elements with u32.
-        if shape.numel() as u64 > u64::from(u32::MAX) {
-            return Err(Error::TooLarge {
-                what: format!("a tensor of shape {shape}"),
-                requested: format!("{} elements", shape.numel()),
-                limit: format!("{} elements", u32::MAX),
-                limit_name: "u32 element indexing",
-            });
+        if u64::try_from(numel).map_or(true, |n| n > u64::from(u32::MAX)) {
+            return Err(too_large(format!("{numel} elements")));
         }
-        (shape.numel() as u64)
-            .checked_mul(4)
-            .ok_or_else(|| Error::TooLarge {
-                what: format!("a tensor of shape {shape}"),
-                requested: "more than 2^64 bytes".into(),
-                limit: format!("{} bytes", device.limits().max_buffer_size),
-                limit_name: "max_buffer_size",
-            })
+        shape
+            .checked_bytes(4)
+            .ok_or_else(|| too_large(format!("{numel} elements")))
     }
 
     /// An f32 tensor whose contents are unspecified (a recycled buffer); for kernel outputs
@@ -141,7 +160,7 @@ impl Tensor {
     /// Like [`Tensor::uninit`], of any element type.
     pub fn uninit_of(device: &Device, shape: impl Into<Shape>, dtype: DType) -> Result<Self> {
         let shape = shape.into();
-        let bytes = Self::bytes_for(device, &shape)?;
+        let bytes = Self::bytes_for(&shape)?;
         let what = format!("a tensor of shape {shape}");
         let buffer = device.acquire_buffer(&what, bytes, TENSOR_USAGE)?;
         Ok(Self {
@@ -197,6 +216,8 @@ impl Tensor {
         shape: Shape,
         dtype: DType,
     ) -> Result<Self> {
+        // A shape too large for any tensor is that error, not a length mismatch.
+        Self::bytes_for(&shape)?;
         if len != shape.numel() {
             return Err(Error::shape(
                 "Tensor upload",
@@ -228,19 +249,13 @@ impl Tensor {
     /// Copies an f32 tensor to the host: one submit and one host sync.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.expect_dtype("Tensor::to_vec", DType::F32)?;
-        let bytes = self
-            .device()
-            .read_buffer(self.buffer(), 0, self.byte_len())?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        self.device().read_buffer(self.buffer(), 0, self.byte_len())
     }
 
     /// Copies a u32 tensor to the host: one submit and one host sync.
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
-        let bytes = self
-            .device()
-            .read_buffer(self.buffer(), 0, self.byte_len())?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        self.device().read_buffer(self.buffer(), 0, self.byte_len())
     }
 
     /// The element type.

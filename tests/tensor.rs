@@ -146,3 +146,50 @@ fn matmul_allocating_form_rejects_accumulate() {
         Error::InvalidArgument(_)
     ));
 }
+
+#[test]
+fn a_shape_whose_element_count_overflows_is_too_large_naming_the_shape() {
+    // 2^33 · 2^33 wraps to 0 in a plain usize product: a 16-byte buffer for 2^66 elements.
+    let dims = [1usize << 33, 1 << 33];
+    let shape = Shape::new(dims);
+    assert_eq!(shape.checked_numel(), None);
+    assert_eq!(
+        shape.numel(),
+        usize::MAX,
+        "numel saturates instead of wrapping"
+    );
+    assert_eq!(shape.checked_bytes(4), None);
+    let device = gpu();
+    let results = [
+        ("uninit", Tensor::uninit(device, dims)),
+        ("zeros", Tensor::zeros(device, dims)),
+        ("from_slice", Tensor::from_slice(device, &[], dims)),
+        ("from_u32", Tensor::from_u32(device, &[], dims)),
+    ];
+    for (what, result) in results {
+        let error = result.unwrap_err();
+        assert!(matches!(error, Error::TooLarge { .. }), "{what}: {error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("[8589934592, 8589934592]"),
+            "{what}: {message}"
+        );
+    }
+    assert!(matches!(
+        device.check_tensor_size(&shape).unwrap_err(),
+        Error::TooLarge { .. }
+    ));
+    // Three dimensions whose product wraps to exactly 2^64 ≡ 0.
+    let wraps_to_zero = [1usize << 22, 1 << 21, 1 << 21];
+    assert!(matches!(
+        Tensor::uninit(device, wraps_to_zero).unwrap_err(),
+        Error::TooLarge { .. }
+    ));
+    // Past u32 indexing without overflowing: named as such.
+    let error = Tensor::uninit(device, [1usize << 16, 1 << 16]).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { .. }), "{error:?}");
+    assert!(error.to_string().contains("4294967296 elements"), "{error}");
+    // Reshaping into an overflowing shape is a shape error, not a panic.
+    let t = Tensor::zeros(device, [4]).unwrap();
+    assert!(matches!(t.reshape(dims).unwrap_err(), Error::Shape { .. }));
+}

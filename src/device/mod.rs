@@ -39,7 +39,6 @@ struct Inner {
     queue: wgpu::Queue,
     summary: AdapterSummary,
     limits: wgpu::Limits,
-    features: wgpu::Features,
     counters: Counters,
     pipelines: Mutex<PipelineCache>,
     pool: Mutex<BufferPool>,
@@ -78,15 +77,10 @@ impl Device {
         let summary = AdapterSummary::from_info(&info);
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
         // workgroups at 256 invocations, far below what most adapters offer.
-        let limits = adapter.limits();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY
-            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
-        let features = adapter.features() & wanted;
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("wgsl-nn"),
-            required_features: features,
-            required_limits: limits.clone(),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
@@ -98,6 +92,8 @@ impl Device {
                     reason: e.to_string(),
                 }
             })?;
+        // What the device was actually given, which every size check goes by.
+        let limits = device.limits();
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&uncaptured);
@@ -118,7 +114,6 @@ impl Device {
                 queue,
                 summary,
                 limits,
-                features,
                 counters: Counters::default(),
                 pipelines: Mutex::default(),
                 pool: Mutex::default(),
@@ -133,22 +128,9 @@ impl Device {
         &self.inner.summary
     }
 
-    /// The limits the device was created with (the adapter's own).
+    /// The limits the device was created with: the adapter's own, as the device reports them.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
-    }
-
-    /// Whether GPU timestamp queries are enabled.
-    pub fn supports_timestamps(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-    }
-
-    /// True for a device that runs on the CPU (e.g. Mesa's lavapipe), which prefers different
-    /// kernels from a real GPU.
-    pub fn is_cpu(&self) -> bool {
-        self.inner.summary.device_type == wgpu::DeviceType::Cpu
     }
 
     /// The counters since the device was created.
@@ -255,8 +237,10 @@ impl Device {
         Ok(pipeline)
     }
 
-    /// Checks `bytes` against the device's buffer limits.
-    pub(crate) fn check_buffer_size(&self, what: &str, bytes: u64, storage: bool) -> Result<()> {
+    /// Checks that a buffer of `bytes` bytes fits the device: [`Error::TooLarge`] naming `what`
+    /// and the limit (`max_buffer_size`, or `max_storage_buffer_binding_size` for a buffer
+    /// kernels bind as `storage` when that is the smaller one). Nothing is allocated.
+    pub fn check_buffer_size(&self, what: &str, bytes: u64, storage: bool) -> Result<()> {
         let limits = &self.inner.limits;
         let (limit, name) =
             if storage && limits.max_storage_buffer_binding_size < limits.max_buffer_size {
@@ -278,6 +262,19 @@ impl Device {
         Ok(())
     }
 
+    /// Checks that a tensor of `shape` fits the device, before anything (on the device or the
+    /// host) is allocated for it: [`Error::TooLarge`] when its element count overflows or
+    /// passes u32 indexing, or its buffer passes the device's limits. Returns its bytes.
+    pub fn check_tensor_size(&self, shape: &crate::Shape) -> Result<u64> {
+        let bytes = crate::Tensor::bytes_for(shape)?;
+        self.check_buffer_size(
+            &format!("a tensor of shape {shape}"),
+            buffer_size(bytes),
+            true,
+        )?;
+        Ok(bytes)
+    }
+
     /// A buffer of at least `bytes` (rounded up to 16) with `usage`, from the pool when one is idle.
     pub(crate) fn acquire_buffer(
         &self,
@@ -286,7 +283,7 @@ impl Device {
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer> {
         self.check(what)?;
-        let size = bytes.max(16).next_multiple_of(16);
+        let size = buffer_size(bytes);
         self.check_buffer_size(what, size, usage.contains(wgpu::BufferUsages::STORAGE))?;
         if let Some(buffer) = lock(&self.inner.pool).take(size, usage) {
             return Ok(buffer);
@@ -415,16 +412,29 @@ impl Device {
         self.check("wait")
     }
 
-    /// Reads `bytes` bytes of `source` from `offset`: a copy into a staging buffer, one submit
-    /// and one host sync.
-    pub(crate) fn read_buffer(
+    /// Reads `bytes` bytes of `source` from `offset` as values of `T` (`bytes` a multiple of
+    /// their size): a copy into a staging buffer, one submit and one host sync. The host
+    /// memory is reserved first, fallibly, so a tensor too large for the host is an error
+    /// before the device does anything, not an abort.
+    pub(crate) fn read_buffer<T: bytemuck::Pod>(
         &self,
         source: &wgpu::Buffer,
         offset: u64,
         bytes: u64,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Vec<T>> {
+        let size = std::mem::size_of::<T>() as u64;
+        if !bytes.is_multiple_of(size) {
+            return Err(Error::Readback(format!(
+                "{bytes} bytes are not a whole number of {size}-byte values"
+            )));
+        }
+        let mut values: Vec<T> = Vec::new();
+        let count = usize::try_from(bytes / size).map_err(|_| host_memory(bytes, "too large"))?;
+        values
+            .try_reserve_exact(count)
+            .map_err(|e| host_memory(bytes, &e.to_string()))?;
         if bytes == 0 {
-            return Ok(Vec::new());
+            return Ok(values);
         }
         let staging = self.acquire_buffer("readback staging buffer", bytes, STAGING_USAGE)?;
         let mut encoder = self.encoder();
@@ -447,15 +457,31 @@ impl Device {
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("the map callback never ran".into())),
         }
-        let data = {
+        {
             let view = staging
                 .get_mapped_range(0..bytes)
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            view.to_vec()
-        };
+            // Within the capacity reserved above: no reallocation.
+            values.resize(count, <T as bytemuck::Zeroable>::zeroed());
+            bytemuck::cast_slice_mut::<T, u8>(&mut values).copy_from_slice(&view);
+        }
         staging.unmap();
         self.release_buffer(staging);
         Counters::add(&self.inner.counters.bytes_read_back, bytes);
-        Ok(data)
+        Ok(values)
     }
+}
+
+/// The size of the buffer that holds `bytes` bytes: at least 16, a multiple of 16 (so pooled
+/// buffers can be reused for nearby sizes).
+fn buffer_size(bytes: u64) -> u64 {
+    bytes.max(16).next_multiple_of(16)
+}
+
+/// The error for a readback whose host memory could not be reserved.
+fn host_memory(bytes: u64, reason: &str) -> Error {
+    Error::Readback(format!(
+        "could not reserve {bytes} bytes of host memory for the data ({reason}); read a \
+         smaller tensor, or free host memory"
+    ))
 }
