@@ -12,11 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// No adapter matched the request.
-    #[error(
-        "no GPU adapter found ({tried}). Install a GPU driver with Vulkan, Metal or DX12 support; \
-         on a headless Linux machine `apt-get install mesa-vulkan-drivers libvulkan1` provides a \
-         software Vulkan device (lavapipe). `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER` narrow the search."
-    )]
+    #[error("could not choose a GPU adapter: {tried}")]
     NoAdapter {
         /// What was searched and what was found, for the message.
         tried: String,

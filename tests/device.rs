@@ -6,7 +6,7 @@ mod common;
 use common::{fresh_gpu, gpu};
 use wgsl_nn::device::ShaderSource;
 use wgsl_nn::matmul::{Matmul, MatmulKernel, MatmulOptions, matmul_into};
-use wgsl_nn::{Device, DeviceOptions, Error, Tensor, list_adapters};
+use wgsl_nn::{Device, DeviceOptions, Error, Shape, Tensor, list_adapters};
 
 #[test]
 fn lists_adapters_with_name_backend_type_and_driver() {
@@ -21,22 +21,61 @@ fn lists_adapters_with_name_backend_type_and_driver() {
     assert!(line.contains(&chosen.name) && line.contains(&format!("{:?}", chosen.backend)));
 }
 
-#[test]
-fn device_uses_the_adapters_limits_not_the_defaults() {
-    let limits = gpu().limits();
-    // WebGPU's defaults are the floor any adapter offers; the device must ask for the adapter's
-    // own limits, which are at least these.
-    let defaults = wgpu::Limits::default();
-    assert!(limits.max_storage_buffer_binding_size >= defaults.max_storage_buffer_binding_size);
-    assert!(
-        limits.max_compute_invocations_per_workgroup
-            >= defaults.max_compute_invocations_per_workgroup
-    );
-    assert!(limits.max_buffer_size >= defaults.max_buffer_size);
+/// The limits of the adapter `device` runs on, asked of wgpu directly.
+fn adapter_limits(device: &Device) -> wgpu::Limits {
+    let summary = device.adapter();
+    let backends = wgpu::Backends::from(summary.backend);
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    descriptor.backends = backends;
+    let instance = wgpu::Instance::new(descriptor);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let adapter = adapters
+        .iter()
+        .find(|a| {
+            let info = a.get_info();
+            (
+                &info.name,
+                info.backend,
+                info.device_type,
+                &info.driver_info,
+            ) == (
+                &summary.name,
+                summary.backend,
+                summary.device_type,
+                &summary.driver_info,
+            )
+        })
+        .unwrap_or_else(|| panic!("the device's adapter {summary} is not enumerated"));
+    adapter.limits()
 }
 
 #[test]
-fn no_matching_adapter_is_an_error_that_lists_what_was_tried() {
+fn device_uses_the_adapters_limits_not_the_defaults() {
+    let device = gpu();
+    // What the wgpu device was actually created with, not a copy kept beside it.
+    let actual = device.wgpu_device().limits();
+    assert_eq!(
+        actual,
+        adapter_limits(device),
+        "the device must be created with its adapter's own limits"
+    );
+    assert_eq!(
+        *device.limits(),
+        actual,
+        "Device::limits must report the device's limits"
+    );
+    // WebGPU's defaults are the floor any adapter offers.
+    let defaults = wgpu::Limits::default();
+    assert!(actual.max_storage_buffer_binding_size >= defaults.max_storage_buffer_binding_size);
+    assert!(
+        actual.max_compute_invocations_per_workgroup
+            >= defaults.max_compute_invocations_per_workgroup
+    );
+    assert!(actual.max_buffer_size >= defaults.max_buffer_size);
+}
+
+#[test]
+fn no_matching_adapter_is_an_error_that_lists_what_exists_and_how_to_pick() {
     let options = DeviceOptions::default().with_adapter_name("no-such-adapter-xyz");
     let error = Device::with_options(&options).unwrap_err();
     assert!(matches!(error, Error::NoAdapter { .. }), "{error:?}");
@@ -44,14 +83,17 @@ fn no_matching_adapter_is_an_error_that_lists_what_was_tried() {
     assert!(message.contains("no-such-adapter-xyz"), "{message}");
     assert!(
         message.contains(&gpu().adapter().name),
-        "found adapters are not listed: {message}"
+        "the adapters that exist are not listed: {message}"
     );
     assert!(
-        message.contains("mesa-vulkan-drivers"),
-        "no hint on how to get one: {message}"
+        message.contains(wgsl_nn::device::ADAPTER_ENV),
+        "no word on how to pick one: {message}"
+    );
+    assert!(
+        !message.contains("Install") && !message.contains("mesa-vulkan-drivers"),
+        "an adapter exists, so no driver is missing: {message}"
     );
 }
-
 #[test]
 fn unknown_backend_name_is_an_invalid_argument() {
     let error = DeviceOptions::default().with_backend("cuda").unwrap_err();
@@ -61,16 +103,123 @@ fn unknown_backend_name_is_an_invalid_argument() {
 
 #[test]
 fn adapter_name_filter_selects_the_named_adapter() {
-    let name = gpu().adapter().name.clone();
-    let fragment = name.split_whitespace().next().unwrap().to_uppercase();
-    let device =
-        Device::with_options(&DeviceOptions::default().with_adapter_name(fragment)).unwrap();
+    // A filter that matches nothing must fail: were the filter ignored, it would open the
+    // default adapter.
+    let none = DeviceOptions::default().with_adapter_name("nonexistent-adapter-name");
     assert!(
-        device
-            .adapter()
-            .name
-            .to_uppercase()
-            .contains(&name.split_whitespace().next().unwrap().to_uppercase())
+        matches!(Device::with_options(&none), Err(Error::NoAdapter { .. })),
+        "a filter matching no adapter was ignored"
+    );
+    // A part of the name from its middle, in another case, selects the adapter.
+    let name = gpu().adapter().name.clone();
+    let chars: Vec<char> = name.chars().collect();
+    let fragment: String = chars[chars.len() / 4..chars.len() / 4 + (chars.len() / 2).max(1)]
+        .iter()
+        .collect::<String>()
+        .to_uppercase();
+    let device =
+        Device::with_options(&DeviceOptions::default().with_adapter_name(&fragment)).unwrap();
+    assert!(
+        device.adapter().name.to_uppercase().contains(&fragment),
+        "`{fragment}` selected {}",
+        device.adapter()
+    );
+}
+
+/// The child half of the next test: runs with `VK_ICD_FILENAMES` pointing nowhere.
+fn no_vulkan_driver_child() {
+    let native = list_adapters(Some(wgpu::Backends::PRIMARY));
+    if !native.is_empty() {
+        // Metal or DX12 still have an adapter: nothing to explain.
+        Device::new().expect("a native adapter exists");
+        return;
+    }
+    let message = Device::new().unwrap_err().to_string();
+    assert!(
+        message.contains("VK_ICD_FILENAMES=/nonexistent.json"),
+        "{message}"
+    );
+    let gl = list_adapters(Some(wgpu::Backends::GL));
+    match gl.first() {
+        Some(adapter) => {
+            assert!(
+                !message.contains("any backend") && !message.contains("at all"),
+                "an OpenGL adapter exists: {message}"
+            );
+            assert!(message.contains(&adapter.name), "{message}");
+            assert!(message.contains("WGSL_NN_BACKEND=gl"), "{message}");
+        }
+        None => assert!(message.contains("mesa-vulkan-drivers"), "{message}"),
+    }
+}
+
+#[test]
+fn without_a_vulkan_driver_the_error_names_the_backend_that_has_an_adapter() {
+    const TEST: &str = "without_a_vulkan_driver_the_error_names_the_backend_that_has_an_adapter";
+    if std::env::var_os("WGSL_NN_TEST_CHILD").is_some() {
+        return no_vulkan_driver_child();
+    }
+    // The Vulkan loader reads VK_ICD_FILENAMES once per process: run in a child process.
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("WGSL_NN_TEST_CHILD", "1")
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env_remove(wgsl_nn::device::BACKEND_ENV)
+        .env_remove(wgsl_nn::device::ADAPTER_ENV)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran no test:\n{text}");
+}
+
+#[test]
+fn check_tensor_size_refuses_a_tensor_beyond_the_limits_before_allocating() {
+    let device = fresh_gpu();
+    let limits = device.limits().clone();
+    let (limit, name) = if limits.max_storage_buffer_binding_size < limits.max_buffer_size {
+        (
+            limits.max_storage_buffer_binding_size,
+            "max_storage_buffer_binding_size",
+        )
+    } else {
+        (limits.max_buffer_size, "max_buffer_size")
+    };
+    let before = device.counters();
+    let elements = (limit / 4 + 1) as usize;
+    let error = device
+        .check_tensor_size(&Shape::new([elements]))
+        .unwrap_err();
+    match &error {
+        Error::TooLarge { limit_name, .. } => assert_eq!(*limit_name, name, "{error}"),
+        other => panic!("{other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains(name) && message.contains(&limit.to_string()),
+        "the limit is not named: {message}"
+    );
+    assert!(message.contains(&format!("[{elements}]")), "{message}");
+    // The check allocates nothing; a size that fits passes and gives its bytes.
+    assert_eq!(device.counters() - before, Default::default());
+    assert_eq!(device.check_tensor_size(&Shape::new([3, 5])).unwrap(), 60);
+    // A buffer that is not bound as storage goes by max_buffer_size alone.
+    let error = device
+        .check_buffer_size("a staging buffer", limits.max_buffer_size + 1, false)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::TooLarge {
+                limit_name: "max_buffer_size",
+                ..
+            }
+        ),
+        "{error:?}"
     );
 }
 
