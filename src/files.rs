@@ -52,8 +52,9 @@ pub fn check_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A complete, flushed temporary in `dir` holding `contents`; deleted if dropped.
-fn temporary_in(dir: &Path, contents: &[u8]) -> Result<NamedTempFile> {
+/// An empty temporary in `dir`, named as [`remove_stale_temporaries`] finds it, with the
+/// umask's mode; deleted if dropped, renamed into place with `persist`.
+pub(crate) fn empty_temporary_in(dir: &Path) -> Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(PREFIX).suffix(SUFFIX);
     #[cfg(unix)]
@@ -62,9 +63,14 @@ fn temporary_in(dir: &Path, contents: &[u8]) -> Result<NamedTempFile> {
         // The mode asked of open(2); the kernel applies the umask to it, as for any new file.
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let mut file = builder
+    builder
         .tempfile_in(dir)
-        .map_err(|e| io_error(dir, "create a file in the directory", e))?;
+        .map_err(|e| io_error(dir, "create a file in the directory", e))
+}
+
+/// A complete, flushed temporary in `dir` holding `contents`; deleted if dropped.
+fn temporary_in(dir: &Path, contents: &[u8]) -> Result<NamedTempFile> {
+    let mut file = empty_temporary_in(dir)?;
     let path = file.path().to_path_buf();
     file.write_all(contents)
         .map_err(|e| io_error(&path, "write", e))?;

@@ -43,10 +43,9 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, Option<u64>);
 /// Downloads whichever of the four MNIST files `dir` lacks. Each file is checked (structure
 /// and SHA-256 of the content) before it is renamed into place.
 pub fn download_mnist(dir: &Path, options: &DownloadOptions, progress: Progress<'_>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Data {
-        path: dir.to_path_buf(),
-        problem: format!("cannot create the directory: {e}"),
-    })?;
+    crate::files::ensure_dir(dir)?;
+    // A download that was killed left its partial file as a temporary: start clean.
+    crate::files::remove_stale_temporaries(dir)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(options.timeout))
         .build()
@@ -101,8 +100,7 @@ fn fetch(
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| format!("cannot create a temporary file: {e}"))?;
+    let mut temp = crate::files::empty_temporary_in(dir).map_err(|e| e.to_string())?;
     let mut reader = response.body_mut().as_reader();
     let mut buffer = vec![0u8; 1 << 16];
     let mut received = 0u64;
