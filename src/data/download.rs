@@ -123,7 +123,8 @@ fn fetch(
     }
     temp.flush().map_err(|e| format!("cannot write: {e}"))?;
     // Validate what arrived (decompressed if gzip) before it may be used.
-    let raw = idx::read_maybe_gz(temp.path()).map_err(|e| e.to_string())?;
+    let raw = idx::read_maybe_gz_limited(temp.path(), super::mnist::read_limit())
+        .map_err(|e| e.to_string())?;
     validate_file(temp.path(), file, &raw, true).map_err(|e| e.to_string())?;
     let gzip = std::fs::read(temp.path())
         .map(|b| b.starts_with(&[0x1f, 0x8b]))

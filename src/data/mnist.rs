@@ -203,6 +203,25 @@ pub fn validate_file(
     Ok(())
 }
 
+impl MnistFile {
+    /// The exact length of the (uncompressed) file.
+    pub fn byte_len(&self) -> usize {
+        let len = if self.images {
+            idx::images_len(self.count, SIDE, SIDE)
+        } else {
+            idx::labels_len(self.count)
+        };
+        len.expect("the four MNIST sizes fit in usize")
+    }
+}
+
+/// The most bytes any MNIST file is read or inflated to (the training images' length): a file
+/// that would be longer is refused before it takes more memory, and anything shorter is read
+/// whole so that validation can say what it is (a labels file in an images file's place, say).
+pub fn read_limit() -> usize {
+    FILES.iter().map(MnistFile::byte_len).max().unwrap_or(0)
+}
+
 impl Mnist {
     /// Loads and validates the four files from `dir` (raw or `.gz`).
     pub fn load(dir: &Path) -> Result<Self> {
@@ -249,7 +268,7 @@ impl Mnist {
         for (file, found) in FILES.iter().zip(&found) {
             let raw_path = raw_dir.join(file.name);
             if raw_path.is_file() {
-                let raw = idx::read_maybe_gz(&raw_path)?;
+                let raw = idx::read_maybe_gz_limited(&raw_path, read_limit())?;
                 match validate_file(&raw_path, file, &raw, options.verify_checksums) {
                     Ok(()) => continue,
                     // A bad raw file with its archive beside it (a copy of ours, damaged) is
@@ -259,7 +278,7 @@ impl Mnist {
                 }
             }
             let source = found.gz.as_ref().or(found.raw.as_ref()).expect("located");
-            let raw = idx::read_maybe_gz(source)?;
+            let raw = idx::read_maybe_gz_limited(source, read_limit())?;
             validate_file(source, file, &raw, options.verify_checksums)?;
             crate::files::write_atomically(&raw_path, &raw)?;
         }

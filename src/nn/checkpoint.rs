@@ -163,8 +163,11 @@ impl CheckpointFile {
                     .map_err(|e| data_error(path, format!("cannot serialise {name}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        let bytes = safetensors::serialize(views, Some(metadata))
+        // No map at all when it is empty: safetensors 0.6 writes an invalid header for an
+        // empty one beside no tensors (safetensors PR #761).
+        let metadata = (!self.metadata.is_empty())
+            .then(|| self.metadata.clone().into_iter().collect::<HashMap<_, _>>());
+        let bytes = safetensors::serialize(views, metadata)
             .map_err(|e| data_error(path, format!("cannot serialise: {e}")))?;
         sort_header(&bytes).map_err(|e| data_error(path, format!("cannot serialise: {e}")))
     }
