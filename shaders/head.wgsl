@@ -13,10 +13,14 @@
 //   the optimiser's update of W and b, which head_rows has finished reading.
 //
 // Every sum runs in the order of the unfused kernels: each logit and each dx, W_grad element
-// is one fma chain in k order from 0 (as the matmul kernels), each b_grad element a sum in row
-// order (as the reduce family), and the softmax is softmax_ce_rows' arithmetic. So the fused
-// head gives the unfused plan's bits, except the loss itself, whose terms are summed in
+// is one fma chain in k order from 0 (as the matmul kernels), each b_grad element the reduce
+// family's blocked sum in row order, and the softmax is softmax_ce_rows' arithmetic. So the
+// fused head gives the unfused plan's bits, except the loss itself, whose terms are summed in
 // another (fixed) order than the reduce family's.
+//
+// No passes over long loops (as the matmul and loss kernels have): lavapipe stops an
+// invocation's loops once it has run 65535 iterations in all, so the host fuses a layer into
+// the head only when its loops stay well below that (head::fits); others run unfused.
 //
 // Why two passes: rows, and gradient elements, are independent, so each pass spreads over
 // many workgroups (one workgroup would run on one core of a CPU device: measured ~3 ms slower
@@ -264,10 +268,19 @@ fn head_reduce(
             update_w(i, acc);
         }
     } else {
+        // The reduce family's additions (reduce.wgsl, reduce.rs): sums of blocks of 1024
+        // rows, then those in order (one level of blocks: the host keeps rows small).
         let j = i - kn;
         var s = 0.0;
-        for (var row = 0u; row < p.rows; row += 1u) {
-            s += dlogits[row * n + j];
+        var r0 = 0u;
+        while r0 < p.rows {
+            let r1 = min(r0 + 1024u, p.rows);
+            var t = 0.0;
+            for (var row = r0; row < r1; row += 1u) {
+                t += dlogits[row * n + j];
+            }
+            s += t;
+            r0 = r1;
         }
         b_grad[j] = s;
         if OPTIM != OPTIM_NONE {

@@ -11,9 +11,18 @@
 //   3: weights   storage, read        per-class weights (WEIGHTED)
 //   4: grad      storage, read_write  dL/dinput, or the softmax output
 //   5: terms     storage, read_write  per-row or per-element loss terms
-//   7: p         uniform              rows, cols, count, scale
+//   6: stats     storage, read_write  per-row state carried between passes (see below)
+//   7: p         uniform              rows, cols, count, the pass (begin, end, phase), scale
 //   8: label_weights  storage, read_write  weights[labels[i]] per row (gather_label_weights)
 //   9: norm      storage, read        Σ weights[labels], read by softmax_ce_rows (WEIGHTED, MEAN)
+//
+// Passes: lavapipe stops an invocation's loops once it has run 65535 loop iterations in all,
+// so the row kernels (one invocation per row) cover a long row in several dispatches. Each
+// pass runs its phases (p.phase: PHASE_MAX, PHASE_SUM or PHASE_DOT, PHASE_WRITE) over the
+// columns [p.begin, p.end) only, continuing from the state the previous pass left in `stats`
+// (the running max and exp-sum, or the dot product: f32s stored and reloaded exactly). The
+// values are visited in the same order, with the same operations, as by one loop over the
+// row; a row short enough for one pass (every phase over [0, cols)) never touches `stats`.
 
 override WEIGHTED: bool = false;
 override MEAN: bool = true;
@@ -30,12 +39,23 @@ struct LossParams {
     rows: u32,
     cols: u32,
     count: u32,
+    // The pass: columns [begin, end) of each row, in the phases `phase` names.
+    begin: u32,
+    end: u32,
+    phase: u32,
     _pad0: u32,
+    _pad1: u32,
     scale: f32,
-    _pad1: f32,
     _pad2: f32,
     _pad3: f32,
+    _pad4: f32,
 }
+
+// The phases of a row kernel's pass (bits of p.phase).
+const PHASE_MAX: u32 = 1u;
+const PHASE_SUM: u32 = 2u;
+const PHASE_DOT: u32 = 2u;
+const PHASE_WRITE: u32 = 4u;
 
 @group(0) @binding(0) var<storage, read> inputs: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
@@ -43,20 +63,50 @@ struct LossParams {
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(5) var<storage, read_write> terms: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(7) var<uniform> p: LossParams;
 @group(0) @binding(8) var<storage, read_write> label_weights: array<f32>;
 @group(0) @binding(9) var<storage, read> norm: array<f32>;
 
-// (max z, Σ exp(z − max z)) of the row starting at `base`: subtracting the max keeps every
-// exp ≤ 1 for any logits (log-sum-exp).
-fn row_max_and_exp_sum(base: u32) -> vec2<f32> {
-    var m = inputs[base];
-    for (var j = 1u; j < p.cols; j += 1u) {
-        m = max(m, inputs[base + j]);
+fn in_phase(phase: u32) -> bool {
+    return (p.phase & phase) != 0u;
+}
+
+// (m, s) = (max z, Σ exp(z − m)) of row `row` (starting at `base`) as far as this pass takes
+// them: the max over columns [0, end) in PHASE_MAX, then the exp-sum over [0, end) in
+// PHASE_SUM, each continuing from `stats` when the pass starts past column 0. Subtracting the
+// max keeps every exp ≤ 1 for any logits (log-sum-exp). A pass that does not write keeps
+// (m, s) in `stats` for the next one.
+fn row_max_and_exp_sum(row: u32, base: u32) -> vec2<f32> {
+    var m = 0.0;
+    if in_phase(PHASE_MAX) {
+        var j = p.begin;
+        if j == 0u {
+            m = inputs[base];
+            j = 1u;
+        } else {
+            m = stats[2u * row];
+        }
+        for (; j < p.end; j += 1u) {
+            m = max(m, inputs[base + j]);
+        }
+    } else {
+        m = stats[2u * row];
     }
     var s = 0.0;
-    for (var j = 0u; j < p.cols; j += 1u) {
-        s += exp(inputs[base + j] - m);
+    if in_phase(PHASE_SUM) {
+        if p.begin != 0u {
+            s = stats[2u * row + 1u];
+        }
+        for (var j = p.begin; j < p.end; j += 1u) {
+            s += exp(inputs[base + j] - m);
+        }
+    } else if !in_phase(PHASE_MAX) {
+        s = stats[2u * row + 1u];
+    }
+    if !in_phase(PHASE_WRITE) {
+        stats[2u * row] = m;
+        stats[2u * row + 1u] = s;
     }
     return vec2<f32>(m, s);
 }
@@ -82,7 +132,7 @@ fn gather_label_weights(
 // gradient w·(exp(z − m)/s − [j = y]), both divided by the normaliser (the batch size, or
 // Σ w for a weighted mean, or 1 for a sum). Subtracting the max first keeps exp ≤ 1 for any
 // logits (log-sum-exp).
-// Uses input, labels, weights, grad, terms, p, norm. Dispatch: grid over rows.
+// Uses input, labels, weights, grad, terms, stats, p, norm. Dispatch: grid over rows, per pass.
 @compute @workgroup_size(64)
 fn softmax_ce_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -95,9 +145,12 @@ fn softmax_ce_rows(
     }
     let base = row * p.cols;
     let label = labels[row];
-    let stats = row_max_and_exp_sum(base);
-    let m = stats.x;
-    let s = stats.y;
+    let ms = row_max_and_exp_sum(row, base);
+    if !in_phase(PHASE_WRITE) {
+        return;
+    }
+    let m = ms.x;
+    let s = ms.y;
     var w = 1.0;
     if WEIGHTED {
         w = weights[label];
@@ -111,16 +164,18 @@ fn softmax_ce_rows(
     }
     let scale = w / normaliser;
     let inv_s = 1.0 / s;
-    for (var j = 0u; j < p.cols; j += 1u) {
+    for (var j = p.begin; j < p.end; j += 1u) {
         let q = exp(inputs[base + j] - m) * inv_s;
         grad[base + j] = scale * select(q, q - 1.0, j == label);
     }
-    terms[row] = scale * (m + log(s) - inputs[base + label]);
+    if p.begin == 0u {
+        terms[row] = scale * (m + log(s) - inputs[base + label]);
+    }
 }
 
 // softmax_rows: one invocation per row; grad receives softmax(row) or, with LOG,
 // log_softmax(row) = z − m − log Σ exp(z − m).
-// Uses input, grad, p. Dispatch: grid over rows.
+// Uses input, grad, stats, p. Dispatch: grid over rows, per pass.
 @compute @workgroup_size(64)
 fn softmax_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -132,11 +187,14 @@ fn softmax_rows(
         return;
     }
     let base = row * p.cols;
-    let stats = row_max_and_exp_sum(base);
-    let m = stats.x;
-    let s = stats.y;
+    let ms = row_max_and_exp_sum(row, base);
+    if !in_phase(PHASE_WRITE) {
+        return;
+    }
+    let m = ms.x;
+    let s = ms.y;
     let log_s = log(s);
-    for (var j = 0u; j < p.cols; j += 1u) {
+    for (var j = p.begin; j < p.end; j += 1u) {
         let shifted = inputs[base + j] - m;
         grad[base + j] = select(exp(shifted) / s, shifted - log_s, LOG);
     }
@@ -144,7 +202,7 @@ fn softmax_rows(
 
 // softmax_backward: one invocation per row. With y the forward output and dy = targets:
 // softmax: dx = y ⊙ (dy − Σ dy·y); log-softmax: dx = dy − exp(y) · Σ dy.
-// Uses input, targets, grad, p. Dispatch: grid over rows.
+// Uses input, targets, grad, stats, p. Dispatch: grid over rows, per pass.
 @compute @workgroup_size(64)
 fn softmax_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -157,10 +215,21 @@ fn softmax_backward(
     }
     let base = row * p.cols;
     var dot = 0.0;
-    for (var j = 0u; j < p.cols; j += 1u) {
-        dot += select(targets[base + j] * inputs[base + j], targets[base + j], LOG);
+    if in_phase(PHASE_DOT) {
+        if p.begin != 0u {
+            dot = stats[row];
+        }
+        for (var j = p.begin; j < p.end; j += 1u) {
+            dot += select(targets[base + j] * inputs[base + j], targets[base + j], LOG);
+        }
+    } else {
+        dot = stats[row];
     }
-    for (var j = 0u; j < p.cols; j += 1u) {
+    if !in_phase(PHASE_WRITE) {
+        stats[row] = dot;
+        return;
+    }
+    for (var j = p.begin; j < p.end; j += 1u) {
         let y = inputs[base + j];
         let dy = targets[base + j];
         grad[base + j] = select(y * (dy - dot), dy - exp(y) * dot, LOG);

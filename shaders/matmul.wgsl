@@ -5,13 +5,20 @@
 // (so C = Aᵀ·B without materialising Aᵀ); TRANS_B means B is stored N×K (C = A·Bᵀ).
 // No shape needs to be a multiple of any block size: edges are guarded.
 //
+// Passes over k: lavapipe stops an invocation's loops once it has run 65535 loop iterations
+// in all, so a long K is covered by several dispatches, each over k in [p.k_begin, p.k_end).
+// A pass continues every output's accumulator from `partial`, where the previous pass left
+// it (an f32 stored and reloaded exactly), so each output is still one fma chain over
+// k = 0, 1, …, K−1; only the last pass (k_end = K) applies the epilogue and writes C.
+//
 // Bindings (group 0), shared by the matmul entry points (matmul_texture reads op(A) and op(B)
 // from textures 8 and 9 instead of 0 and 1; pack_operand has bindings of its own, below):
 //   0: a     storage, read        op(A) source
 //   1: b     storage, read        op(B) source
 //   2: bias  storage, read        N values added to every row (read only when HAS_BIAS)
 //   3: c     storage, read_write  M×N output (also read when ACCUMULATE)
-//   4: p     uniform              the sizes M, N, K
+//   4: p     uniform              the sizes M, N, K and the pass's k range
+//   5: partial  storage, read_write  M×N accumulators between passes (unused with one pass)
 //   20, 21                        the activation's slopes and runtime (activation_functions.wgsl)
 
 override TRANS_A: bool = false;
@@ -24,7 +31,12 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // This pass: k in [k_begin, k_end).
+    k_begin: u32,
+    k_end: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -32,6 +44,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
 
 // Index of op(A)[row, kk] in `a`.
 fn a_index(row: u32, kk: u32) -> u32 {
@@ -49,12 +62,29 @@ fn b_index(kk: u32, col: u32) -> u32 {
     return kk * p.n + col;
 }
 
-// Writes one output element with the epilogue applied; drops elements outside C.
+// The accumulator an output starts this pass from: 0, or where the previous pass left it.
+fn start(row: u32, col: u32) -> f32 {
+    if p.k_begin == 0u || row >= p.m || col >= p.n {
+        return 0.0;
+    }
+    return partial[row * p.n + col];
+}
+
+fn start4(row: u32, col: u32) -> vec4<f32> {
+    return vec4<f32>(start(row, col), start(row, col + 1u), start(row, col + 2u), start(row, col + 3u));
+}
+
+// Writes one output element with the epilogue applied (the last pass), or its accumulator
+// for the next pass; drops elements outside C.
 fn store(row: u32, col: u32, value: f32) {
     if row >= p.m || col >= p.n {
         return;
     }
     let index = row * p.n + col;
+    if p.k_end < p.k {
+        partial[index] = value;
+        return;
+    }
     var out = value;
     if HAS_BIAS {
         out += bias[col];
@@ -110,9 +140,13 @@ fn matmul_blocked(
 
     // acc[2r] holds row r, columns 0..3; acc[2r + 1] row r, columns 4..7.
     var acc: array<vec4<f32>, 16>;
-    var ka = 0u;
-    var kb = 0u;
-    for (var kk = 0u; kk < p.k; kk += 1u) {
+    for (var r = 0u; r < BLOCK; r += 1u) {
+        acc[2u * r] = start4(row0 + r, col0);
+        acc[2u * r + 1u] = start4(row0 + r, col0 + 4u);
+    }
+    var ka = p.k_begin * a_step;
+    var kb = p.k_begin * b_step;
+    for (var kk = p.k_begin; kk < p.k_end; kk += 1u) {
         let b_lo = vec4<f32>(b[b_base[0] + kb], b[b_base[1] + kb], b[b_base[2] + kb], b[b_base[3] + kb]);
         let b_hi = vec4<f32>(b[b_base[4] + kb], b[b_base[5] + kb], b[b_base[6] + kb], b[b_base[7] + kb]);
         for (var r = 0u; r < BLOCK; r += 1u) {
@@ -154,6 +188,11 @@ const TILE_K: u32 = 16u;
 var<workgroup> tile_a: array<f32, 1024>; // [kk][mm], TILE_K × TILE
 var<workgroup> tile_b: array<f32, 1024>; // [kk][nn], TILE_K × TILE
 
+// The starting accumulators of row `row`, columns col, col + 16, col + 32, col + 48.
+fn start_tiled(row: u32, col: u32) -> vec4<f32> {
+    return vec4<f32>(start(row, col), start(row, col + 16u), start(row, col + 32u), start(row, col + 48u));
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -162,12 +201,16 @@ fn matmul_tiled(
 ) {
     let row0 = wg.y * TILE;
     let col0 = wg.x * TILE;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    // acc_i holds row ty + 16i; its components are columns tx + 16j.
+    let sr = row0 + lid.y;
+    let sc = col0 + lid.x;
+    var acc0 = start_tiled(sr, sc);
+    var acc1 = start_tiled(sr + 16u, sc);
+    var acc2 = start_tiled(sr + 32u, sc);
+    var acc3 = start_tiled(sr + 48u, sc);
 
-    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+    // Passes start at multiples of TILE_K, so only the last one has a partial tile.
+    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TILE_K) {
         for (var t = 0u; t < 4u; t += 1u) {
             let e = flat + t * 256u;
             // Neighbouring invocations load neighbouring addresses of whichever layout A
@@ -179,7 +222,7 @@ fn matmul_tiled(
                 ka = e / TILE;
             }
             var av = 0.0;
-            if row0 + mm < p.m && k0 + ka < p.k {
+            if row0 + mm < p.m && k0 + ka < p.k_end {
                 av = a[a_index(row0 + mm, k0 + ka)];
             }
             tile_a[ka * TILE + mm] = av;
@@ -191,7 +234,7 @@ fn matmul_tiled(
                 kb = e % TILE_K;
             }
             var bv = 0.0;
-            if col0 + nn < p.n && k0 + kb < p.k {
+            if col0 + nn < p.n && k0 + kb < p.k_end {
                 bv = b[b_index(k0 + kb, col0 + nn)];
             }
             tile_b[kb * TILE + nn] = bv;

@@ -13,6 +13,12 @@
 // and matmul_tiled, so all three give the same bits (eager autograd and a fused captured step
 // agree exactly).
 //
+// Passes over k, as in matmul.wgsl: lavapipe stops an invocation's loops once it has run 65535
+// loop iterations in all, so a long K is covered by several dispatches over k in
+// [p.k_begin, p.k_end), each continuing every accumulator from `partial` (stored and reloaded
+// exactly: still one fma chain); only the last pass (k_end = K) runs the epilogue. The bias
+// gradient (BIAS_GRAD) runs in a single pass only (K ≤ the host's pass length).
+//
 // Entry points (one invocation computes 16 rows × 4 columns of C):
 //   matmul_vector_ab   C = A·B,  A [M, K] (or gathered pixels), B [K, N]; K, N multiples of 4.
 //                      Epilogue: bias, accumulate, activation; with GATHER_A and WRITE_LABELS
@@ -40,6 +46,7 @@
 //  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD)
 //  11–13: w_param, w_state1, w_state2     the parameter C is the gradient of, and its state
 //  14–16: b_param, b_state1, b_state2     the parameter bias_grad is the gradient of
+//  17: partial       storage, read_write  M×N accumulators between passes (unused with one pass)
 //  20, 21: the activation's (activation_functions.wgsl); 30: the optimiser's (optim_functions.wgsl)
 
 override HAS_BIAS: bool = false;
@@ -66,6 +73,11 @@ struct VectorParams {
     example_words: u32,
     // ceil(M / 16): the bias-gradient row of workgroups comes after these.
     row_blocks: u32,
+    // This pass: k in [k_begin, k_end) (multiples of 4 where k is read as vec4).
+    k_begin: u32,
+    k_end: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -85,6 +97,36 @@ struct VectorParams {
 @group(0) @binding(14) var<storage, read_write> b_param: array<f32>;
 @group(0) @binding(15) var<storage, read_write> b_state1: array<f32>;
 @group(0) @binding(16) var<storage, read_write> b_state2: array<f32>;
+@group(0) @binding(17) var<storage, read_write> partial: array<f32>;
+
+// Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
+const REDUCE_BLOCK: u32 = 1024u;
+
+// The accumulators of row `row`, columns col..col+4, this pass starts from: 0, or where the
+// previous pass left them (rows and columns outside C read 0).
+fn start4(row: u32, col: u32) -> vec4<f32> {
+    if p.k_begin == 0u || row >= p.m {
+        return vec4<f32>(0.0);
+    }
+    var v = vec4<f32>(0.0);
+    let index = row * p.n + col;
+    for (var j = 0u; j < 4u; j += 1u) {
+        if col + j < p.n {
+            v[j] = partial[index + j];
+        }
+    }
+    return v;
+}
+
+// Whether this pass ends the k loop (and so runs the epilogue).
+fn last_pass() -> bool {
+    return p.k_end == p.k;
+}
+
+// Keeps an accumulator for the next pass (not the last one).
+fn keep(row: u32, col: u32, value: f32) {
+    partial[row * p.n + col] = value;
+}
 
 // acc + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3, as four fmas in k order.
 fn step4(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
@@ -113,6 +155,10 @@ fn load_a(base: u32, k4: u32) -> vec4<f32> {
 
 fn store_ab(row: u32, col: u32, value: f32) {
     if row >= p.m || col >= p.n {
+        return;
+    }
+    if !last_pass() {
+        keep(row, col, value);
         return;
     }
     let index = row * p.n + col;
@@ -144,7 +190,7 @@ fn matmul_vector_ab(
         return;
     }
     let r0 = wg.y * 16u;
-    if WRITE_LABELS && c4 == 0u {
+    if WRITE_LABELS && c4 == 0u && p.k_begin == 0u {
         for (var i = 0u; i < 16u; i += 1u) {
             let row = r0 + i;
             if row < p.m {
@@ -168,24 +214,23 @@ fn matmul_vector_ab(
     let ab13 = a_row_base(r0 + 13u);
     let ab14 = a_row_base(r0 + 14u);
     let ab15 = a_row_base(r0 + 15u);
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
-    let k4n = p.k / 4u;
-    for (var k4 = 0u; k4 < k4n; k4 += 1u) {
+    var acc0 = start4(r0 + 0u, 4u * c4);
+    var acc1 = start4(r0 + 1u, 4u * c4);
+    var acc2 = start4(r0 + 2u, 4u * c4);
+    var acc3 = start4(r0 + 3u, 4u * c4);
+    var acc4 = start4(r0 + 4u, 4u * c4);
+    var acc5 = start4(r0 + 5u, 4u * c4);
+    var acc6 = start4(r0 + 6u, 4u * c4);
+    var acc7 = start4(r0 + 7u, 4u * c4);
+    var acc8 = start4(r0 + 8u, 4u * c4);
+    var acc9 = start4(r0 + 9u, 4u * c4);
+    var acc10 = start4(r0 + 10u, 4u * c4);
+    var acc11 = start4(r0 + 11u, 4u * c4);
+    var acc12 = start4(r0 + 12u, 4u * c4);
+    var acc13 = start4(r0 + 13u, 4u * c4);
+    var acc14 = start4(r0 + 14u, 4u * c4);
+    var acc15 = start4(r0 + 15u, 4u * c4);
+    for (var k4 = p.k_begin / 4u; k4 < p.k_end / 4u; k4 += 1u) {
         let kb = 4u * k4 * n4 + c4;
         let b0 = b[kb];
         let b1 = b[kb + n4];
@@ -247,6 +292,10 @@ fn load_at(base: u32, m4: u32) -> vec4<f32> {
 
 fn store_atb(row: u32, col: u32, value: f32) {
     if row >= p.m || col >= p.n {
+        return;
+    }
+    if !last_pass() {
+        keep(row, col, value);
         return;
     }
     let index = row * p.n + col;
@@ -323,10 +372,19 @@ fn matmul_vector_atb(
     }
     let col = 4u * c4;
     if BIAS_GRAD && wg.y == p.row_blocks {
-        // Column sums of B in k order: the same additions as the reduce family's column sum.
+        // Column sums of B with the reduce family's additions (reduce.wgsl and reduce.rs): sums
+        // of blocks of REDUCE_BLOCK rows, then those in order (one pass: K ≤ the host's pass
+        // length, so one level of blocks).
         var s = vec4<f32>(0.0);
-        for (var k = 0u; k < p.k; k += 1u) {
-            s += b[k * n4 + c4];
+        var k0 = 0u;
+        while k0 < p.k {
+            let k1 = min(k0 + REDUCE_BLOCK, p.k);
+            var t = vec4<f32>(0.0);
+            for (var k = k0; k < k1; k += 1u) {
+                t += b[k * n4 + c4];
+            }
+            s += t;
+            k0 = k1;
         }
         store_bias_grad(col, s.x);
         store_bias_grad(col + 1u, s.y);
@@ -340,23 +398,23 @@ fn matmul_vector_atb(
     let m4_1 = min(m0 / 4u + 1u, m4n - 1u);
     let m4_2 = min(m0 / 4u + 2u, m4n - 1u);
     let m4_3 = min(m0 / 4u + 3u, m4n - 1u);
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
-    for (var k = 0u; k < p.k; k += 1u) {
+    var acc0 = start4(m0 + 0u, col);
+    var acc1 = start4(m0 + 1u, col);
+    var acc2 = start4(m0 + 2u, col);
+    var acc3 = start4(m0 + 3u, col);
+    var acc4 = start4(m0 + 4u, col);
+    var acc5 = start4(m0 + 5u, col);
+    var acc6 = start4(m0 + 6u, col);
+    var acc7 = start4(m0 + 7u, col);
+    var acc8 = start4(m0 + 8u, col);
+    var acc9 = start4(m0 + 9u, col);
+    var acc10 = start4(m0 + 10u, col);
+    var acc11 = start4(m0 + 11u, col);
+    var acc12 = start4(m0 + 12u, col);
+    var acc13 = start4(m0 + 13u, col);
+    var acc14 = start4(m0 + 14u, col);
+    var acc15 = start4(m0 + 15u, col);
+    for (var k = p.k_begin; k < p.k_end; k += 1u) {
         let base = at_row_base(k);
         let a0 = load_at(base, m4_0);
         let a1 = load_at(base, m4_1);
@@ -403,6 +461,10 @@ fn matmul_vector_atb(
 
 fn store_abt(row: u32, col: u32, value: f32) {
     if row >= p.m || col >= p.n {
+        return;
+    }
+    if !last_pass() {
+        keep(row, col, value);
         return;
     }
     let index = row * p.n + col;
@@ -454,23 +516,23 @@ fn matmul_vector_abt(
     let bb1 = min(n0 + 1u, p.n - 1u) * k4n;
     let bb2 = min(n0 + 2u, p.n - 1u) * k4n;
     let bb3 = min(n0 + 3u, p.n - 1u) * k4n;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
-    for (var k4 = 0u; k4 < k4n; k4 += 1u) {
+    var acc0 = start4(r0 + 0u, n0);
+    var acc1 = start4(r0 + 1u, n0);
+    var acc2 = start4(r0 + 2u, n0);
+    var acc3 = start4(r0 + 3u, n0);
+    var acc4 = start4(r0 + 4u, n0);
+    var acc5 = start4(r0 + 5u, n0);
+    var acc6 = start4(r0 + 6u, n0);
+    var acc7 = start4(r0 + 7u, n0);
+    var acc8 = start4(r0 + 8u, n0);
+    var acc9 = start4(r0 + 9u, n0);
+    var acc10 = start4(r0 + 10u, n0);
+    var acc11 = start4(r0 + 11u, n0);
+    var acc12 = start4(r0 + 12u, n0);
+    var acc13 = start4(r0 + 13u, n0);
+    var acc14 = start4(r0 + 14u, n0);
+    var acc15 = start4(r0 + 15u, n0);
+    for (var k4 = p.k_begin / 4u; k4 < p.k_end / 4u; k4 += 1u) {
         // Columns of t are the four k values of the four output columns.
         let t = transpose(mat4x4<f32>(b[bb0 + k4], b[bb1 + k4], b[bb2 + k4], b[bb3 + k4]));
         acc0 = step4(acc0, a[ab0 + k4], t[0], t[1], t[2], t[3]);

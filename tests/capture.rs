@@ -301,3 +301,196 @@ fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
         }
     }
 }
+
+const U: f64 = common::F32_UNIT_ROUNDOFF;
+
+/// Captures and replays, under `fusion`, the backward pass of a linear classifier:
+/// `cross_entropy(x·W + b, labels)` (mean) with x a leaf too. Returns the plan's steps, the
+/// loss and the gradients of W, b and x.
+fn classifier_grads(
+    fusion: &Fusion,
+    (x, w, b, labels): (&[f32], &[f32], &[f32], &[u32]),
+    (rows, k, n): (usize, usize, usize),
+) -> (Vec<String>, f32, [Vec<f32>; 3]) {
+    let device = gpu();
+    let xv = Var::from_slice(device, x, [rows, k], true).unwrap();
+    let wv = Var::from_slice(device, w, [k, n], true).unwrap();
+    let bv = Var::from_slice(device, b, [n], true).unwrap();
+    let labels = wgsl_nn::loss::Labels::new(device, labels, n).unwrap();
+    let (plan, loss) = capture(device, fusion, || {
+        let logits = xv.linear(&wv, Some(&bv))?;
+        let loss = cross_entropy(&logits, &labels, Reduction::Mean)?;
+        loss.backward()?;
+        Ok(loss)
+    })
+    .unwrap();
+    plan.replay().unwrap();
+    let grads = [&wv, &bv, &xv].map(|v| v.grad_vec().unwrap().unwrap());
+    (plan.steps().to_vec(), loss.item().unwrap(), grads)
+}
+
+#[test]
+fn the_head_runs_only_where_its_loops_stay_below_the_limit_and_matches_the_oracle() {
+    // lavapipe stops an invocation's loops after 65535 iterations in all. The head has one
+    // invocation per row looping over k (times the classes) and one per gradient element
+    // looping over the rows: (2, 6000, 10) and (70000, 4, 10) would pass the limit there, so
+    // they must run unfused; (1536, 8, 10) fuses, and its bias gradient must sum in the reduce
+    // family's blocks of 1024 rows (the unfused plan's bits).
+    for (i, &(rows, k, n)) in [(1536, 8, 10), (2, 6000, 10), (70_000, 4, 10)]
+        .iter()
+        .enumerate()
+    {
+        let what = format!("{rows}×{k}·{k}×{n}");
+        let mut r = rng(90 + i as u64);
+        let x = random_vec(&mut r, rows * k);
+        let w: Vec<f32> = random_vec(&mut r, k * n)
+            .iter()
+            .map(|v| v / k as f32)
+            .collect();
+        let b = random_vec(&mut r, n);
+        let labels: Vec<u32> = (0..rows).map(|i| ((i * 7 + 3) % n) as u32).collect();
+        let data = (&x[..], &w[..], &b[..], &labels[..]);
+        let (steps, loss, fused) = classifier_grads(&Fusion::all(), data, (rows, k, n));
+        let (_, _, unfused) = classifier_grads(&Fusion::none(), data, (rows, k, n));
+        let headed = steps.iter().any(|s| s.starts_with("head"));
+        assert_eq!(headed, i == 0, "{what}: head fused = {headed}: {steps:#?}");
+        assert!(
+            fused == unfused,
+            "{what}: the fused plan's gradients differ in bits"
+        );
+
+        // The oracle, with bounds built up op by op: z within γ_{k+1}·(|x|·|W| + |b|) =: Δz;
+        // softmax q within q·(2·max Δz + γₙ + 20u) (exp and log a few ulp each); the
+        // gradients as sums of products of those.
+        let z = cpu::matmul(&x, &w, Some(&b), MatmulForm::AB, rows, k, n);
+        let abs = |v: &[f32]| v.iter().map(|e| e.abs()).collect::<Vec<f32>>();
+        let z_mag = cpu::matmul(
+            &abs(&x),
+            &abs(&w),
+            Some(&abs(&b)),
+            MatmulForm::AB,
+            rows,
+            k,
+            n,
+        );
+        let (ref_loss, dl) = cpu::softmax_cross_entropy(&z, &labels, n, None, Reduction::Mean);
+        let q = cpu::softmax(&z, n, false);
+        let mut dl_err = vec![0.0f64; rows * n];
+        for row in 0..rows {
+            let dz = (0..n)
+                .map(|j| gamma(k + 1) * f64::from(z_mag[row * n + j]))
+                .fold(0.0, f64::max);
+            for j in 0..n {
+                let qj = f64::from(q[row * n + j]);
+                dl_err[row * n + j] = (qj * (2.0 * dz + gamma(n) + 20.0 * U) + U) / rows as f64;
+            }
+        }
+        let loss_tol = 2.0
+            * z_mag
+                .iter()
+                .map(|&m| gamma(k + 1) * f64::from(m))
+                .fold(0.0, f64::max)
+            + gamma(n)
+            + 20.0 * U
+            + gamma(rows) * ref_loss.abs();
+        assert!(
+            (f64::from(loss) - ref_loss).abs() <= loss_tol,
+            "{what}: loss {loss} vs {ref_loss} (tol {loss_tol:e})"
+        );
+        // W: xᵀ·dl; b: column sums of dl; x: dl·Wᵀ. Each within γ·Σ|a||b| plus the
+        // propagated dl error.
+        let dl_abs = abs(&dl);
+        let dl_err32: Vec<f32> = dl_err.iter().map(|&e| e as f32).collect();
+        let checks = [
+            ("W", MatmulForm::AtB, abs(&x), (k, rows, n), &fused[0]),
+            (
+                "x",
+                MatmulForm::ABt,
+                dl_abs.clone(),
+                (rows, n, k),
+                &fused[2],
+            ),
+        ];
+        for (name, form, left_abs, (mm, kk, nn), got) in checks {
+            let (left, right, right_abs) = match name {
+                "W" => (x.clone(), dl.clone(), dl_abs.clone()),
+                _ => (dl.clone(), w.clone(), abs(&w)),
+            };
+            let reference = cpu::matmul(&left, &right, None, form, mm, kk, nn);
+            let scale = cpu::matmul(&left_abs, &right_abs, None, form, mm, kk, nn);
+            let propagated = match name {
+                "W" => cpu::matmul(&abs(&x), &dl_err32, None, form, mm, kk, nn),
+                _ => cpu::matmul(&dl_err32, &abs(&w), None, form, mm, kk, nn),
+            };
+            let bound: Vec<f64> = scale
+                .iter()
+                .zip(&propagated)
+                .map(|(&s, &p)| (gamma(kk + 2) + 2.0 * U) * f64::from(s) + 1.01 * f64::from(p))
+                .collect();
+            check_within(got, &reference, &bound).unwrap_or_else(|e| panic!("{what} d{name}: {e}"));
+        }
+        let db = cpu::sum_columns(&dl, n);
+        let bound: Vec<f64> = (0..n)
+            .map(|j| {
+                (0..rows)
+                    .map(|row| {
+                        gamma(rows + 1) * f64::from(dl_abs[row * n + j]) + dl_err[row * n + j]
+                    })
+                    .sum::<f64>()
+                    * 1.01
+            })
+            .collect();
+        check_within(&fused[1], &db, &bound).unwrap_or_else(|e| panic!("{what} db: {e}"));
+    }
+}
+
+#[test]
+fn a_fused_bias_gradient_sums_like_the_reduce_family_or_is_not_fused() {
+    // y = x·W + b, loss = Σ y ⊙ t: W's gradient xᵀ·t and b's the column sums of t. Rule
+    // BiasGrad folds the column sums into the Aᵀ·B kernel; over more than 1024 rows the reduce
+    // family sums blocks of 1024 rows and then the blocks, and the fused kernel must do the
+    // same. Past one pass of rows (16384) it does not fuse at all.
+    let device = gpu();
+    for &(rows, fused_expected) in &[(1536usize, true), (20_000, false)] {
+        let (k, n) = (4, 4);
+        let mut r = rng(rows as u64);
+        let x = random_vec(&mut r, rows * k);
+        let t = random_vec(&mut r, rows * n);
+        let run = |fusion: &Fusion| {
+            let xv = Var::from_slice(device, &x, [rows, k], false).unwrap();
+            let tv = Var::from_slice(device, &t, [rows, n], false).unwrap();
+            let w = Var::from_slice(device, &[0.5; 16], [k, n], true).unwrap();
+            let b = Var::from_slice(device, &[0.25; 4], [n], true).unwrap();
+            let (plan, _) = capture(device, fusion, || {
+                let loss = xv.linear(&w, Some(&b))?.mul(&tv)?.sum()?;
+                loss.backward()?;
+                Ok(loss)
+            })
+            .unwrap();
+            plan.replay().unwrap();
+            let grads = [&w, &b].map(|v| v.grad_vec().unwrap().unwrap());
+            (plan.steps().to_vec(), grads)
+        };
+        let (steps, fused) = run(&Fusion::only(&[Rule::Simplify, Rule::BiasGrad]));
+        let (_, unfused) = run(&Fusion::none());
+        let folded = !steps.iter().any(|s| s.contains("column sums"));
+        assert_eq!(folded, fused_expected, "{rows} rows: {steps:#?}");
+        assert!(
+            fused == unfused,
+            "{rows} rows: the fused plan's gradients differ in bits"
+        );
+        let abs = |v: &[f32]| v.iter().map(|e| e.abs()).collect::<Vec<f32>>();
+        let db = cpu::sum_columns(&t, n);
+        let db_bound: Vec<f64> = cpu::sum_columns(&abs(&t), n)
+            .iter()
+            .map(|&s| (gamma(rows) + U) * f64::from(s))
+            .collect();
+        check_within(&fused[1], &db, &db_bound).unwrap_or_else(|e| panic!("{rows} db: {e}"));
+        let dw = cpu::matmul(&x, &t, None, MatmulForm::AtB, k, rows, n);
+        let dw_bound: Vec<f64> = cpu::matmul(&abs(&x), &abs(&t), None, MatmulForm::AtB, k, rows, n)
+            .iter()
+            .map(|&s| (gamma(rows + 2) + 2.0 * U) * f64::from(s))
+            .collect();
+        check_within(&fused[0], &dw, &dw_bound).unwrap_or_else(|e| panic!("{rows} dW: {e}"));
+    }
+}

@@ -456,3 +456,114 @@ fn pointwise_loss_shape_mismatch_is_an_error() {
     .unwrap_err();
     assert!(matches!(error, Error::Shape { .. }), "{error:?}");
 }
+
+/// Columns past lavapipe's loop limit (65535 iterations per invocation, over all its loops).
+const LONG_ROW: usize = 70_000;
+
+#[test]
+fn softmax_over_rows_past_the_loop_limit_matches_cpu() {
+    // Bounds (n = cols; E = 8u, the exp/log error the tests above allow): the exp-sum s is
+    // within γₙ + E of its exact value (positive terms), so softmax is within
+    // γₙ + 2E + 2u relative and log-softmax within γₙ + E + 2u·(1 + |y|) absolute. With dy in
+    // [0, 1) the backward sums (Σ dy·y, Σ dy) are sums of positive terms, within γₙ relative.
+    // A loop that stops at the limit drops ~6% of every sum: far outside all of these.
+    let (rows, cols) = (3, LONG_ROW);
+    let gamma_n = gamma(cols);
+    let e = 8.0 * U;
+    let z = logits(rows, cols, 5.0, 17);
+    let mut r = rng(18);
+    let dy_host: Vec<f32> = (0..rows * cols)
+        .map(|_| r.random_range(0.0f32..1.0))
+        .collect();
+    for log in [false, true] {
+        let what = format!("softmax log={log} {rows}x{cols}");
+        let x = Tensor::from_slice(gpu(), &z, [rows, cols]).unwrap();
+        let y = softmax(&x, log).unwrap().to_vec().unwrap();
+        let reference = cpu::softmax(&z, cols, log);
+        let bound: Vec<f64> = reference
+            .iter()
+            .map(|&v| {
+                let v = f64::from(v).abs();
+                if log {
+                    gamma_n + e + 2.0 * U * (1.0 + v)
+                } else {
+                    (gamma_n + 2.0 * e + 2.0 * U) * v
+                }
+            })
+            .collect();
+        common::check_within(&y, &reference, &bound).unwrap_or_else(|m| panic!("{what}: {m}"));
+
+        let y_t = Tensor::from_slice(gpu(), &reference, [rows, cols]).unwrap();
+        let dy = Tensor::from_slice(gpu(), &dy_host, [rows, cols]).unwrap();
+        let dx = softmax_backward(&y_t, &dy, log).unwrap().to_vec().unwrap();
+        let dx_ref = cpu::softmax_backward(&reference, &dy_host, cols, log);
+        let mut bound = Vec::with_capacity(rows * cols);
+        for row in 0..rows {
+            let span = row * cols..(row + 1) * cols;
+            let (yr, dyr) = (&reference[span.clone()], &dy_host[span]);
+            // The row's sum as the kernel forms it: Σ dy·y, or Σ dy (log).
+            let sum: f64 = yr
+                .iter()
+                .zip(dyr)
+                .map(|(&y, &d)| if log { f64::from(d) } else { f64::from(d * y) })
+                .sum();
+            for j in 0..cols {
+                let (yj, dj) = (f64::from(yr[j]), f64::from(dyr[j]));
+                let out = f64::from(dx_ref[row * cols + j]).abs();
+                bound.push(if log {
+                    // dx = dy − exp(y)·Σdy
+                    yj.exp() * sum * (gamma_n + e + 2.0 * U) + 2.0 * U * (out + dj)
+                } else {
+                    // dx = y·(dy − Σ dy·y)
+                    yj * ((gamma_n + 2.0 * U) * sum + 2.0 * U * dj) + 2.0 * U * out
+                });
+            }
+        }
+        common::check_within(&dx, &dx_ref, &bound)
+            .unwrap_or_else(|m| panic!("{what} backward: {m}"));
+    }
+}
+
+#[test]
+fn softmax_cross_entropy_over_rows_past_the_loop_limit_matches_cpu() {
+    // As above: each row's exp-sum s is within γₙ + E relative, so each loss term
+    // m + log s − z_y is within γₙ + E + 8u·(|m| + |z_y| + 1) absolute, and each gradient
+    // q − [j = y] within q·(γₙ + 2E + 2u) + u, all scaled by the reduction; the loss adds
+    // γ_rows of its sum. A truncated sum would be off by ~6% in s.
+    let (rows, classes) = (3, LONG_ROW);
+    let gamma_n = gamma(classes);
+    let e = 8.0 * U;
+    let device = gpu();
+    let z = logits(rows, classes, 5.0, 19);
+    let labels_host = [0u32, 66_000, (classes - 1) as u32];
+    let logits_t = Tensor::from_slice(device, &z, [rows, classes]).unwrap();
+    let labels = Labels::new(device, &labels_host, classes).unwrap();
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        let options = CrossEntropyOptions {
+            reduction,
+            ..Default::default()
+        };
+        let (loss, dlogits) = softmax_cross_entropy(&logits_t, &labels, &options).unwrap();
+        let loss = f64::from(loss.to_vec().unwrap()[0]);
+        let dlogits = dlogits.to_vec().unwrap();
+        let (ref_loss, ref_grad) =
+            cpu::softmax_cross_entropy(&z, &labels_host, classes, None, reduction);
+        let scale = match reduction {
+            Reduction::Mean => 1.0 / rows as f64,
+            Reduction::Sum => 1.0,
+        };
+        let term_tol = gamma_n + e + 8.0 * U * (2.0 * 5.0 + 1.0);
+        let loss_tol = scale * rows as f64 * term_tol + gamma(rows) * ref_loss.abs();
+        assert!(
+            (loss - ref_loss).abs() <= loss_tol,
+            "{reduction:?}: loss {loss} vs {ref_loss} (tol {loss_tol:e})"
+        );
+        let reference = cpu::softmax(&z, classes, false);
+        let bound: Vec<f64> = reference
+            .iter()
+            .map(|&q| scale * (f64::from(q) * (gamma_n + 2.0 * e + 2.0 * U) + U))
+            .collect();
+        common::check_within(&dlogits, &ref_grad, &bound)
+            .unwrap_or_else(|m| panic!("{reduction:?}: {m}"));
+    }
+}

@@ -318,3 +318,199 @@ proptest! {
         prop_assert!(case.run(seed).is_ok(), "{}", case.run(seed).unwrap_err());
     }
 }
+
+/// K past lavapipe's loop limit: it stops an invocation's loops once that invocation has run
+/// 65535 iterations in all (one counter for all its loops, nested or not).
+const LONG_K: usize = 70_000;
+/// Past the limit for the vector kernels' A·B and A·Bᵀ, which take 4 values of k per iteration.
+const LONGER_K: usize = 1_200_000;
+/// The iterations after which lavapipe stops an invocation's loops.
+const LOOP_LIMIT: usize = 65_535;
+
+/// The most values of k the kernel's loops cover per loop iteration counted by lavapipe. The
+/// tiled kernel steps 16 values of k at a time, but its inner loop over those 16 counts too
+/// (without passes it stopped near k = 58,000).
+fn k_per_iteration(kernel: MatmulKernel, form: MatmulForm) -> usize {
+    match (kernel, form) {
+        (MatmulKernel::Vector, MatmulForm::AtB) => 1,
+        (MatmulKernel::Vector | MatmulKernel::Texture, _) => 4,
+        (MatmulKernel::Blocked | MatmulKernel::Tiled, _) => 1,
+    }
+}
+
+/// op(A)·op(B) (+ bias) (+ C) of `m×k·k×n` on `kernel` with every value in [0, 1), against
+/// the oracle under the bounds of `Case::run`; returns the result. With non-negative terms a
+/// k loop cut short drops a fixed share of every sum, which the check below shows the bound
+/// rejects for the point where this kernel's loop would stop.
+fn long_k_case(
+    form: MatmulForm,
+    kernel: MatmulKernel,
+    (m, k, n): (usize, usize, usize),
+    epilogue: bool,
+) -> Vec<f32> {
+    let device = gpu();
+    let mut r = rng(k as u64 + m as u64);
+    let mut positive =
+        |len| -> Vec<f32> { random_vec(&mut r, len).iter().map(|v| v.abs()).collect() };
+    let (a_host, b_host) = (positive(m * k), positive(k * n));
+    let (bias_host, c_host) = (positive(n), positive(m * n));
+    let (a_shape, b_shape) = stored_shapes(form, m, k, n);
+    let a = Tensor::from_slice(device, &a_host, a_shape).unwrap();
+    let b = Tensor::from_slice(device, &b_host, b_shape).unwrap();
+    let bias = Tensor::from_slice(device, &bias_host, [n]).unwrap();
+    let c = Tensor::from_slice(device, &c_host, [m, n]).unwrap();
+    // The vector kernel's A·Bᵀ and Aᵀ·B have no bias epilogue.
+    let with_bias = epilogue && !(kernel == MatmulKernel::Vector && form != MatmulForm::AB);
+    let options = MatmulOptions {
+        form,
+        kernel: Some(kernel),
+        bias: with_bias.then_some(&bias),
+        accumulate: epilogue,
+        ..Default::default()
+    };
+    let what = format!("{form:?} {kernel:?} {m}×{k}×{n} epilogue={epilogue}");
+    matmul_into(&a, &b, &c, &options).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = c.to_vec().unwrap();
+
+    let bias_ref = with_bias.then_some(&bias_host[..]);
+    let (mut reference, mut bound) =
+        reference_and_bound(&a_host, &b_host, bias_ref, form, (m, k, n), k + 2);
+    if epilogue {
+        // As in `Case::run`: one more rounding, of a sum whose scale grows by |c|.
+        let factor = gamma(k + 2) + 2.0 * F32_UNIT_ROUNDOFF;
+        for i in 0..m * n {
+            reference[i] = (f64::from(reference[i]) + f64::from(c_host[i])) as f32;
+            bound[i] += factor * f64::from(c_host[i]).abs()
+                + F32_UNIT_ROUNDOFF * f64::from(reference[i]).abs();
+        }
+    }
+    check_within(&got, &reference, &bound).unwrap_or_else(|e| panic!("{what}: {e}"));
+
+    // The same bound rejects the product a loop stopped at the limit would give.
+    let stop = LOOP_LIMIT * k_per_iteration(kernel, form);
+    if stop < k {
+        let (a_cut, b_cut) = first_k_terms(&a_host, &b_host, form, (m, k, n), stop);
+        let mut cut = cpu::matmul(&a_cut, &b_cut, bias_ref, form, m, stop, n);
+        if epilogue {
+            for (v, &old) in cut.iter_mut().zip(&c_host) {
+                *v += old;
+            }
+        }
+        assert!(
+            check_within(&cut, &reference, &bound).is_err(),
+            "{what}: a k loop stopped after {stop} values would pass the bound"
+        );
+    }
+    got
+}
+
+/// The stored operands of the product over the first `kept` values of k only.
+fn first_k_terms(
+    a: &[f32],
+    b: &[f32],
+    form: MatmulForm,
+    (m, k, n): (usize, usize, usize),
+    kept: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let a_cut = if form.trans_a() {
+        a[..kept * m].to_vec()
+    } else {
+        (0..m)
+            .flat_map(|i| a[i * k..i * k + kept].to_vec())
+            .collect()
+    };
+    let b_cut = if form.trans_b() {
+        (0..n)
+            .flat_map(|j| b[j * k..j * k + kept].to_vec())
+            .collect()
+    } else {
+        b[..kept * n].to_vec()
+    };
+    (a_cut, b_cut)
+}
+
+#[test]
+fn matmul_with_k_past_the_loop_limit_matches_cpu() {
+    // Small M and N, K past the limit for every kernel's own k loop; with and without the
+    // epilogue (bias, accumulation), which only the last pass over k applies.
+    for kernel in [MatmulKernel::Blocked, MatmulKernel::Tiled] {
+        for form in MatmulForm::ALL {
+            long_k_case(form, kernel, (3, LONG_K, 5), false);
+            long_k_case(form, kernel, (3, LONG_K, 5), true);
+        }
+    }
+    // Many passes (74 of 16,384 values of k); the tiled kernel is left out here, as its
+    // barriers make it ~25 s at this size on lavapipe.
+    for form in MatmulForm::ALL {
+        long_k_case(form, MatmulKernel::Blocked, (3, LONGER_K, 5), false);
+    }
+}
+
+#[test]
+fn vector_matmul_with_k_past_the_loop_limit_matches_cpu() {
+    // The vector kernels need vec4-aligned shapes: M and N multiples of 4 cover every form.
+    for form in MatmulForm::ALL {
+        for k in [LONG_K, LONGER_K] {
+            long_k_case(form, MatmulKernel::Vector, (4, k, 8), false);
+        }
+        long_k_case(form, MatmulKernel::Vector, (4, LONG_K, 8), true);
+    }
+}
+
+#[test]
+fn blocked_tiled_and_vector_agree_in_bits_past_the_loop_limit() {
+    // Each output is one fma chain in k order whichever kernel runs it, across passes too.
+    for form in MatmulForm::ALL {
+        for epilogue in [false, true] {
+            let results: Vec<Vec<f32>> = [
+                MatmulKernel::Blocked,
+                MatmulKernel::Tiled,
+                MatmulKernel::Vector,
+            ]
+            .into_iter()
+            .filter(|kernel| {
+                !(epilogue && *kernel == MatmulKernel::Vector && form != MatmulForm::AB)
+            })
+            .map(|kernel| long_k_case(form, kernel, (4, LONG_K, 8), epilogue))
+            .collect();
+            for other in &results[1..] {
+                assert!(
+                    other == &results[0],
+                    "{form:?} epilogue={epilogue}: the kernels differ in bits"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn texture_matmul_past_the_loop_limit_is_refused_or_correct() {
+    // The packed op(B) is K texels high, so the texture kernel's K is bounded by the device's
+    // texture size (its loop runs K/4 times); past it the matmul is a clear error.
+    let limit = gpu().limits().max_texture_dimension_2d as usize;
+    for form in MatmulForm::ALL {
+        if LONG_K <= limit {
+            long_k_case(form, MatmulKernel::Texture, (3, LONG_K, 5), false);
+            continue;
+        }
+        let (a_shape, b_shape) = stored_shapes(form, 3, LONG_K, 5);
+        let a = Tensor::zeros(gpu(), a_shape).unwrap();
+        let b = Tensor::zeros(gpu(), b_shape).unwrap();
+        let options = MatmulOptions {
+            form,
+            kernel: Some(MatmulKernel::Texture),
+            ..Default::default()
+        };
+        let error = matmul(&a, &b, &options).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                wgsl_nn::Error::TooLarge {
+                    limit_name: "max_texture_dimension_2d",
+                    ..
+                }
+            ),
+            "{form:?}: {error:?}"
+        );
+    }
+}

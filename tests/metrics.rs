@@ -78,3 +78,29 @@ fn count_correct_checks_shapes_and_types() {
         .to_string();
     assert!(error.contains("U32") && error.contains("F32"), "{error}");
 }
+
+#[test]
+fn argmax_and_count_over_rows_past_the_loop_limit_match_cpu() {
+    // 70,000 columns: past lavapipe's 65535 loop iterations per invocation. The maxima sit
+    // before, at and after the limit, one row has a NaN late (the maximum), one ties.
+    let (rows, cols) = (5, 70_000);
+    let mut scores = random_vec(&mut rng(70), rows * cols);
+    scores[cols - 1] = 2.0; // row 0: the last column
+    scores[cols + 65_534] = 2.0; // row 1: just before the limit
+    scores[2 * cols + 65_536] = 2.0; // row 2: just past it
+    scores[3 * cols + 10] = 2.0; // row 3: early, with a NaN late
+    scores[3 * cols + 69_000] = f32::NAN;
+    scores[4 * cols + 40_000] = 3.0; // row 4: a tie, the first one wins
+    scores[4 * cols + 69_999] = 3.0;
+    let expected = cpu::argmax(&scores, cols);
+    assert_eq!(expected, [69_999, 65_534, 65_536, 69_000, 40_000]);
+    let t = Tensor::from_slice(gpu(), &scores, [rows, cols]).unwrap();
+    assert_eq!(argmax(&t).unwrap().to_vec_u32().unwrap(), expected);
+    let labels_host = [69_999, 1, 65_536, 69_000, 69_999];
+    let labels = Labels::new(gpu(), &labels_host, cols).unwrap();
+    assert_eq!(
+        count_correct(&t, &labels).unwrap(),
+        cpu::count_correct(&scores, cols, &labels_host)
+    );
+    assert_eq!(cpu::count_correct(&scores, cols, &labels_host), 3);
+}

@@ -132,10 +132,11 @@ pub(super) fn run(
     if fusion.has(Rule::InputGrad) {
         fuse_input_grad(ops);
     }
-    if fusion.has(Rule::Gather) && max_storage >= 12 {
+    // The fused vector kernels bind up to 13 storage buffers.
+    if fusion.has(Rule::Gather) && max_storage >= 13 {
         fuse_gather(ops);
     }
-    if fusion.has(Rule::Update) && max_storage >= 12 {
+    if fusion.has(Rule::Update) && max_storage >= 13 {
         fuse_update(ops);
     }
 }
@@ -386,8 +387,8 @@ fn fuse_head(ops: &mut Vec<Op>) {
                     && m.bias.is_some()
                     && m.activation == Activation::Identity =>
             {
-                let (_, k, n) = m.dims();
-                head::fits(k, n).then(|| id(&m.out))
+                let (rows, k, n) = m.dims();
+                head::fits(rows, k, n).then(|| id(&m.out))
             }
             _ => None,
         };
@@ -614,8 +615,11 @@ fn fuse_bias_grad(ops: &mut Vec<Op>) {
         next += 1;
         let g = match matmul(&ops[i]) {
             Some(m) if m.is_plain() && m.form == MatmulForm::AtB => {
+                // The fused bias gradient runs in one pass over the k rows.
                 let (mm, k, n) = m.dims();
-                matmul_vector::supports(MatmulForm::AtB, mm, k, n).then(|| id(&m.b))
+                (matmul_vector::supports(MatmulForm::AtB, mm, k, n)
+                    && k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
+                    .then(|| id(&m.b))
             }
             _ => None,
         };

@@ -112,6 +112,15 @@ pub fn contracts() -> Vec<Contract> {
                     };
                     (name.to_string(), l.wgsl_id())
                 })
+                .chain(
+                    [
+                        ("PHASE_MAX", loss::phase::PHASE_MAX),
+                        ("PHASE_SUM", loss::phase::PHASE_SUM),
+                        ("PHASE_DOT", loss::phase::PHASE_DOT),
+                        ("PHASE_WRITE", loss::phase::PHASE_WRITE),
+                    ]
+                    .map(|(n, v)| (n.to_string(), v)),
+                )
                 .collect(),
         },
         Contract {

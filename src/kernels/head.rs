@@ -86,9 +86,22 @@ pub(crate) struct HeadOp {
     pub backward: Option<HeadBackward>,
 }
 
-/// Whether a layer `x [rows, k] · w [k, n]` fits the head.
-pub fn fits(k: usize, n: usize) -> bool {
-    (1..=MAX_CLASSES).contains(&n) && k > 0
+/// Whether a layer `x [rows, k] · w [k, n]` fits the head: at most [`MAX_CLASSES`] classes,
+/// and few enough loop iterations per invocation (the head has no passes; lavapipe stops an
+/// invocation's loops after 65535 iterations in all). A layer that does not fit runs as the
+/// unfused kernels, which split long loops into passes.
+pub fn fits(rows: usize, k: usize, n: usize) -> bool {
+    if !(1..=MAX_CLASSES).contains(&n) || k == 0 {
+        return false;
+    }
+    let budget = super::INVOCATION_BUDGET;
+    // head_rows: the logits' k·(n + 1) (an inner loop over the classes per k), the input
+    // gradient's as many, the softmax's few loops over the classes, the partial sums.
+    let per_row = k.saturating_mul(n + 1).saturating_mul(2) + 8 * n + HEAD_WG;
+    // head_reduce: invocation 0 sums the workgroups' partials, then every gradient element
+    // sums over the rows (b_grad in blocks of 1024 rows).
+    let per_element = rows.div_ceil(HEAD_WG) + rows + rows.div_ceil(1024) + 2;
+    per_row <= budget && per_element <= budget
 }
 
 fn flag(on: bool) -> f64 {
@@ -111,7 +124,7 @@ impl Head {
         let device = op.x.device();
         let (rows, k) = op.x.shape().dims2(name)?;
         let (k2, n) = op.w.shape().dims2(name)?;
-        if k != k2 || !fits(k, n) || op.b.numel() != n || op.labels.numel() != rows {
+        if k != k2 || !fits(rows, k, n) || op.b.numel() != n || op.labels.numel() != rows {
             return Err(Error::shape(
                 name,
                 format!("x [rows, k], w [k, ≤{MAX_CLASSES}], bias [n], labels [rows]"),

@@ -29,6 +29,7 @@ super::bindings! {
     WEIGHTS = 3,
     GRAD = 4,
     TERMS = 5,
+    STATS = 6,
     P = 7,
     LABEL_WEIGHTS = 8,
     NORM = 9,
@@ -41,9 +42,25 @@ pub(crate) struct LossParams {
     pub rows: u32,
     pub cols: u32,
     pub count: u32,
-    pub _pad0: u32,
+    pub begin: u32,
+    pub end: u32,
+    pub phase: u32,
+    pub _pad0: [u32; 2],
     pub scale: f32,
     pub _pad1: [f32; 3],
+}
+
+/// The phases of a row kernel's pass, the bits of `LossParams::phase` (the WGSL `const`s of
+/// the same names).
+pub(crate) mod phase {
+    /// The running max of the row (softmax).
+    pub const PHASE_MAX: u32 = 1;
+    /// The running sum of exp(z − max) (softmax).
+    pub const PHASE_SUM: u32 = 2;
+    /// The running dot product of dy and y (softmax backward).
+    pub const PHASE_DOT: u32 = 2;
+    /// The outputs.
+    pub const PHASE_WRITE: u32 = 4;
 }
 
 /// How per-element (or per-row) losses become one number.
@@ -115,16 +132,74 @@ impl Labels {
     }
 }
 
-fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> wgpu::Buffer {
-    let params = LossParams {
+fn loss_params(rows: usize, cols: usize, count: usize, scale: f32) -> LossParams {
+    LossParams {
         rows: rows as u32,
         cols: cols as u32,
         count: count as u32,
-        _pad0: 0,
+        // One pass over whole rows, every phase.
+        begin: 0,
+        end: cols as u32,
+        phase: phase::PHASE_MAX | phase::PHASE_SUM | phase::PHASE_WRITE,
         scale,
-        _pad1: [0.0; 3],
-    };
+        ..LossParams::default()
+    }
+}
+
+fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> wgpu::Buffer {
+    let params = loss_params(rows, cols, count, scale);
     device.uniform_buffer("loss params", bytemuck::bytes_of(&params))
+}
+
+/// The dispatches of a row kernel (one invocation per row) over `rows × cols`: one pass of
+/// every phase in `phases` when a row fits in [`PASS_LENGTH`](super::PASS_LENGTH) columns,
+/// else each phase over each chunk of columns in turn, carrying the row's state in a scratch
+/// tensor. `entries` are every binding but the uniform and the state; `out` (a writable
+/// binding already) stands in for the state when there is one pass.
+#[allow(clippy::too_many_arguments)]
+fn row_passes(
+    device: &Device,
+    op: &str,
+    pipeline: &std::sync::Arc<wgpu::ComputePipeline>,
+    entries: &[super::Entry<'_>],
+    out: &Tensor,
+    (rows, cols): (usize, usize),
+    phases: &[u32],
+    state_per_row: usize,
+) -> Result<(Vec<Dispatch>, Option<Tensor>)> {
+    let row_grid = grid(device, op, rows, 64)?;
+    let base = loss_params(rows, cols, rows, 1.0);
+    let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
+    let passes: Vec<(u32, (u32, u32))> = if ranges.len() == 1 {
+        vec![(phases.iter().fold(0, |all, p| all | p), ranges[0])]
+    } else {
+        phases
+            .iter()
+            .flat_map(|&phase| ranges.iter().map(move |&range| (phase, range)))
+            .collect()
+    };
+    let state = if passes.len() > 1 {
+        Some(Tensor::uninit(device, [rows.max(1) * state_per_row])?)
+    } else {
+        None
+    };
+    let dispatches = passes
+        .into_iter()
+        .map(|(phase, (begin, end))| {
+            let params = LossParams {
+                begin,
+                end,
+                phase,
+                ..base
+            };
+            let uniform = device.uniform_buffer("loss pass", bytemuck::bytes_of(&params));
+            let mut all = entries.to_vec();
+            all.push(entry(bind::P, uniform.as_entire_binding()));
+            all.push(entry(bind::STATS, state.as_ref().unwrap_or(out)));
+            Dispatch::new(device, std::sync::Arc::clone(pipeline), op, &all, row_grid)
+        })
+        .collect();
+    Ok((dispatches, state))
 }
 
 fn flag(on: bool) -> f64 {
@@ -160,9 +235,10 @@ pub struct CrossEntropyOptions<'a> {
 #[derive(Debug)]
 pub struct SoftmaxCrossEntropy {
     normaliser: Option<(Dispatch, Sum)>,
-    rows: Dispatch,
+    /// `softmax_ce_rows`, in passes over long rows.
+    rows: Vec<Dispatch>,
     sum: Sum,
-    _scratch: [Tensor; 3],
+    _scratch: [Option<Tensor>; 4],
 }
 
 impl SoftmaxCrossEntropy {
@@ -240,16 +316,25 @@ impl SoftmaxCrossEntropy {
             entry(bind::WEIGHTS, weights),
             entry(bind::GRAD, dlogits),
             entry(bind::TERMS, &terms),
-            entry(bind::P, uniform.as_entire_binding()),
             entry(bind::NORM, &norm),
         ];
-        let rows_dispatch = Dispatch::new(device, pipeline, op, &entries, row_grid);
+        use phase::{PHASE_MAX, PHASE_SUM, PHASE_WRITE};
+        let (passes, stats) = row_passes(
+            device,
+            op,
+            &pipeline,
+            &entries,
+            dlogits,
+            (rows, classes),
+            &[PHASE_MAX, PHASE_SUM, PHASE_WRITE],
+            2,
+        )?;
         let sum = Sum::total(&terms, loss, 1.0, options.accumulate)?;
         Ok(Self {
             normaliser,
-            rows: rows_dispatch,
+            rows: passes,
             sum,
-            _scratch: [terms, label_weights, norm],
+            _scratch: [Some(terms), Some(label_weights), Some(norm), stats],
         })
     }
 
@@ -259,7 +344,9 @@ impl SoftmaxCrossEntropy {
             gather.record(encoder);
             sum.record(encoder);
         }
-        self.rows.record(encoder);
+        for pass in &self.rows {
+            pass.record(encoder);
+        }
         self.sum.record(encoder);
     }
 }
@@ -411,7 +498,9 @@ impl OneHot {
 /// Row-wise softmax (or log-softmax), forward or backward, prepared once.
 #[derive(Debug)]
 pub struct SoftmaxKernel {
-    dispatch: Dispatch,
+    /// One pass, or several over long rows.
+    passes: Vec<Dispatch>,
+    _state: Option<Tensor>,
 }
 
 impl SoftmaxKernel {
@@ -442,23 +531,37 @@ impl SoftmaxKernel {
                 return Err(Error::shape(op, input.shape(), other.shape()));
             }
         }
-        let uniform = params(device, rows, cols, rows * cols, 1.0);
         let pipeline = device.pipeline(&SHADER, entry_point, &[("LOG", flag(log))])?;
-        let mut entries = vec![
-            entry(bind::INPUTS, input),
-            entry(bind::GRAD, out),
-            entry(bind::P, uniform.as_entire_binding()),
-        ];
-        if let Some(dy) = dy {
-            entries.push(entry(bind::TARGETS, dy));
-        }
-        let dispatch = Dispatch::new(device, pipeline, op, &entries, grid(device, op, rows, 64)?);
-        Ok(Self { dispatch })
+        let mut entries = vec![entry(bind::INPUTS, input), entry(bind::GRAD, out)];
+        use phase::{PHASE_DOT, PHASE_MAX, PHASE_SUM, PHASE_WRITE};
+        let (phases, state_per_row): (&[u32], usize) = match dy {
+            Some(dy) => {
+                entries.push(entry(bind::TARGETS, dy));
+                (&[PHASE_DOT, PHASE_WRITE], 1)
+            }
+            None => (&[PHASE_MAX, PHASE_SUM, PHASE_WRITE], 2),
+        };
+        let (passes, state) = row_passes(
+            device,
+            op,
+            &pipeline,
+            &entries,
+            out,
+            (rows, cols),
+            phases,
+            state_per_row,
+        )?;
+        Ok(Self {
+            passes,
+            _state: state,
+        })
     }
 
-    /// Records the dispatch.
+    /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
-        self.dispatch.record(encoder);
+        for pass in &self.passes {
+            pass.record(encoder);
+        }
     }
 }
 

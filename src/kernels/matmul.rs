@@ -5,6 +5,8 @@
 //! Three kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
 //! shape.
 
+use std::sync::Arc;
+
 use super::activation::{Activation, ActivationBinding, ActivationState};
 use super::{Dispatch, entry};
 use crate::device::{Device, Encoder, ShaderSource};
@@ -28,6 +30,7 @@ super::bindings! {
     BIAS = 2,
     C = 3,
     P = 4,
+    PARTIAL = 5,
     TEX_A = 8,
     TEX_B = 9,
     PACK_SRC = 10,
@@ -42,7 +45,9 @@ pub(crate) struct Params {
     pub m: u32,
     pub n: u32,
     pub k: u32,
-    pub _pad: u32,
+    pub k_begin: u32,
+    pub k_end: u32,
+    pub _pad: [u32; 3],
 }
 
 /// The `PackParams` uniform of `shaders/matmul.wgsl`.
@@ -220,9 +225,13 @@ impl<'a> MatmulOptions<'a> {
 /// A matmul bound to its tensors: validated once, recorded any number of times.
 #[derive(Debug)]
 pub struct Matmul {
-    /// The dispatches in order: the matmul itself, preceded by operand packing for
-    /// [`MatmulKernel::Texture`].
+    /// The dispatches in order: the matmul itself (one pass per [`PASS_LENGTH`] values of k),
+    /// preceded by operand packing for [`MatmulKernel::Texture`].
+    ///
+    /// [`PASS_LENGTH`]: super::PASS_LENGTH
     steps: Vec<Dispatch>,
+    /// The accumulators between passes over k, when there are several.
+    _partial: Option<Tensor>,
     /// [`MatmulKernel::Vector`]'s prepared kernel (then `steps` is empty).
     vector: Option<super::matmul_vector::VectorMatmul>,
     kernel: MatmulKernel,
@@ -287,6 +296,7 @@ impl Matmul {
             let vector = super::matmul_vector::VectorMatmul::new(&spec)?;
             return Ok(Self {
                 steps: Vec::new(),
+                _partial: None,
                 vector: Some(vector),
                 kernel,
                 activation: None,
@@ -309,21 +319,10 @@ impl Matmul {
             ("HAS_BIAS", flag(options.bias.is_some())),
             ("ACCUMULATE", flag(options.accumulate)),
         ]);
-        let params = Params {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            _pad: 0,
-        };
-        let uniform = device.uniform_buffer("matmul params", bytemuck::bytes_of(&params));
         // Without a bias the binding is still declared; B stands in and is never read.
         let bias = options.bias.unwrap_or(b);
         let mut steps = Vec::new();
-        let mut entries = vec![
-            entry(bind::BIAS, bias),
-            entry(bind::C, c),
-            entry(bind::P, uniform.as_entire_binding()),
-        ];
+        let mut entries = vec![entry(bind::BIAS, bias), entry(bind::C, c)];
         entries.extend(activation.entries(&options.activation_state, b));
         let (entry_point, workgroups, packed);
         match kernel {
@@ -346,6 +345,8 @@ impl Matmul {
             }
             MatmulKernel::Vector => unreachable!("handled above"),
             MatmulKernel::Texture => {
+                // One pass: the packed textures bound K (op(B) is K texels high), and the loop
+                // runs K/4 times, far below lavapipe's limit on any texture it allows.
                 // op(A) is packed M×K with rows padded to the 8-row block; op(B) K×N with
                 // rows padded to 4 (one texel of k) and texel columns to 2 (two per invocation).
                 let (a_width, a_height) = packed_size(m, k, 1, BLOCK);
@@ -386,11 +387,42 @@ impl Matmul {
             ]);
         }
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        steps.push(Dispatch::new(
-            device, pipeline, "matmul", &entries, workgroups,
-        ));
+        let ranges = if kernel == MatmulKernel::Texture {
+            vec![(0, k as u32)]
+        } else {
+            // PASS_LENGTH is a multiple of the tiled kernel's 16-deep k step.
+            super::pass_ranges(k, super::PASS_LENGTH)
+        };
+        // With one pass `partial` is never touched: C stands in (it is bound writable already).
+        let partial = if ranges.len() > 1 {
+            Some(Tensor::uninit(device, [m, n])?)
+        } else {
+            None
+        };
+        for (k_begin, k_end) in ranges {
+            let params = Params {
+                m: m as u32,
+                n: n as u32,
+                k: k as u32,
+                k_begin,
+                k_end,
+                _pad: [0; 3],
+            };
+            let uniform = device.uniform_buffer("matmul params", bytemuck::bytes_of(&params));
+            let mut pass = entries.clone();
+            pass.push(entry(bind::P, uniform.as_entire_binding()));
+            pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(c)));
+            steps.push(Dispatch::new(
+                device,
+                Arc::clone(&pipeline),
+                "matmul",
+                &pass,
+                workgroups,
+            ));
+        }
         Ok(Self {
             steps,
+            _partial: partial,
             vector: None,
             kernel,
             activation: Some(activation),
@@ -417,7 +449,7 @@ impl Matmul {
 
     /// How many dispatches [`Matmul::record`] records.
     pub fn dispatch_count(&self) -> usize {
-        self.steps.len() + usize::from(self.vector.is_some())
+        self.steps.len() + self.vector.as_ref().map_or(0, |v| v.dispatch_count())
     }
 
     /// Records the dispatches.

@@ -53,6 +53,7 @@ super::bindings! {
     B_PARAM = 14,
     B_STATE1 = 15,
     B_STATE2 = 16,
+    PARTIAL = 17,
 }
 
 /// Rows of C per invocation.
@@ -70,7 +71,14 @@ pub(crate) struct VectorParams {
     pub shift: f32,
     pub example_words: u32,
     pub row_blocks: u32,
+    pub k_begin: u32,
+    pub k_end: u32,
+    pub _pad: [u32; 2],
 }
+
+/// The most rows (K) of B a fused bias gradient sums: it runs in one pass (see
+/// [`PASS_LENGTH`](super::PASS_LENGTH)).
+pub(crate) const MAX_BIAS_GRAD_ROWS: usize = super::PASS_LENGTH;
 
 /// Whether the vector family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: the
 /// dimensions read as vec4 must be multiples of 4.
@@ -107,11 +115,14 @@ pub(crate) struct VectorSpec<'a> {
     pub update_b: Option<&'a OptimStep>,
 }
 
-/// A prepared vector matmul.
+/// A prepared vector matmul: one dispatch per pass over k.
 #[derive(Debug)]
 pub(crate) struct VectorMatmul {
-    dispatch: Dispatch,
-    params: wgpu::Buffer,
+    passes: Vec<Dispatch>,
+    /// Each pass's uniform (a gathered operand's offset is rewritten in each).
+    params: Vec<wgpu::Buffer>,
+    /// The accumulators between passes, when there are several.
+    _partial: Option<Tensor>,
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
     device: Device,
@@ -178,6 +189,12 @@ impl VectorMatmul {
         if spec.update_b.is_some() && spec.bias_grad.is_none() {
             return unsupported("a bias update without a bias gradient");
         }
+        if spec.bias_grad.is_some() && k > MAX_BIAS_GRAD_ROWS {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: a fused bias gradient sums at most {MAX_BIAS_GRAD_ROWS} rows in one \
+                 pass, not {k}; compute it with the reduce family instead"
+            )));
+        }
         let mut params = VectorParams {
             m: m as u32,
             n: n as u32,
@@ -199,7 +216,6 @@ impl VectorMatmul {
             params.shift = source.shift;
             params.example_words = (features / 4) as u32;
         }
-        let uniform = device.uniform_buffer("vector matmul params", bytemuck::bytes_of(&params));
 
         let mut constants = vec![
             ("HAS_BIAS", flag(spec.bias.is_some())),
@@ -236,7 +252,6 @@ impl VectorMatmul {
             entry(bind::A, if spec.gather.is_some() { dummy } else { spec.a }),
             entry(bind::B, spec.b),
             entry(bind::C, spec.c),
-            entry(bind::P, uniform.as_entire_binding()),
         ];
         let entry_point = match form {
             MatmulForm::AB => {
@@ -314,25 +329,64 @@ impl VectorMatmul {
         let x = groups(device, &op, n.div_ceil(4), lanes)?;
         let extra_row = usize::from(spec.bias_grad.is_some());
         let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
-        let dispatch = Dispatch::new(device, pipeline, entry_point, &entries, [x, y, 1]);
+        let ranges = super::pass_ranges(k, super::PASS_LENGTH);
+        // With one pass `partial` is never touched: C stands in (it is bound writable already).
+        let partial = if ranges.len() > 1 {
+            Some(Tensor::uninit(device, [m, n])?)
+        } else {
+            None
+        };
+        let mut passes = Vec::with_capacity(ranges.len());
+        let mut uniforms = Vec::with_capacity(ranges.len());
+        for (k_begin, k_end) in ranges {
+            let pass_params = VectorParams {
+                k_begin,
+                k_end,
+                ..params
+            };
+            let uniform =
+                device.uniform_buffer("vector matmul params", bytemuck::bytes_of(&pass_params));
+            let mut pass = entries.clone();
+            pass.push(entry(bind::P, uniform.as_entire_binding()));
+            pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(spec.c)));
+            passes.push(Dispatch::new(
+                device,
+                Arc::clone(&pipeline),
+                entry_point,
+                &pass,
+                [x, y, 1],
+            ));
+            uniforms.push(uniform);
+        }
         drop(entries);
         Ok(Self {
-            dispatch,
-            params: uniform,
+            passes,
+            params: uniforms,
+            _partial: partial,
             gather: spec.gather.cloned(),
             activation,
             device: device.clone(),
         })
     }
 
-    /// Records the dispatch; a gathered operand reads the batch at its source's current offset.
+    /// Records the dispatches; a gathered operand reads the batch at its source's current
+    /// offset.
     pub fn record(&self, encoder: &mut Encoder) {
         if let Some(source) = &self.gather {
             // `offset` is the fourth word of VectorParams.
-            self.device
-                .write_buffer(&self.params, 12, &source.offset().to_le_bytes());
+            for params in &self.params {
+                self.device
+                    .write_buffer(params, 12, &source.offset().to_le_bytes());
+            }
         }
-        self.dispatch.record(encoder);
+        for pass in &self.passes {
+            pass.record(encoder);
+        }
+    }
+
+    /// How many dispatches [`VectorMatmul::record`] records.
+    pub fn dispatch_count(&self) -> usize {
+        self.passes.len()
     }
 
     /// Sets the fused RReLU's RNG key (queued; no host sync).

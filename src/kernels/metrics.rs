@@ -23,6 +23,7 @@ super::bindings! {
     PREDICTIONS = 2,
     CORRECT = 3,
     P = 4,
+    STATE = 5,
 }
 
 /// The `MetricsParams` uniform of `shaders/metrics.wgsl`.
@@ -31,13 +32,16 @@ super::bindings! {
 pub(crate) struct MetricsParams {
     pub rows: u32,
     pub cols: u32,
-    pub _pad: [u32; 2],
+    pub begin: u32,
+    pub end: u32,
 }
 
-/// A prepared argmax (`predictions`) or correct-count (`correct`) dispatch.
+/// A prepared argmax (`predictions`) or correct-count (`correct`): one dispatch, or one per
+/// pass over rows longer than [`PASS_LENGTH`](super::PASS_LENGTH).
 #[derive(Debug)]
 pub struct Metric {
-    dispatch: Dispatch,
+    passes: Vec<Dispatch>,
+    _state: Option<Tensor>,
 }
 
 fn check_scores(op: &str, scores: &Tensor) -> Result<(usize, usize)> {
@@ -69,6 +73,7 @@ impl Metric {
             rows,
             cols,
             &[entry(bind::PREDICTIONS, predictions)],
+            predictions,
         )
     }
 
@@ -92,7 +97,7 @@ impl Metric {
             entry(bind::LABELS, labels.tensor()),
             entry(bind::CORRECT, correct),
         ];
-        Self::build("count_correct", scores, rows, cols, &entries)
+        Self::build("count_correct", scores, rows, cols, &entries, correct)
     }
 
     fn build(
@@ -101,33 +106,54 @@ impl Metric {
         rows: usize,
         cols: usize,
         extra: &[Entry<'_>],
+        output: &Tensor,
     ) -> Result<Self> {
         let device = scores.device();
-        let params = MetricsParams {
-            rows: rows as u32,
-            cols: cols as u32,
-            _pad: [0; 2],
-        };
-        let uniform = device.uniform_buffer("metrics params", bytemuck::bytes_of(&params));
         let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
-        let mut entries = vec![
-            entry(bind::SCORES, scores),
-            entry(bind::P, uniform.as_entire_binding()),
-        ];
-        entries.extend(extra.iter().cloned());
-        let dispatch = Dispatch::new(
-            device,
-            pipeline,
-            entry_point,
-            &entries,
-            grid(device, entry_point, rows, 64)?,
-        );
-        Ok(Self { dispatch })
+        let row_grid = grid(device, entry_point, rows, 64)?;
+        let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
+        // The running maximum between passes; with one pass, the (writable) output stands in.
+        let state = if ranges.len() > 1 {
+            Some(Tensor::uninit_of(device, [rows.max(1) * 2], DType::U32)?)
+        } else {
+            None
+        };
+        let passes = ranges
+            .into_iter()
+            .map(|(begin, end)| {
+                let params = MetricsParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    begin,
+                    end,
+                };
+                let uniform = device.uniform_buffer("metrics params", bytemuck::bytes_of(&params));
+                let mut entries = vec![
+                    entry(bind::SCORES, scores),
+                    entry(bind::P, uniform.as_entire_binding()),
+                    entry(bind::STATE, state.as_ref().unwrap_or(output)),
+                ];
+                entries.extend(extra.iter().cloned());
+                Dispatch::new(
+                    device,
+                    std::sync::Arc::clone(&pipeline),
+                    entry_point,
+                    &entries,
+                    row_grid,
+                )
+            })
+            .collect();
+        Ok(Self {
+            passes,
+            _state: state,
+        })
     }
 
-    /// Records the dispatch.
+    /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
-        self.dispatch.record(encoder);
+        for pass in &self.passes {
+            pass.record(encoder);
+        }
     }
 }
 

@@ -131,6 +131,33 @@ pub(crate) fn bind(
         })
 }
 
+/// The most loop iterations a kernel runs in one invocation per dispatch over a user-sized
+/// dimension. lavapipe (llvmpipe) keeps one loop counter per invocation, shared by all its
+/// loops, nested or not, and silently ends every loop once the invocation has run 65535
+/// iterations in all (measured: two loops of 40,000 run 40,000 and 25,534 times). Splitting a
+/// loop into nested loops therefore does not help: a longer loop is covered by several
+/// dispatches ("passes"), each continuing from the state the previous one stored (an f32
+/// stored and reloaded exactly), so the values are combined in the same order, with the same
+/// operations, as by one loop. The margin leaves room for a kernel's other, short loops.
+pub(crate) const PASS_LENGTH: usize = 16_384;
+
+/// The most loop iterations, all loops together, one invocation of a kernel may run in one
+/// dispatch: three loops of [`PASS_LENGTH`] (the softmax kernels' max, exp-sum and output
+/// loops in one pass), a quarter below the 65535 at which lavapipe stops them.
+pub(crate) const INVOCATION_BUDGET: usize = 3 * PASS_LENGTH;
+
+/// The ranges `[begin, end)` of at most `per_pass` (positive) elements that cover `0..len` in
+/// order; one empty range for `len == 0`, so every kernel runs at least once.
+pub(crate) fn pass_ranges(len: usize, per_pass: usize) -> Vec<(u32, u32)> {
+    if len == 0 {
+        return vec![(0, 0)];
+    }
+    (0..len)
+        .step_by(per_pass)
+        .map(|begin| (begin as u32, (begin + per_pass).min(len) as u32))
+        .collect()
+}
+
 /// A 2-D grid of `ceil(count / per_group)` workgroups, rows no longer than the device's
 /// per-dimension limit; kernels linearise it as `(wg.y · groups.x + wg.x) · per_group + lid.x`.
 pub(crate) fn grid(
