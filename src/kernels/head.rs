@@ -1,6 +1,8 @@
 //! The classifier head (`shaders/head.wgsl`): a narrow last layer (at most [`MAX_CLASSES`]
-//! classes) with softmax cross-entropy in one workgroup, forward only or with the layer's
-//! backward pass and optimiser update. A captured training step fuses into it (see
+//! classes) with softmax cross-entropy, forward only or with the layer's backward pass and
+//! optimiser update, in two passes over many workgroups: `head_rows` (HEAD_WG rows per
+//! workgroup: logits, softmax, the row's loss and gradient) and `head_reduce` (the weight and
+//! bias gradients, the update and the loss's sum). A captured training step fuses into it (see
 //! `src/capture/fuse.rs`); it computes the unfused kernels' bits for everything but the loss's
 //! summation order.
 
