@@ -139,7 +139,7 @@ pub(crate) fn bind(
 /// dispatches ("passes"), each continuing from the state the previous one stored (an f32
 /// stored and reloaded exactly), so the values are combined in the same order, with the same
 /// operations, as by one loop. The margin leaves room for a kernel's other, short loops.
-pub(crate) const PASS_LENGTH: usize = 16_384;
+pub const PASS_LENGTH: usize = 16_384;
 
 /// The most loop iterations, all loops together, one invocation of a kernel may run in one
 /// dispatch: three loops of [`PASS_LENGTH`] (the softmax kernels' max, exp-sum and output
