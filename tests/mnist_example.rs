@@ -108,6 +108,16 @@ fn losses(out: &Path) -> serde_json::Value {
     ])
 }
 
+/// The two output directories hold the same run: the same model file, byte for byte, and the
+/// same losses and accuracies.
+fn assert_same_run(a: &Path, b: &Path) {
+    assert_eq!(
+        sha(&a.join("model.safetensors")),
+        sha(&b.join("model.safetensors"))
+    );
+    assert_eq!(losses(a), losses(b));
+}
+
 #[test]
 fn bad_flags_are_refused_before_any_work_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,15 +234,10 @@ fn four_epochs_equal_two_epochs_resumed_for_two_more() {
     };
     run(&straight, &["--epochs", "4"]);
     run(&resumed, &["--epochs", "2"]);
-    // A fresh run over an unfinished one is refused; resuming it with other flags too.
     let resumed_dir = resumed.to_str().unwrap();
     let shown = run(&resumed, &["--epochs", "4", "--resume", resumed_dir]);
     assert!(shown.contains("resumed from"), "{shown}");
-    assert_eq!(
-        sha(&straight.join("model.safetensors")),
-        sha(&resumed.join("model.safetensors"))
-    );
-    assert_eq!(losses(&straight), losses(&resumed));
+    assert_same_run(&straight, &resumed);
 }
 
 #[test]
@@ -322,11 +327,7 @@ fn ctrl_c_stops_at_a_step_saves_a_checkpoint_and_the_resumed_run_matches_an_unin
         &[&flags[..], &["--resume", stopped.to_str().unwrap()]].concat(),
     );
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        sha(&straight.join("model.safetensors")),
-        sha(&stopped.join("model.safetensors"))
-    );
-    assert_eq!(losses(&straight), losses(&stopped));
+    assert_same_run(&straight, &stopped);
 }
 
 #[test]

@@ -515,19 +515,17 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         dataset(&mnist.train_images, &mnist.train_labels)?,
         config,
     )?;
-    let eval_batch = 1000;
-    let mut train_eval = Evaluator::new(
-        trainer.model(),
-        dataset(&mnist.train_images, &mnist.train_labels)?,
-        eval_batch,
-        normalization,
-    )?;
-    let mut test_eval = Evaluator::new(
-        trainer.model(),
-        dataset(&mnist.test_images, &mnist.test_labels)?,
-        eval_batch,
-        normalization,
-    )?;
+    let evaluator = |images: &[u8], labels: &[u8]| -> Result<Evaluator, Failure> {
+        let batch = 1000;
+        Ok(Evaluator::new(
+            trainer.model(),
+            dataset(images, labels)?,
+            batch,
+            normalization,
+        )?)
+    };
+    let mut train_eval = evaluator(&mnist.train_images, &mnist.train_labels)?;
+    let mut test_eval = evaluator(&mnist.test_images, &mnist.test_labels)?;
 
     let checkpoint = args.out.join(outputs::CHECKPOINT);
     let mut history = History::default();

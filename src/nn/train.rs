@@ -490,34 +490,29 @@ impl Trainer {
         ]
     }
 
+    /// The trainer's own tensors in a saved state, by name: the optimiser's per-parameter
+    /// state (none for plain SGD) and the epoch's running sums.
+    fn state_tensors(&self) -> Vec<(String, &Tensor)> {
+        let mut tensors = Vec::new();
+        let names = self.model.parameters().into_iter().map(|(n, _)| n);
+        for (name, (state1, state2)) in names.zip(self.optimizer.state()) {
+            tensors.push((format!("{STATE_PREFIX}optimizer.{name}.state1"), state1));
+            tensors.push((format!("{STATE_PREFIX}optimizer.{name}.state2"), state2));
+        }
+        tensors.push((format!("{STATE_PREFIX}loss_sum"), &self.loss_sum));
+        tensors.push((format!("{STATE_PREFIX}correct"), &self.correct));
+        tensors
+    }
+
     /// Everything a run needs to go on exactly as if it had not stopped: the parameters, the
     /// optimiser's state and step count, the position (epoch and step), the epoch's running
     /// sums and the run's identity (the shuffles and RReLU's slopes are keyed by seed, epoch
     /// and step, so the position is their state). Waits for the device (a few host syncs).
     pub fn state(&self) -> Result<CheckpointFile> {
         let mut file = self.model.to_checkpoint()?;
-        let names: Vec<String> = self
-            .model
-            .parameters()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        for (name, (state1, state2)) in names.iter().zip(self.optimizer.state()) {
-            for (suffix, tensor) in [("state1", state1), ("state2", state2)] {
-                file.tensors.insert(
-                    format!("{STATE_PREFIX}optimizer.{name}.{suffix}"),
-                    StoredTensor::read(tensor)?,
-                );
-            }
+        for (name, tensor) in self.state_tensors() {
+            file.tensors.insert(name, StoredTensor::read(tensor)?);
         }
-        file.tensors.insert(
-            format!("{STATE_PREFIX}loss_sum"),
-            StoredTensor::read(&self.loss_sum)?,
-        );
-        file.tensors.insert(
-            format!("{STATE_PREFIX}correct"),
-            StoredTensor::read(&self.correct)?,
-        );
         let meta = &mut file.metadata;
         meta.insert("format".into(), STATE_FORMAT.into());
         for (key, value) in self.identity() {
@@ -607,23 +602,11 @@ impl Trainer {
             ),
         };
         // Every tensor is checked against its destination before any is written.
-        let names: Vec<String> = self
-            .model
-            .parameters()
+        let writes = self
+            .state_tensors()
             .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let mut writes: Vec<(&StoredTensor, &Tensor, String)> = Vec::new();
-        for (name, (state1, state2)) in names.iter().zip(self.optimizer.state()) {
-            for (suffix, tensor) in [("state1", state1), ("state2", state2)] {
-                let key = format!("{STATE_PREFIX}optimizer.{name}.{suffix}");
-                writes.push((file.tensor(&key, path)?, tensor, key));
-            }
-        }
-        for (key, tensor) in [("loss_sum", &self.loss_sum), ("correct", &self.correct)] {
-            let key = format!("{STATE_PREFIX}{key}");
-            writes.push((file.tensor(&key, path)?, tensor, key));
-        }
+            .map(|(key, tensor)| Ok((file.tensor(&key, path)?, tensor, key)))
+            .collect::<Result<Vec<_>>>()?;
         for (stored, tensor, key) in &writes {
             if stored.dtype != tensor.dtype() || stored.shape != tensor.shape().dims() {
                 return Err(bad(format!(
