@@ -171,6 +171,34 @@ fn stopping_part_way_through_an_epoch_and_resuming_is_bit_identical() {
     assert_eq!(numbers(&straight_stats), numbers(&stats));
 }
 
+#[test]
+fn a_stop_asked_mid_way_through_an_accumulation_group_waits_for_its_update() {
+    let device = gpu();
+    let c = TrainerConfig {
+        accumulation: 3,
+        ..config(OptimizerConfig::momentum(0.01, 0.9), Schedule::Constant, 1)
+    };
+    let mut straight = trainer(device, Activation::Relu, 2, c.clone());
+    let straight_stats = epochs(&mut straight, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let mut first = trainer(device, Activation::Relu, 2, c.clone());
+    // Asked to stop from the fourth step on: the group of steps 4–6 finishes first.
+    let done = std::cell::Cell::new(0);
+    let stopped = first
+        .train_epoch_until(|| done.get() >= 4, |step, _, _| done.set(step))
+        .unwrap();
+    assert!(stopped.is_none());
+    assert_eq!(first.steps_done_in_epoch(), 6);
+    first.save_state(&path, []).unwrap();
+    let mut second = trainer(device, Activation::Relu, 9, c);
+    second.resume_from(&path).unwrap();
+    let stats = epochs(&mut second, 1);
+    assert_eq!(bits(&straight), bits(&second));
+    assert_eq!(numbers(&straight_stats), numbers(&stats));
+}
+
 fn saved_state(device: &Device, dir: &Path) -> std::path::PathBuf {
     let path = dir.join("state.safetensors");
     let mut t = trainer(

@@ -424,8 +424,8 @@ impl Trainer {
         Ok(stats.expect("never stopped"))
     }
 
-    /// Trains the rest of the current epoch, checking `stop()` after each step: if it says
-    /// yes, returns `None` at that step boundary, where [`Trainer::state`] saves a state that
+    /// Trains the rest of the current epoch, checking `stop()` after each optimiser step (each
+    /// step, or each accumulation group's last): if it says yes, returns `None` there, where [`Trainer::state`] saves a state that
     /// resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
     /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
     /// at the end (loss and correct count). A non-finite loss, or one far past the first
@@ -455,7 +455,10 @@ impl Trainer {
                 None
             };
             progress(done, steps, running);
-            if done < steps && stop() {
+            // Only where the optimiser has just stepped: mid-way through an accumulation group
+            // the gradients summed so far would be part of the state too.
+            let (_, _, updated) = self.plan_key(done - 1);
+            if done < steps && updated && stop() {
                 return Ok(None);
             }
         }
