@@ -350,3 +350,47 @@ fn a_diverging_run_is_stopped_and_replaces_nothing() {
     let after: Vec<String> = names.iter().map(|n| sha(&out.join(n))).collect();
     assert_eq!(before, after, "a diverged run replaced an output");
 }
+
+#[test]
+fn flags_that_do_nothing_are_warned_of_and_the_batch_used_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = mnist(
+        &out,
+        &[
+            "--train-limit",
+            "100",
+            "--batch-size",
+            "500",
+            "--momentum",
+            "0.5",
+            "--epochs",
+            "1",
+        ],
+    );
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("warning: --momentum"), "{all}");
+    assert!(all.contains("warning: --batch-size 500"), "{all}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["config"]["batch_size"], 100);
+    assert_eq!(metrics["config"]["requested_batch_size"], 500);
+    let output = mnist(
+        &out,
+        &[
+            "--preset",
+            "best",
+            "--lr",
+            "0.5",
+            "--epochs",
+            "1",
+            "--restart",
+        ],
+    );
+    assert!(
+        text(&output).contains("--preset best sets --lr"),
+        "{}",
+        text(&output)
+    );
+}

@@ -11,8 +11,8 @@ use common::{dataset, gpu};
 use sha2::{Digest, Sha256};
 use wgsl_nn::activation::Activation;
 use wgsl_nn::nn::{
-    CheckpointFile, EpochStats, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig, load_checkpoint,
-    save_checkpoint,
+    CheckpointFile, EpochStats, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
+    load_checkpoint, save_checkpoint,
 };
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Error};
@@ -362,4 +362,50 @@ fn momentum_of_one_or_more_is_refused() {
         assert!(error.to_string().contains("[0, 1)"), "{error}");
     }
     OptimizerConfig::momentum(0.01, 0.99).validate().unwrap();
+}
+
+/// A model whose hidden activations for a batch of 1000 pass lavapipe's 128 MiB binding:
+/// 40,000 units × 1000 rows × 4 bytes = 160 MB. Four inputs keep the work small.
+fn wide(device: &Device) -> Mlp {
+    Mlp::new(
+        device,
+        MlpConfig {
+            widths: vec![4, 40_000, 10],
+            activation: Activation::Relu,
+            seed: 0,
+        },
+    )
+    .unwrap()
+}
+
+fn tiny_data(device: &Device, rows: usize) -> wgsl_nn::data::gpu::GpuDataset {
+    let images: Vec<u8> = (0..rows * 4).map(|i| (i * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..rows).map(|i| (i % 10) as u8).collect();
+    wgsl_nn::data::gpu::GpuDataset::new(device, &images, &labels, 4, 10).unwrap()
+}
+
+#[test]
+fn a_training_batch_past_the_device_limits_fails_when_the_trainer_is_built_not_mid_epoch() {
+    let device = gpu();
+    let limit = u64::from(device.limits().max_storage_buffer_binding_size);
+    assert!(
+        1000 * 40_000 * 4 > limit,
+        "the test needs a device with a smaller binding limit"
+    );
+    let config = TrainerConfig {
+        batch_size: 1000,
+        ..TrainerConfig::lecture()
+    };
+    let error = Trainer::new(wide(device), tiny_data(device, 1000), config).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { .. }), "{error:?}");
+}
+
+#[test]
+fn an_evaluation_batch_past_the_device_limits_is_split_to_fit_with_the_same_result() {
+    let device = gpu();
+    let model = wide(device);
+    let norm = wgsl_nn::data::gpu::Normalization::default();
+    let mut asked_1000 = Evaluator::new(&model, tiny_data(device, 1000), 1000, norm).unwrap();
+    let mut small = Evaluator::new(&model, tiny_data(device, 1000), 100, norm).unwrap();
+    assert_eq!(asked_1000.accuracy().unwrap(), small.accuracy().unwrap());
 }
