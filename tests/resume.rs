@@ -387,7 +387,7 @@ fn tiny_data(device: &Device, rows: usize) -> wgsl_nn::data::gpu::GpuDataset {
 #[test]
 fn a_training_batch_past_the_device_limits_fails_when_the_trainer_is_built_not_mid_epoch() {
     let device = gpu();
-    let limit = u64::from(device.limits().max_storage_buffer_binding_size);
+    let limit = device.limits().max_storage_buffer_binding_size;
     assert!(
         1000 * 40_000 * 4 > limit,
         "the test needs a device with a smaller binding limit"
