@@ -144,8 +144,8 @@ pub enum Error {
         epoch: usize,
         /// The mean loss seen.
         loss: f32,
-        /// Why a finite loss counts as diverged (empty for a non-finite one), starting with
-        /// ", ".
+        /// What else is known, appended after the epoch (", more than 10 times the first
+        /// step's …"); empty when the loss was simply not finite.
         reason: String,
         /// A tenth of the base learning rate (before any schedule).
         suggested_lr: f32,

@@ -2,8 +2,8 @@
 //!
 //! Every file goes through a temporary in its destination directory (named
 //! `.wgsl-nn-*.tmp`), is flushed to disk, and is renamed over the old one: a reader sees the
-//! old file or the new one, never a part. [`write_set`] does that for a set of files and renames
-//! only once all of them are complete. A temporary left by a killed process is removed by
+//! old file or the new one, never a part. [`write_set`] (or [`StagedSet`], in two steps) does
+//! that for a set of files and renames only once all of them are complete. A temporary left by a killed process is removed by
 //! [`remove_stale_temporaries`]. New files get the permissions the umask gives (0644 under the
 //! usual 022), not the 0600 of a private temporary.
 
@@ -102,24 +102,113 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `files` (name, contents) into `dir` as a set: every file is written completely to a
-/// temporary first, and only then are they renamed into place, in the order given. If any
-/// temporary cannot be written (a full disk, say), nothing is replaced and every temporary is
+/// Files written completely to temporaries in their directory, not yet renamed into place:
+/// dropping the set removes the temporaries and replaces nothing.
+#[derive(Debug)]
+pub struct StagedSet {
+    files: Vec<(NamedTempFile, PathBuf)>,
+}
+
+impl StagedSet {
+    /// Writes and flushes a temporary for each of `files` (name, contents) in `dir`; if one
+    /// cannot be written (a full disk, say), the ones already written are removed.
+    pub fn stage(dir: &Path, files: &[(&str, &[u8])]) -> Result<Self> {
+        ensure_dir(dir)?;
+        let files = files
+            .iter()
+            .map(|(name, contents)| Ok((temporary_in(dir, contents)?, dir.join(name))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { files })
+    }
+
+    /// This set and `other`, committed together.
+    pub fn join(mut self, other: StagedSet) -> Self {
+        self.files.extend(other.files);
+        self
+    }
+
+    /// Renames every temporary into place, in the order staged, once it has checked that no
+    /// destination is a directory (the one failure a rename within a directory can meet);
+    /// returns the paths written.
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        if let Some((_, path)) = self.files.iter().find(|(_, path)| path.is_dir()) {
+            return Err(Error::Data {
+                path: path.clone(),
+                problem: "is a directory, so the file cannot be written there; nothing of the \
+                          set was replaced. Remove the directory or choose another output directory"
+                    .into(),
+            });
+        }
+        let mut written = Vec::with_capacity(self.files.len());
+        let dirs: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|(_, p)| parent(p).to_path_buf())
+            .collect();
+        for (file, path) in self.files {
+            file.persist(&path)
+                .map_err(|e| io_error(&path, "replace the file", e.error))?;
+            written.push(path);
+        }
+        for dir in dirs.iter().collect::<std::collections::BTreeSet<_>>() {
+            sync_dir(dir);
+        }
+        Ok(written)
+    }
+}
+
+/// Writes `files` (name, contents) into `dir` as a set ([`StagedSet`]): every file is written
+/// completely to a temporary first, and only then are they renamed into place, in the order
+/// given. If any temporary cannot be written, nothing is replaced and every temporary is
 /// removed. Returns the paths written.
 pub fn write_set(dir: &Path, files: &[(&str, &[u8])]) -> Result<Vec<PathBuf>> {
+    StagedSet::stage(dir, files)?.commit()
+}
+
+/// An exclusive advisory lock on a directory (on its `.wgsl-nn.lock` file), held until
+/// dropped: two runs never write into one directory at once, and removing stale temporaries
+/// under the lock cannot remove a live writer's.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+const LOCK_NAME: &str = ".wgsl-nn.lock";
+
+fn lock_file(dir: &Path) -> Result<std::fs::File> {
     ensure_dir(dir)?;
-    let staged = files
-        .iter()
-        .map(|(name, contents)| Ok((temporary_in(dir, contents)?, dir.join(name))))
-        .collect::<Result<Vec<_>>>()?;
-    let mut written = Vec::with_capacity(staged.len());
-    for (file, path) in staged {
-        file.persist(&path)
-            .map_err(|e| io_error(&path, "replace the file", e.error))?;
-        written.push(path);
+    let path = dir.join(LOCK_NAME);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(&path, "open the lock file", e))
+}
+
+impl DirLock {
+    /// Takes the lock, or fails at once (naming the directory) if another process holds it.
+    pub fn try_acquire(dir: &Path) -> Result<Self> {
+        let file = lock_file(dir)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Data {
+                path: dir.to_path_buf(),
+                problem: "another run is writing into this directory; wait for it to finish, \
+                          or choose another directory"
+                    .into(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error(dir, "lock the directory", e)),
+        }
     }
-    sync_dir(dir);
-    Ok(written)
+
+    /// Takes the lock, waiting while another process holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        let file = lock_file(dir)?;
+        file.lock()
+            .map_err(|e| io_error(dir, "lock the directory", e))?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Removes `path` if it exists (an error only if it exists and cannot be removed).
@@ -131,8 +220,8 @@ pub fn remove_if_exists(path: &Path) -> Result<()> {
 }
 
 /// Removes the temporaries (`.wgsl-nn-*.tmp`) that a killed process left in `dir`; returns how
-/// many. Nothing else is touched. Call it only where no other process of this crate is
-/// writing into `dir` at the same time.
+/// many. Nothing else is touched. Call it holding the directory's [`DirLock`], so that no other
+/// process of this crate is writing there at the same time.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

@@ -34,15 +34,21 @@ static ALLOCATOR: Counting = Counting;
 fn a_model_too_wide_for_the_device_is_refused_before_its_weights_are_allocated() {
     let device = common::gpu();
     LARGEST.store(0, Ordering::Relaxed);
-    // 784 × 1,000,000 f32 weights: 3.1 GB, past any storage binding lavapipe allows.
+    // The narrowest hidden layer whose 784 × width weights pass the device's binding limit
+    // (3.1 GB for lavapipe's 128 MiB would be 42,800 units; any device's is refused).
+    let limit = device.limits().max_storage_buffer_binding_size;
+    let width = (limit / (784 * 4) + 1) as usize;
     let config = MlpConfig {
-        widths: vec![784, 1_000_000, 10],
+        widths: vec![784, width, 10],
         ..MlpConfig::lecture()
     };
     let error = Mlp::new(device, config).unwrap_err();
     let largest = LARGEST.load(Ordering::Relaxed);
     assert!(matches!(error, Error::TooLarge { .. }), "{error:?}");
-    assert!(error.to_string().contains("784"), "{error}");
+    assert!(
+        error.to_string().contains(&format!("[784, {width}]")),
+        "{error}"
+    );
     assert!(
         largest < 16 << 20,
         "{largest} bytes were allocated on the host before the size was refused"

@@ -35,7 +35,7 @@ fn the_lecture_step_is_four_dispatches_in_one_submit_with_no_host_sync() {
     let device = fresh_gpu();
     let mut t = trainer(&device, MlpConfig::lecture(), TrainerConfig::lecture(), 640);
     t.begin_epoch().unwrap();
-    t.step(0).unwrap(); // captures and builds the plan
+    t.step(0).unwrap(); // the first replay (Trainer::new captured the plans)
     let before = device.counters();
     for step in 1..6 {
         t.step(step).unwrap();

@@ -27,19 +27,28 @@ fn a_set_is_written_whole_and_leaves_no_temporaries() {
 }
 
 #[test]
-fn a_set_that_cannot_be_staged_replaces_nothing() {
+fn a_set_that_cannot_be_written_whole_replaces_nothing_and_leaves_no_temporaries() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    std::fs::write(out.join("a.bin"), b"old").unwrap();
-    // A directory where the output directory should be: nothing can be staged in it.
+    std::fs::write(dir.path().join("a.bin"), b"old").unwrap();
+    // The second file's place is taken by a directory: the rename would fail after the first
+    // had replaced its file, so the set must be refused before any rename.
+    std::fs::create_dir(dir.path().join("b.json")).unwrap();
+    let error = write_set(dir.path(), &[("a.bin", b"new"), ("b.json", b"new")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("b.json") && error.contains("is a directory"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), b"old");
+    assert_eq!(names(dir.path()), ["a.bin", "b.json"]);
+    // An output directory that is a file: nothing can be staged.
     let file = dir.path().join("file");
     std::fs::write(&file, b"").unwrap();
     let error = write_set(&file, &[("a.bin", b"new")])
         .unwrap_err()
         .to_string();
     assert!(error.contains("not a directory"), "{error}");
-    assert_eq!(std::fs::read(out.join("a.bin")).unwrap(), b"old");
 }
 
 #[cfg(unix)]
@@ -145,4 +154,15 @@ fn a_directory_in_place_of_a_data_file_is_called_a_directory_not_missing() {
     let error = Mnist::load(dir.path()).unwrap_err().to_string();
     assert!(error.contains("is a directory"), "{error}");
     assert!(!error.contains("missing"), "{error}");
+}
+
+#[test]
+fn a_directory_is_written_by_one_run_at_a_time() {
+    use wgsl_nn::files::DirLock;
+    let dir = tempfile::tempdir().unwrap();
+    let first = DirLock::try_acquire(dir.path()).unwrap();
+    let error = DirLock::try_acquire(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("another run"), "{error}");
+    drop(first);
+    DirLock::try_acquire(dir.path()).unwrap();
 }

@@ -263,6 +263,38 @@ fn a_resume_with_another_activation_is_refused_naming_both() {
 }
 
 #[test]
+fn a_run_killed_before_its_outputs_were_written_is_finished_by_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    for out in [&whole, &killed] {
+        let output = mnist(out, &["--epochs", "1"]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    // As if killed after the last epoch's checkpoint, before the outputs.
+    for name in [
+        "model.safetensors",
+        "metrics.json",
+        "loss.png",
+        "predictions.png",
+    ] {
+        std::fs::remove_file(killed.join(name)).unwrap();
+    }
+    refused(
+        &mnist(&killed, &["--epochs", "1"]),
+        &["unfinished run", "outputs not written"],
+    );
+    let output = mnist(
+        &killed,
+        &["--epochs", "1", "--resume", killed.to_str().unwrap()],
+    );
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("training was done"), "{all}");
+    assert_same_run(&whole, &killed);
+}
+
+#[cfg(unix)]
+#[test]
 fn ctrl_c_stops_at_a_step_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let (straight, stopped) = (dir.path().join("straight"), dir.path().join("stopped"));
@@ -310,6 +342,10 @@ fn ctrl_c_stops_at_a_step_saves_a_checkpoint_and_the_resumed_run_matches_an_unin
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(seen.contains("resume with:"), "{seen}");
+    assert!(
+        seen.contains("stopped at epoch 2, step") || seen.contains("stopped after epoch 2"),
+        "{seen}"
+    );
     assert!(stopped.join("checkpoint.safetensors").is_file());
     assert!(
         !stopped.join(".wgsl-nn-killed.tmp").exists(),

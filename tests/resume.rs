@@ -364,18 +364,24 @@ fn momentum_of_one_or_more_is_refused() {
     OptimizerConfig::momentum(0.01, 0.99).validate().unwrap();
 }
 
-/// A model whose hidden activations for a batch of 1000 pass lavapipe's 128 MiB binding:
-/// 40,000 units × 1000 rows × 4 bytes = 160 MB. Four inputs keep the work small.
+/// A model whose hidden activations for a batch of 1000 pass the device's storage binding
+/// limit (160 MB on lavapipe's 128 MiB), with four inputs to keep the work small.
 fn wide(device: &Device) -> Mlp {
     Mlp::new(
         device,
         MlpConfig {
-            widths: vec![4, 40_000, 10],
+            widths: vec![4, wide_width(device), 10],
             activation: Activation::Relu,
             seed: 0,
         },
     )
     .unwrap()
+}
+
+/// The narrowest hidden width whose activations for 1000 rows do not fit one binding.
+fn wide_width(device: &Device) -> usize {
+    let limit = device.limits().max_storage_buffer_binding_size;
+    (limit / (1000 * 4) + 1) as usize
 }
 
 fn tiny_data(device: &Device, rows: usize) -> wgsl_nn::data::gpu::GpuDataset {
@@ -387,11 +393,6 @@ fn tiny_data(device: &Device, rows: usize) -> wgsl_nn::data::gpu::GpuDataset {
 #[test]
 fn a_training_batch_past_the_device_limits_fails_when_the_trainer_is_built_not_mid_epoch() {
     let device = gpu();
-    let limit = device.limits().max_storage_buffer_binding_size;
-    assert!(
-        1000 * 40_000 * 4 > limit,
-        "the test needs a device with a smaller binding limit"
-    );
     let config = TrainerConfig {
         batch_size: 1000,
         ..TrainerConfig::lecture()
@@ -406,6 +407,66 @@ fn an_evaluation_batch_past_the_device_limits_is_split_to_fit_with_the_same_resu
     let model = wide(device);
     let norm = wgsl_nn::data::gpu::Normalization::default();
     let mut asked_1000 = Evaluator::new(&model, tiny_data(device, 1000), 1000, norm).unwrap();
+    assert!(asked_1000.batch_size() < 1000, "no split happened");
     let mut small = Evaluator::new(&model, tiny_data(device, 1000), 100, norm).unwrap();
     assert_eq!(asked_1000.accuracy().unwrap(), small.accuracy().unwrap());
+}
+
+#[test]
+fn a_stop_after_the_loss_has_blown_up_is_divergence_not_a_state_to_save() {
+    let device = gpu();
+    let c = config(OptimizerConfig::sgd(1e30), Schedule::Constant, 1);
+    let mut t = trainer(device, Activation::Relu, 0, c);
+    let steps = std::cell::Cell::new(0);
+    let error = t
+        .train_epoch_until(|| steps.get() >= 5, |step, _, _| steps.set(step))
+        .unwrap_err();
+    assert!(matches!(error, Error::Diverged { .. }), "{error:?}");
+    // The weights themselves are no longer finite: no state of them may be saved.
+    let error = t.state().err().map(|e| e.to_string());
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("not saved")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_state_inside_an_accumulation_group_or_past_the_epochs_is_refused() {
+    let device = gpu();
+    let c = TrainerConfig {
+        accumulation: 4,
+        ..config(OptimizerConfig::sgd(0.01), Schedule::Constant, 1)
+    };
+    let mut t = trainer(device, Activation::Relu, 0, c.clone());
+    t.begin_epoch().unwrap();
+    t.step(0).unwrap();
+    t.step(1).unwrap();
+    let message = t.state().unwrap_err().to_string();
+    assert!(message.contains("accumulation group of 4"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_state(device, dir.path()); // one epoch done
+    let mut zero_more = trainer(
+        device,
+        Activation::Relu,
+        0,
+        TrainerConfig {
+            epochs: 1,
+            ..config(OptimizerConfig::sgd(0.01), Schedule::Constant, 2)
+        },
+    );
+    zero_more.resume_from(&path).unwrap(); // 1 of 1: finished, may be resumed to evaluate
+    let mut fewer = trainer(
+        device,
+        Activation::Relu,
+        0,
+        TrainerConfig {
+            epochs: 1,
+            ..config(OptimizerConfig::sgd(0.01), Schedule::Constant, 2)
+        },
+    );
+    let mut file = CheckpointFile::read(&path).unwrap();
+    file.metadata.insert("trainer.epoch".into(), "2".into());
+    let message = fewer.restore_state(&file, &path).unwrap_err().to_string();
+    assert!(message.contains("more than the 1"), "{message}");
 }

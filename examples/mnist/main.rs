@@ -27,7 +27,7 @@ use wgsl_nn::activation::Activation;
 use wgsl_nn::data::download::{DownloadOptions, download_mnist};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
 use wgsl_nn::data::mnist::{CLASSES, FILES, Mnist, PIXELS, find_file, resolve_data_dir};
-use wgsl_nn::files::{check_writable, remove_stale_temporaries};
+use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
 use wgsl_nn::nn::{
     CheckpointFile, ClassifierLoss, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
 };
@@ -293,25 +293,34 @@ fn resume_path(given: &Path) -> Result<PathBuf, Failure> {
     Ok(path)
 }
 
-/// Refuses to start afresh over an unfinished run's checkpoint, which would be replaced.
+/// Refuses to start afresh over an unfinished run's checkpoint, which would be replaced: one
+/// that stopped part-way, or that finished training but whose outputs were never written (its
+/// model file is missing or older than the checkpoint).
 fn check_unfinished(out: &Path) -> Result<(), Failure> {
     let path = out.join(outputs::CHECKPOINT);
-    if !path.is_file() {
-        return Ok(());
-    }
-    let Ok(file) = CheckpointFile::read(&path) else {
-        return Ok(()); // unreadable: nothing worth keeping, and the first epoch replaces it
+    let Some(position) = CheckpointFile::read(&path)
+        .ok()
+        .and_then(|file| file.training_position())
+    else {
+        return Ok(()); // none, or unreadable: nothing worth keeping
     };
-    let get = |key: &str| file.metadata.get(&format!("trainer.{key}"));
-    let (epoch, epochs, step) = (get("epoch"), get("epochs"), get("step"));
-    let unfinished = epoch != epochs || step.is_some_and(|s| s != "0");
-    if unfinished {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let outputs_written = match (modified(&out.join(outputs::MODEL)), modified(&path)) {
+        (Some(model), Some(checkpoint)) => model >= checkpoint,
+        _ => false,
+    };
+    if !position.finished() || !outputs_written {
         return Err(bad_flag(format!(
-            "{} holds an unfinished run (epoch {} of {} done): continue it with --resume {}, \
+            "{} holds an unfinished run (epoch {} of {} done{}): continue it with --resume {}, \
              start afresh with --restart, or choose another --out",
             out.display(),
-            epoch.map_or("?", String::as_str),
-            epochs.map_or("?", String::as_str),
+            position.epoch,
+            position.epochs,
+            if position.finished() {
+                ", outputs not written"
+            } else {
+                ""
+            },
             out.display()
         )));
     }
@@ -448,6 +457,8 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
 
     // The output directory: usable, free of a killed run's temporaries, not an unfinished run.
     check_writable(&args.out).map_err(|e| bad_flag(format!("--out: {e}")))?;
+    // Held to the end: a second run into the same --out is refused, not interleaved.
+    let _out_lock = DirLock::try_acquire(&args.out).map_err(|e| bad_flag(format!("--out: {e}")))?;
     let stale = remove_stale_temporaries(&args.out)?;
     if stale > 0 {
         println!(
@@ -456,7 +467,12 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         );
     }
     let resume = args.resume.as_deref().map(resume_path).transpose()?;
-    if resume.is_none() && !args.restart {
+    // Unless this run continues the checkpoint in --out, that checkpoint is replaced: only
+    // when its run was finished, or with --restart.
+    let continues_out = resume
+        .as_ref()
+        .is_some_and(|p| p == &args.out.join(outputs::CHECKPOINT));
+    if !continues_out && !args.restart {
         check_unfinished(&args.out)?;
     }
     interrupt::install()?;
@@ -473,11 +489,14 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             seed: args.seed,
         },
     )
-    .map_err(|e| {
-        bad_flag(format!(
-            "--hidden {:?}: the model does not fit: {e}",
-            args.hidden
-        ))
+    .map_err(|e| -> Failure {
+        match e {
+            Error::TooLarge { .. } => bad_flag(format!(
+                "--hidden {:?}: the model does not fit: {e}",
+                args.hidden
+            )),
+            other => other.into(),
+        }
     })?;
     println!(
         "model: {widths:?}, {}, {} parameters",
@@ -530,15 +549,24 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     let checkpoint = args.out.join(outputs::CHECKPOINT);
     let mut history = History::default();
     if let Some(path) = &resume {
-        let metadata = trainer
-            .resume_from(path)
-            .map_err(|e| bad_flag(format!("--resume: {e}")))?;
-        if let Some(saved) = metadata.get(HISTORY_KEY) {
+        let file = CheckpointFile::read(path).map_err(|e| bad_flag(format!("--resume: {e}")))?;
+        trainer.restore_state(&file, path).map_err(|e| {
+            let hint = if file.training_position().is_none() {
+                format!(
+                    " (a run's final model; point --resume at the {} beside it, or at its --out \
+                     directory)",
+                    outputs::CHECKPOINT
+                )
+            } else {
+                String::new()
+            };
+            bad_flag(format!("--resume: {e}{hint}"))
+        })?;
+        if let Some(saved) = file.metadata.get(HISTORY_KEY) {
             history = serde_json::from_str(saved)?;
         }
-        let saved_epochs = metadata.get("trainer.epochs").cloned().unwrap_or_default();
-        if saved_epochs != args.epochs.to_string()
-            && matches!(schedule, Schedule::Cosine | Schedule::OneCycle)
+        let saved_epochs = file.training_position().map_or(0, |p| p.epochs);
+        if saved_epochs != args.epochs && matches!(schedule, Schedule::Cosine | Schedule::OneCycle)
         {
             eprintln!(
                 "warning: the {} schedule spans --epochs, which was {saved_epochs} and is now {}: \
@@ -547,17 +575,16 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             );
         }
         println!(
-            "resumed from {} at epoch {}, step {}",
+            "resumed from {} at epoch {}, step {}{}",
             path.display(),
             trainer.epochs_done(),
-            trainer.steps_done_in_epoch()
+            trainer.steps_done_in_epoch(),
+            if trainer.epochs_done() >= args.epochs {
+                " (training was done: evaluating and writing the outputs)"
+            } else {
+                ""
+            }
         );
-    }
-    if trainer.epochs_done() >= args.epochs {
-        return Err(bad_flag(format!(
-            "the run has already trained {} epochs; ask for more with --epochs",
-            trainer.epochs_done()
-        )));
     }
     if interrupt::requested() {
         println!("interrupted before training started; nothing was written");
@@ -622,12 +649,12 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         history.train_loss.push(stats.mean_loss);
         history.seconds.push(stats.seconds);
         save_checkpoint(&trainer, &checkpoint, &history)?;
-        if epoch == 1 {
-            if let Some(plan) = trainer.step_plan() {
-                println!("captured step, kernel by kernel:");
-                for (i, kernel) in plan.iter().enumerate() {
-                    println!("  {}. {kernel}", i + 1);
-                }
+        if epoch == 1
+            && let Some(plan) = trainer.step_plan()
+        {
+            println!("captured step, kernel by kernel:");
+            for (i, kernel) in plan.iter().enumerate() {
+                println!("  {}. {kernel}", i + 1);
             }
         }
         let dispatches = trainer
@@ -649,6 +676,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         }
     }
     let total_seconds = started.elapsed().as_secs_f64();
+    interrupt::training_done();
 
     let train_accuracy = train_eval.accuracy()?;
     let test_accuracy = test_eval.accuracy()?;

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use wgsl_nn::data::mnist::{PIXELS, SIDE};
-use wgsl_nn::files::{remove_if_exists, write_set};
+use wgsl_nn::files::{StagedSet, remove_if_exists};
+
+use crate::interrupt;
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -145,31 +147,33 @@ pub fn digit_art(pixels: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Writes a finished run's outputs into `out`. The model and metrics go first, as a set: both
-/// or neither. Then the plots, as a set; if they could not be drawn or written, the previous
-/// run's plots are removed (so what is left is one run's) and the problem is returned.
+/// Writes a finished run's outputs into `out`, all four as one set: every file is complete
+/// before any is renamed into place. If the plots could not be drawn or staged, the model and
+/// metrics are written alone and the previous run's plots are removed (so what is left is one
+/// run's), and the problem is returned.
 pub fn write_run(
     out: &Path,
     model: &[u8],
     metrics: &[u8],
     plots: Result<(Vec<u8>, Vec<u8>), String>,
 ) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let mut written = write_set(out, &[(MODEL, model), (METRICS, metrics)])?;
+    let valuable = StagedSet::stage(out, &[(MODEL, model), (METRICS, metrics)])?;
     let plots = plots
         .map_err(|e| format!("cannot draw the plots: {e}"))
         .and_then(|(loss, predictions)| {
-            write_set(out, &[(LOSS_PLOT, &loss), (PREDICTIONS_PLOT, &predictions)])
+            StagedSet::stage(out, &[(LOSS_PLOT, &loss), (PREDICTIONS_PLOT, &predictions)])
                 .map_err(|e| e.to_string())
         });
     match plots {
-        Ok(paths) => {
-            written.extend(paths);
-            Ok(written)
-        }
+        Ok(plots) => Ok(interrupt::writing(|| valuable.join(plots).commit())?),
         Err(problem) => {
-            for name in [LOSS_PLOT, PREDICTIONS_PLOT] {
-                remove_if_exists(&out.join(name))?;
-            }
+            let written = interrupt::writing(|| -> Result<_, wgsl_nn::Error> {
+                let written = valuable.commit()?;
+                for name in [LOSS_PLOT, PREDICTIONS_PLOT] {
+                    remove_if_exists(&out.join(name))?;
+                }
+                Ok(written)
+            })?;
             Err(format!(
                 "wrote {} and {}, but not the plots: {problem}",
                 written[0].display(),

@@ -102,10 +102,10 @@ impl Drop for Node {
             _ => return,
         };
         while let Some(var) = orphans.pop() {
-            if let Ok(mut node) = Rc::try_unwrap(var.node) {
-                if let Origin::Op { inputs, .. } = node.origin.get_mut() {
-                    orphans.append(inputs);
-                }
+            if let Ok(mut node) = Rc::try_unwrap(var.node)
+                && let Origin::Op { inputs, .. } = node.origin.get_mut()
+            {
+                orphans.append(inputs);
             }
         }
     }

@@ -726,10 +726,10 @@ fn fuse_gather(ops: &mut Vec<Op>) {
             y_readers.is_empty() || writer.is_some_and(|w| y_readers.iter().all(|&r| r > w));
         drop(x);
         if !x_read && labels_ok {
-            if !y_readers.is_empty() {
-                if let Some(Op::Matmul(m)) = writer.map(|w| &mut ops[w]) {
-                    m.write_labels = Some(y.share());
-                }
+            if !y_readers.is_empty()
+                && let Some(Op::Matmul(m)) = writer.map(|w| &mut ops[w])
+            {
+                m.write_labels = Some(y.share());
             }
             ops.remove(g);
             continue;

@@ -76,7 +76,7 @@ pub fn download_mnist(dir: &Path, options: &DownloadOptions, progress: Progress<
                 path: dir.join(format!("{}.gz", file.name)),
                 problem: format!(
                     "could not download it: {}. Download the four MNIST files by hand into {} \
-                     (raw or .gz), or point MNIST_DIR or --data-dir at a copy",
+                     (raw or .gz), or point MNIST_DIR at a copy",
                     failures.join("; "),
                     dir.display()
                 ),
@@ -116,10 +116,10 @@ fn fetch(
         received += n as u64;
         progress(file.name, received, total);
     }
-    if let Some(total) = total {
-        if received != total {
-            return Err(format!("received {received} of {total} bytes"));
-        }
+    if let Some(total) = total
+        && received != total
+    {
+        return Err(format!("received {received} of {total} bytes"));
     }
     temp.flush().map_err(|e| format!("cannot write: {e}"))?;
     // Validate what arrived (decompressed if gzip) before it may be used.

@@ -161,8 +161,22 @@ fn writable(dir: &Path) -> bool {
     allowed && crate::files::check_writable(dir).is_ok()
 }
 
-/// Where decompressed copies go when the data directory is read-only:
-/// `$XDG_CACHE_HOME/wgsl-nn/mnist`, else `$HOME/.cache/wgsl-nn/mnist`.
+/// Whether `a` was modified after `b` (false when either time is unknown).
+fn newer(a: &Path, b: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(a), modified(b)), (Some(a), Some(b)) if a > b)
+}
+
+/// The cache of the read-only data directory `dir`: one per directory (named by a hash of its
+/// absolute path), so two directories with different archives never share copies.
+fn cache_for(dir: &Path) -> Option<PathBuf> {
+    let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let key = idx::sha256_hex(absolute.to_string_lossy().as_bytes());
+    Some(cache_dir()?.join(&key[..16]))
+}
+
+/// Where decompressed copies go when a data directory is read-only: a directory per data
+/// directory under `$XDG_CACHE_HOME/wgsl-nn/mnist`, else `$HOME/.cache/wgsl-nn/mnist`.
 pub fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
@@ -252,10 +266,17 @@ impl Mnist {
             .iter()
             .map(|file| locate(dir, file))
             .collect::<Result<Vec<_>>>()?;
-        let raw_dir = if found.iter().all(|f| f.raw.is_some()) || writable(dir) {
+        // Raw files beside the archives, at least as new as them, are used where they are; a
+        // copy is made (beside the archives if that directory is writable, else in a cache
+        // of its own for that directory) only where one is missing or older than its archive.
+        let fresh = |raw: &Path, f: &Found| f.gz.as_ref().is_none_or(|gz| !newer(gz, raw));
+        let in_place = found
+            .iter()
+            .all(|f| f.raw.as_ref().is_some_and(|raw| fresh(raw, f)));
+        let raw_dir = if in_place || writable(dir) {
             dir.to_path_buf()
         } else {
-            cache_dir().ok_or_else(|| Error::Data {
+            cache_for(dir).ok_or_else(|| Error::Data {
                 path: dir.to_path_buf(),
                 problem: "is read-only and there is no cache directory ($XDG_CACHE_HOME or \
                           $HOME) to decompress the .gz files into; decompress them into a \
@@ -263,11 +284,17 @@ impl Mnist {
                     .into(),
             })?
         };
-        crate::files::ensure_dir(&raw_dir)?;
-        crate::files::remove_stale_temporaries(&raw_dir)?;
+        // Held while copies are checked and written: concurrent loads wait, then find them.
+        let _lock = if in_place && !writable(dir) {
+            None
+        } else {
+            let lock = crate::files::DirLock::acquire(&raw_dir)?;
+            crate::files::remove_stale_temporaries(&raw_dir)?;
+            Some(lock)
+        };
         for (file, found) in FILES.iter().zip(&found) {
             let raw_path = raw_dir.join(file.name);
-            if raw_path.is_file() {
+            if raw_path.is_file() && fresh(&raw_path, found) {
                 let raw = idx::read_maybe_gz_limited(&raw_path, read_limit())?;
                 match validate_file(&raw_path, file, &raw, options.verify_checksums) {
                     Ok(()) => continue,

@@ -42,15 +42,15 @@ impl DeviceOptions {
     /// Defaults, overridden by `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER` when they are set.
     pub fn from_env() -> Result<Self> {
         let mut options = Self::default();
-        if let Ok(value) = std::env::var(BACKEND_ENV) {
-            if !value.trim().is_empty() {
-                options.backends = Some(parse_backend(&value)?);
-            }
+        if let Ok(value) = std::env::var(BACKEND_ENV)
+            && !value.trim().is_empty()
+        {
+            options.backends = Some(parse_backend(&value)?);
         }
-        if let Ok(value) = std::env::var(ADAPTER_ENV) {
-            if !value.trim().is_empty() {
-                options.adapter_name = Some(value.trim().to_string());
-            }
+        if let Ok(value) = std::env::var(ADAPTER_ENV)
+            && !value.trim().is_empty()
+        {
+            options.adapter_name = Some(value.trim().to_string());
         }
         Ok(options)
     }

@@ -165,12 +165,12 @@ impl Head {
             None => (None, Activation::Identity),
         };
         let update = backward.and_then(|b| b.update.as_ref());
-        if let Some([w, b]) = update {
-            if w.slot.param.buffer() != op.w.buffer() || b.slot.param.buffer() != op.b.buffer() {
-                return Err(Error::InvalidArgument(format!(
-                    "{name}: the fused update must be of the head's own parameters"
-                )));
-            }
+        if let Some([w, b]) = update
+            && (w.slot.param.buffer() != op.w.buffer() || b.slot.param.buffer() != op.b.buffer())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{name}: the fused update must be of the head's own parameters"
+            )));
         }
 
         let (act_id, _, _) = act.wgsl_id_and_params();

@@ -181,10 +181,10 @@ impl VectorMatmul {
         if spec.write_labels.is_some() && spec.gather.is_none() {
             return unsupported("writing labels without a gathered operand");
         }
-        if let Some((saved, activation)) = spec.dact {
-            if saved.shape() != spec.c.shape() || !activation.derivative_from_output() {
-                return unsupported("this activation derivative");
-            }
+        if let Some((saved, activation)) = spec.dact
+            && (saved.shape() != spec.c.shape() || !activation.derivative_from_output())
+        {
+            return unsupported("this activation derivative");
         }
         if spec.update_b.is_some() && spec.bias_grad.is_none() {
             return unsupported("a bias update without a bias gradient");
@@ -299,10 +299,10 @@ impl VectorMatmul {
                         if step.slot.grad.buffer() != grad.buffer() {
                             return unsupported("an update of another gradient");
                         }
-                        if let Some(other) = update {
-                            if !Arc::ptr_eq(&other.shared, &step.shared) {
-                                return unsupported("updates by two optimisers");
-                            }
+                        if let Some(other) = update
+                            && !Arc::ptr_eq(&other.shared, &step.shared)
+                        {
+                            return unsupported("updates by two optimisers");
                         }
                     }
                     entries.push(entry(param, step.map_or(&scratch, |s| &s.slot.param)));

@@ -124,17 +124,17 @@ impl CheckpointFile {
                 shape: view.shape().to_vec(),
                 bytes: view.data().to_vec(),
             };
-            if let Some(values) = stored.f32s() {
-                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(data_error(
-                        path,
-                        format!(
-                            "tensor {name} holds {} at index {i}: the run that saved it had \
+            if let Some(values) = stored.f32s()
+                && let Some(i) = values.iter().position(|v| !v.is_finite())
+            {
+                return Err(data_error(
+                    path,
+                    format!(
+                        "tensor {name} holds {} at index {i}: the run that saved it had \
                              diverged, or the file is corrupt; use an earlier checkpoint",
-                            values[i]
-                        ),
-                    ));
-                }
+                        values[i]
+                    ),
+                ));
             }
             tensors.insert(name, stored);
         }
@@ -226,15 +226,15 @@ impl Mlp {
     /// exactly this model's parameters with their shapes; everything is checked before
     /// anything is written, so a bad file leaves the model as it was.
     pub fn load_parameters(&self, file: &CheckpointFile, path: &Path) -> Result<()> {
-        if let Some(layout) = file.metadata.get("layout") {
-            if layout != LAYOUT {
-                return Err(data_error(
-                    path,
-                    format!(
-                        "stores weights as {layout:?}, this engine as [in, out]; transpose them first"
-                    ),
-                ));
-            }
+        if let Some(layout) = file.metadata.get("layout")
+            && layout != LAYOUT
+        {
+            return Err(data_error(
+                path,
+                format!(
+                    "stores weights as {layout:?}, this engine as [in, out]; transpose them first"
+                ),
+            ));
         }
         let wanted: Vec<String> = {
             let mut names: Vec<String> = self.parameters().into_iter().map(|(n, _)| n).collect();

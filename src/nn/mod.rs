@@ -8,7 +8,9 @@ mod train;
 
 pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
 pub use schedule::Schedule;
-pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
+pub use train::{
+    ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, TrainingPosition, epoch_order,
+};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

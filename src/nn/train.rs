@@ -190,15 +190,17 @@ impl Trainer {
         }
         if data.is_empty() {
             return Err(Error::InvalidArgument(
-                "the training set is empty: there is nothing to train on".into(),
+                "the training set is empty: there is nothing to train on; give the trainer a \
+                 data set with at least one example"
+                    .into(),
             ));
         }
-        if let Some(factor) = config.diverge_above {
-            if !(factor.is_finite() && factor > 1.0) {
-                return Err(Error::InvalidArgument(format!(
-                    "diverge_above {factor} must be a finite factor above 1"
-                )));
-            }
+        if let Some(factor) = config.diverge_above
+            && !(factor.is_finite() && factor > 1.0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "diverge_above {factor} must be a finite factor above 1"
+            )));
         }
         let params: Vec<&Var> = model.parameter_vars().into_iter().map(|(_, v)| v).collect();
         let optimizer = VarOptimizer::new(config.optimizer, &params)?;
@@ -240,11 +242,16 @@ impl Trainer {
     /// step rather than in the middle of an epoch. [`Trainer::new`] calls it.
     fn prepare(&mut self) -> Result<()> {
         for step in 0..self.steps_per_epoch() {
-            let key = self.plan_key(step);
-            if !self.plans.contains_key(&key) {
-                let captured = self.capture_step(key.0, key.1, key.2)?;
-                self.plans.insert(key, captured);
-            }
+            self.ensure_plan(self.plan_key(step))?;
+        }
+        Ok(())
+    }
+
+    /// Captures the plan of `key` unless it exists.
+    fn ensure_plan(&mut self, key: (usize, bool, bool)) -> Result<()> {
+        if !self.plans.contains_key(&key) {
+            let captured = self.capture_step(key.0, key.1, key.2)?;
+            self.plans.insert(key, captured);
         }
         Ok(())
     }
@@ -357,10 +364,7 @@ impl Trainer {
         }
         let per_epoch = self.steps_per_epoch();
         let key = self.plan_key(step);
-        if !self.plans.contains_key(&key) {
-            let captured = self.capture_step(key.0, key.1, key.2)?;
-            self.plans.insert(key, captured);
-        }
+        self.ensure_plan(key)?;
         let global_step = self.epoch * per_epoch + step;
         let base = self.config.optimizer.lr();
         let lr = self.config.schedule.lr_at(
@@ -399,12 +403,13 @@ impl Trainer {
         if !mean_loss.is_finite() {
             return Err(diverged(String::new()));
         }
-        if let (Some(factor), Some(first)) = (self.config.diverge_above, self.first_loss) {
-            if first.is_finite() && mean_loss > factor * first.max(f32::MIN_POSITIVE) {
-                return Err(diverged(format!(
-                    ", more than {factor} times the first step's {first}"
-                )));
-            }
+        if let (Some(factor), Some(first)) = (self.config.diverge_above, self.first_loss)
+            && first.is_finite()
+            && mean_loss > factor * first.max(f32::MIN_POSITIVE)
+        {
+            return Err(diverged(format!(
+                ", more than {factor} times the first step's {first}"
+            )));
         }
         Ok(())
     }
@@ -425,7 +430,8 @@ impl Trainer {
     }
 
     /// Trains the rest of the current epoch, checking `stop()` after each optimiser step (each
-    /// step, or each accumulation group's last): if it says yes, returns `None` there, where [`Trainer::state`] saves a state that
+    /// step, or each accumulation group's last): if it says yes, returns `None` there (after
+    /// checking the loss, so a diverged state is an error, not a state to save), where [`Trainer::state`] saves a state that
     /// resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
     /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
     /// at the end (loss and correct count). A non-finite loss, or one far past the first
@@ -459,6 +465,9 @@ impl Trainer {
             // the gradients summed so far would be part of the state too.
             let (_, _, updated) = self.plan_key(done - 1);
             if done < steps && updated && stop() {
+                // A diverged state must never replace a good checkpoint: check it first.
+                let loss = self.mean_loss_so_far(done)?;
+                self.check_divergence(loss)?;
                 return Ok(None);
             }
         }
@@ -512,9 +521,30 @@ impl Trainer {
     /// sums and the run's identity (the shuffles and RReLU's slopes are keyed by seed, epoch
     /// and step, so the position is their state). Waits for the device (a few host syncs).
     pub fn state(&self) -> Result<CheckpointFile> {
+        if !self.next_step.is_multiple_of(self.config.accumulation) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot save a training state at step {}, inside an accumulation group of {}: \
+                 its summed gradients are not part of a state; save after the group's update",
+                self.next_step, self.config.accumulation
+            )));
+        }
         let mut file = self.model.to_checkpoint()?;
         for (name, tensor) in self.state_tensors() {
             file.tensors.insert(name, StoredTensor::read(tensor)?);
+        }
+        // A diverged state never replaces a good one on disk.
+        for (name, tensor) in &file.tensors {
+            if let Some(bad) = tensor
+                .f32s()
+                .and_then(|v| v.into_iter().find(|x| !x.is_finite()))
+            {
+                return Err(Error::Diverged {
+                    epoch: self.epoch + 1,
+                    loss: f32::NAN,
+                    reason: format!(" (tensor {name} holds {bad}, so the state was not saved)"),
+                    suggested_lr: self.config.optimizer.lr() / 10.0,
+                });
+            }
         }
         let meta = &mut file.metadata;
         meta.insert("format".into(), STATE_FORMAT.into());
@@ -559,10 +589,17 @@ impl Trainer {
             path: path.to_path_buf(),
             problem,
         };
+        // What is wrong with a file that is not a whole training state, and what to do.
+        let incomplete = |what: String| {
+            bad(format!(
+                "{what}: it is not a complete training state; resume from another checkpoint \
+                 or start a new run"
+            ))
+        };
         if file.metadata.get("format").map(String::as_str) != Some(STATE_FORMAT) {
             return Err(bad(
                 "holds a model's weights but no training state (optimiser, position), so \
-                 training cannot resume from it; resume from a training state (Trainer::save_state)"
+                 training cannot resume from it; resume from a state Trainer::save_state wrote"
                     .into(),
             ));
         }
@@ -570,7 +607,7 @@ impl Trainer {
             file.metadata
                 .get(&format!("{STATE_PREFIX}{key}"))
                 .map(String::as_str)
-                .ok_or_else(|| bad(format!("has no {key} in its metadata")))
+                .ok_or_else(|| incomplete(format!("has no {key} in its metadata")))
         };
         for (key, value) in self.identity() {
             let saved = meta(&format!("config.{key}"))?;
@@ -584,7 +621,7 @@ impl Trainer {
         let number = |key: &str| -> Result<u64> {
             meta(key)?
                 .parse()
-                .map_err(|_| bad(format!("has a malformed {key} in its metadata")))
+                .map_err(|_| incomplete(format!("has a malformed {key} in its metadata")))
         };
         let (epoch, step, steps) = (
             number("epoch")? as usize,
@@ -592,16 +629,30 @@ impl Trainer {
             number("optimizer_steps")?,
         );
         if step >= self.steps_per_epoch() {
-            return Err(bad(format!(
+            return Err(incomplete(format!(
                 "is at step {step} of an epoch of {} steps",
                 self.steps_per_epoch()
+            )));
+        }
+        if !step.is_multiple_of(self.config.accumulation) {
+            // The gradients summed so far in the group are not part of a state.
+            return Err(incomplete(format!(
+                "stopped at step {step}, inside an accumulation group of {}",
+                self.config.accumulation
+            )));
+        }
+        if epoch > self.config.epochs {
+            return Err(bad(format!(
+                "has trained {epoch} epochs, more than the {} this run is configured for: ask \
+                 for at least {epoch}",
+                self.config.epochs
             )));
         }
         let first_loss = match meta("first_loss")? {
             "" => None,
             text => Some(
                 text.parse::<f32>()
-                    .map_err(|_| bad("has a malformed first_loss in its metadata".into()))?,
+                    .map_err(|_| incomplete("has a malformed first_loss in its metadata".into()))?,
             ),
         };
         // Every tensor is checked against its destination before any is written.
@@ -612,7 +663,7 @@ impl Trainer {
             .collect::<Result<Vec<_>>>()?;
         for (stored, tensor, key) in &writes {
             if stored.dtype != tensor.dtype() || stored.shape != tensor.shape().dims() {
-                return Err(bad(format!(
+                return Err(incomplete(format!(
                     "tensor {key} is {:?} {:?}, this run's is {:?} {}",
                     stored.dtype,
                     stored.shape,
@@ -643,6 +694,45 @@ impl Trainer {
 
 /// The `format` metadata of a training state.
 const STATE_FORMAT: &str = "wgsl-nn training state 1";
+
+/// Where a saved training state stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainingPosition {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps of the next epoch completed (0 between epochs).
+    pub step: usize,
+    /// The epochs the run was configured for when it was saved.
+    pub epochs: usize,
+}
+
+impl TrainingPosition {
+    /// Whether the run had trained all its epochs.
+    pub fn finished(&self) -> bool {
+        self.step == 0 && self.epoch >= self.epochs
+    }
+}
+
+impl CheckpointFile {
+    /// The position of the training state in this file (`None` if it is not one, such as a
+    /// model's weights).
+    pub fn training_position(&self) -> Option<TrainingPosition> {
+        if self.metadata.get("format").map(String::as_str) != Some(STATE_FORMAT) {
+            return None;
+        }
+        let number = |key: &str| -> Option<usize> {
+            self.metadata
+                .get(&format!("{STATE_PREFIX}{key}"))?
+                .parse()
+                .ok()
+        };
+        Some(TrainingPosition {
+            epoch: number("epoch")?,
+            step: number("step")?,
+            epochs: number("epochs")?,
+        })
+    }
+}
 
 /// `sum ← loss + sum` on the device, recorded like any op.
 fn accumulate(loss: &Var, sum: &Tensor) -> Result<()> {
@@ -748,6 +838,12 @@ impl Evaluator {
         captured.batch.set_offset(offset)?;
         captured.plan.replay()?;
         Ok(captured)
+    }
+
+    /// Examples per replay: the batch size asked for, or fewer where the device's binding
+    /// limit needs it.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     /// The fraction of examples whose argmax matches the label.
