@@ -165,25 +165,26 @@ pub fn write_set(dir: &Path, files: &[(&str, &[u8])]) -> Result<Vec<PathBuf>> {
     StagedSet::stage(dir, files)?.commit()
 }
 
-/// An exclusive advisory lock on a directory (on its `.wgsl-nn.lock` file), held until
-/// dropped: two runs never write into one directory at once, and removing stale temporaries
-/// under the lock cannot remove a live writer's.
+/// An exclusive advisory lock on a directory, held until dropped: two runs never write into one
+/// directory at once, and removing stale temporaries under the lock cannot remove a live
+/// writer's. On Unix the directory itself is locked (nothing is left in it); elsewhere a
+/// `.wgsl-nn.lock` file in it.
 #[derive(Debug)]
 pub struct DirLock {
     _file: std::fs::File,
 }
 
-const LOCK_NAME: &str = ".wgsl-nn.lock";
-
 fn lock_file(dir: &Path) -> Result<std::fs::File> {
     ensure_dir(dir)?;
-    let path = dir.join(LOCK_NAME);
-    std::fs::OpenOptions::new()
+    #[cfg(unix)]
+    let opened = std::fs::File::open(dir);
+    #[cfg(not(unix))]
+    let opened = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(|e| io_error(&path, "open the lock file", e))
+        .open(dir.join(".wgsl-nn.lock"));
+    opened.map_err(|e| io_error(dir, "open the directory to lock it", e))
 }
 
 impl DirLock {

@@ -43,8 +43,9 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, Option<u64>);
 /// Downloads whichever of the four MNIST files `dir` lacks. Each file is checked (structure
 /// and SHA-256 of the content) before it is renamed into place.
 pub fn download_mnist(dir: &Path, options: &DownloadOptions, progress: Progress<'_>) -> Result<()> {
-    crate::files::ensure_dir(dir)?;
-    // A download that was killed left its partial file as a temporary: start clean.
+    // One download into a directory at a time; one that was killed left its partial file as a
+    // temporary, which is removed under the lock.
+    let _lock = crate::files::DirLock::acquire(dir)?;
     crate::files::remove_stale_temporaries(dir)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(options.timeout))
