@@ -11,6 +11,9 @@ mod common;
 #[path = "../examples/activations.rs"]
 mod activations;
 #[allow(dead_code)]
+#[path = "../examples/linear_classifier.rs"]
+mod linear_classifier;
+#[allow(dead_code)]
 #[path = "../examples/linear_regression.rs"]
 mod linear_regression;
 #[allow(dead_code)]
@@ -110,6 +113,36 @@ fn neuron_backprop_matches_the_lecture_and_the_chain_rule() {
     for (got, hand) in report.grads.iter().zip(report.by_hand) {
         assert!((f64::from(*got) - hand).abs() < 1e-6, "{got} vs {hand}");
     }
+}
+
+#[test]
+fn a_linear_classifiers_columns_are_templates_of_their_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, log) = run(|device, log| linear_classifier::run_in(device, log, dir.path(), 1));
+    let accuracy = report.test_accuracy[0];
+    assert!(
+        accuracy >= 0.90,
+        "test accuracy {accuracy} after one epoch:\n{log}"
+    );
+    // "Looks like its digit", measured: template k correlates more with the mean training
+    // image of class k than with any other class's.
+    for (k, row) in report.correlation.iter().enumerate() {
+        for (j, &c) in row.iter().enumerate() {
+            assert!(
+                j == k || c < row[k],
+                "template {k}: {c:.3} with the mean {j} ≥ {:.3} with its own:\n{log}",
+                row[k]
+            );
+        }
+    }
+    // The correlations are the weights' (not an artefact): recompute one from the report.
+    let means = linear_classifier::class_means(common::mnist());
+    let t = linear_classifier::template(&report.weights, 3);
+    assert!(
+        (linear_classifier::correlation(&t, &means[3]) - report.correlation[3][3]).abs() < 1e-12
+    );
+    assert!(is_png(&report.plot));
+    assert!(log.contains("template 9:"), "{log}");
 }
 
 #[test]

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use wgsl_nn::data::mnist::{PIXELS, SIDE};
 use wgsl_nn::files::{StagedSet, remove_if_exists};
 
-use crate::interrupt;
-
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+use crate::{interrupt, support};
 
 /// The file names in `--out`.
 pub const MODEL: &str = "model.safetensors";
@@ -19,29 +17,11 @@ pub const LOSS_PLOT: &str = "loss.png";
 pub const PREDICTIONS_PLOT: &str = "predictions.png";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// An RGB image drawn with plotters, encoded as PNG bytes.
-fn png(
-    width: u32,
-    height: u32,
-    draw: impl FnOnce(&mut [u8]) -> DrawResult,
-) -> Result<Vec<u8>, String> {
-    let mut rgb = vec![255u8; width as usize * height as usize * 3];
-    draw(&mut rgb).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    Ok(bytes)
-}
-
 /// The loss curve as the lecture plots it: mean training loss per epoch.
 pub fn loss_plot(losses: &[f32], text: bool) -> Result<Vec<u8>, String> {
     use plotters::prelude::*;
     let (width, height) = (800, 500);
-    png(width, height, |rgb| {
+    support::png(width, height, |rgb| {
         let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let top = losses.iter().copied().fold(0.0f32, f32::max) * 1.1;
@@ -90,7 +70,7 @@ pub fn predictions_plot(
         (cell * predictions.len().max(1) as i32) as u32,
         (cell + 40) as u32,
     );
-    png(width, height, |rgb| {
+    support::png(width, height, |rgb| {
         let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         for (i, (&predicted, &label)) in predictions.iter().zip(labels).enumerate() {

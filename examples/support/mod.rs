@@ -20,6 +20,29 @@ pub fn register_font() -> bool {
     })
 }
 
+/// What a drawing closure returns (plotters' errors, boxed).
+pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// An RGB image of `width` × `height` drawn by `draw` into a white buffer (with plotters'
+/// `BitMapBackend::with_buffer`), encoded as PNG bytes: drawn in memory, so the file can be
+/// written atomically.
+pub fn png(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&mut [u8]) -> DrawResult,
+) -> Result<Vec<u8>, String> {
+    let mut rgb = vec![255u8; width as usize * height as usize * 3];
+    draw(&mut rgb).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
 /// An example's `main`: opens the device, runs `run` with stdout as its log, and turns an
 /// error into a message and a failing exit code.
 pub fn main_with<T>(
