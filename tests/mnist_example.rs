@@ -103,6 +103,7 @@ fn losses(out: &Path) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     serde_json::json!([
         metrics["train_loss"],
+        metrics["test_accuracy_per_epoch"],
         metrics["test_accuracy"],
         metrics["train_accuracy"]
     ])
@@ -195,10 +196,31 @@ fn a_missing_data_directory_with_no_download_does_not_suggest_downloading() {
 fn the_same_run_twice_writes_the_same_model_file_and_modes_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut printed = Vec::new();
     for out in [&a, &b] {
-        let output = mnist(out, &["--epochs", "1"]);
+        let output = mnist(out, &["--epochs", "2"]);
         assert!(output.status.success(), "{}", text(&output));
+        printed.push(String::from_utf8_lossy(&output.stdout).into_owned());
     }
+    // The ten digits in one block of a dozen lines, not ~280.
+    let block: Vec<&str> = printed[0]
+        .lines()
+        .skip_while(|l| !l.starts_with("the first 10 test digits"))
+        .take_while(|l| !l.starts_with("wrote"))
+        .collect();
+    assert!((10..=15).contains(&block.len()), "{}", block.join("\n"));
+    assert!(
+        block.last().unwrap().contains(" / "),
+        "{}",
+        block.join("\n")
+    );
+    // Numbers as the user gave them, and a test accuracy per epoch.
+    let json = std::fs::read_to_string(a.join("metrics.json")).unwrap();
+    assert!(json.contains("\"lr\": 0.001,"), "{json}");
+    let metrics: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let per_epoch = metrics["test_accuracy_per_epoch"].as_array().unwrap();
+    assert_eq!(per_epoch.len(), 2, "{json}");
+    assert_eq!(per_epoch[1], metrics["test_accuracy"], "{json}");
     assert_eq!(
         sha(&a.join("model.safetensors")),
         sha(&b.join("model.safetensors"))

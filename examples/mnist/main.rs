@@ -114,6 +114,9 @@ struct Args {
     /// Seed of the initialisation and the shuffles.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Skip the test-set evaluation after each epoch (only the final one is made; for speed).
+    #[arg(long)]
+    no_epoch_eval: bool,
     /// Use only the first N training images.
     #[arg(long)]
     train_limit: Option<usize>,
@@ -357,6 +360,9 @@ fn resume_command(checkpoint: &Path) -> String {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct History {
     train_loss: Vec<f32>,
+    /// After each epoch (empty with --no-epoch-eval).
+    #[serde(default)]
+    test_accuracy: Vec<f32>,
     seconds: Vec<f64>,
 }
 
@@ -430,6 +436,16 @@ fn open_device(args: &Args) -> Result<Option<Device>, Failure> {
     let device = Device::with_options(&options)?;
     println!("adapter: {}", device.adapter());
     Ok(Some(device))
+}
+
+/// An f32 as the f64 of its shortest decimal form, so that JSON shows `0.001` for the 0.001 a
+/// user gave, not the f32's exact value `0.0010000000474974513`.
+fn exact(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+fn exacts(xs: &[f32]) -> Vec<f64> {
+    xs.iter().copied().map(exact).collect()
 }
 
 /// The argmax of each row of `logits`.
@@ -648,6 +664,13 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         };
         history.train_loss.push(stats.mean_loss);
         history.seconds.push(stats.seconds);
+        let tested = if args.no_epoch_eval {
+            String::new()
+        } else {
+            let accuracy = test_eval.accuracy()?;
+            history.test_accuracy.push(accuracy);
+            format!("  test accuracy {accuracy:.4}")
+        };
         save_checkpoint(&trainer, &checkpoint, &history)?;
         if epoch == 1
             && let Some(plan) = trainer.step_plan()
@@ -661,7 +684,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             .dispatches_per_step()
             .map_or_else(|| "?".to_string(), |d| d.to_string());
         println!(
-            "epoch {epoch:>2}: train loss {:.4}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step",
+            "epoch {epoch:>2}: train loss {:.4}{tested}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step",
             stats.mean_loss,
             stats.seconds,
             (stats.steps * batch_size) as f64 / stats.seconds
@@ -683,34 +706,31 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     // The first ten test digits and what the model makes of them.
     let shown = mnist.test_len().min(10);
     let predicted = predictions(&test_eval.first_batch_logits()?, shown);
-    for (i, p) in predicted.iter().enumerate() {
-        println!(
-            "test digit {i}: predicted {p}, true {}",
-            mnist.test_labels[i]
-        );
-        for line in outputs::digit_art(&mnist.test_images[i * PIXELS..(i + 1) * PIXELS]) {
-            println!("  {line}");
-        }
+    println!("the first {shown} test digits, predicted / true:");
+    for line in outputs::digits_block(&mnist.test_images, &predicted, &mnist.test_labels) {
+        println!("  {line}");
     }
 
     let metrics = serde_json::json!({
         "config": {
             "widths": widths, "activation": activation.name(),
             "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
-            "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+            "lr": exact(args.lr), "momentum": args.momentum.map(exact),
+            "weight_decay": exact(args.weight_decay),
             "batch_size": batch_size, "requested_batch_size": args.batch_size,
             "accumulate": args.accumulate, "epochs": args.epochs, "seed": args.seed,
             "schedule": args.schedule, "loss": args.loss,
             "preset": format!("{:?}", args.preset).to_lowercase(),
-            "normalization": {"mean": normalization.mean, "std": normalization.std},
+            "normalization": {"mean": exact(normalization.mean), "std": exact(normalization.std)},
             "train_images": mnist.train_len(), "test_images": mnist.test_len(),
         },
         "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend)},
         "resumed_from": resume.as_ref().map(|p| p.display().to_string()),
-        "train_loss": history.train_loss,
+        "train_loss": exacts(&history.train_loss),
+        "test_accuracy_per_epoch": exacts(&history.test_accuracy),
         "seconds": history.seconds,
-        "train_accuracy": train_accuracy,
-        "test_accuracy": test_accuracy,
+        "train_accuracy": exact(train_accuracy),
+        "test_accuracy": exact(test_accuracy),
         "total_seconds": total_seconds,
         "predictions": predicted,
     });
@@ -721,11 +741,16 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         ("test_accuracy".to_string(), format!("{test_accuracy}")),
     ]);
     let text = support::register_font();
-    let plots = outputs::loss_plot(&history.train_loss, text).and_then(|loss| {
-        let digits =
-            outputs::predictions_plot(&mnist.test_images, &predicted, &mnist.test_labels, text)?;
-        Ok((loss, digits))
-    });
+    let plots =
+        outputs::loss_plot(&history.train_loss, &history.test_accuracy, text).and_then(|loss| {
+            let digits = outputs::predictions_plot(
+                &mnist.test_images,
+                &predicted,
+                &mnist.test_labels,
+                text,
+            )?;
+            Ok((loss, digits))
+        });
     let written = outputs::write_run(
         &args.out,
         &model_file.to_bytes()?,

@@ -17,41 +17,83 @@ pub const LOSS_PLOT: &str = "loss.png";
 pub const PREDICTIONS_PLOT: &str = "predictions.png";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// The loss curve as the lecture plots it: mean training loss per epoch.
-pub fn loss_plot(losses: &[f32], text: bool) -> Result<Vec<u8>, String> {
+/// The lecture's loss curve (mean training loss per epoch, left axis) and, when measured, the
+/// test accuracy after each epoch (right axis).
+pub fn loss_plot(losses: &[f32], accuracies: &[f32], text: bool) -> Result<Vec<u8>, String> {
     use plotters::prelude::*;
     let (width, height) = (800, 500);
     support::png(width, height, |rgb| {
         let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let top = losses.iter().copied().fold(0.0f32, f32::max) * 1.1;
+        let epochs = 1f32..(losses.len().max(2) as f32);
         let mut builder = ChartBuilder::on(&root);
         builder
             .margin(20)
             .x_label_area_size(if text { 40 } else { 5 })
-            .y_label_area_size(if text { 60 } else { 5 });
+            .y_label_area_size(if text { 60 } else { 5 })
+            .right_y_label_area_size(if text && !accuracies.is_empty() {
+                60
+            } else {
+                5
+            });
         if text {
-            builder.caption("training loss per epoch", ("sans-serif", 24));
+            builder.caption(
+                "training loss and test accuracy per epoch",
+                ("sans-serif", 24),
+            );
         }
-        let mut chart =
-            builder.build_cartesian_2d(1f32..(losses.len().max(2) as f32), 0f32..top.max(1e-3))?;
+        let low = accuracies.iter().copied().fold(1.0f32, f32::min);
+        let accuracy_range = (low - 0.02).clamp(0.0, 0.98)..1f32;
+        let mut chart = builder
+            .build_cartesian_2d(epochs.clone(), 0f32..top.max(1e-3))?
+            .set_secondary_coord(epochs, accuracy_range);
         let mut mesh = chart.configure_mesh();
         if text {
             mesh.x_desc("epoch")
-                .y_desc("mean loss")
+                .y_desc("mean training loss")
                 .x_labels(losses.len().clamp(2, 20))
                 .x_label_formatter(&|x| format!("{x:.0}"));
         } else {
             mesh.disable_x_axis().disable_y_axis();
         }
         mesh.draw()?;
-        let points: Vec<(f32, f32)> = losses
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as f32 + 1.0, l))
-            .collect();
-        chart.draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))?;
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+        let at_epochs = |values: &[f32]| -> Vec<(f32, f32)> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (i as f32 + 1.0, v))
+                .collect()
+        };
+        let loss = at_epochs(losses);
+        chart
+            .draw_series(LineSeries::new(loss.clone(), BLUE.stroke_width(2)))?
+            .label("training loss")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart.draw_series(loss.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+        if !accuracies.is_empty() {
+            if text {
+                chart
+                    .configure_secondary_axes()
+                    .y_desc("test accuracy")
+                    .draw()?;
+            }
+            let accuracy = at_epochs(accuracies);
+            chart
+                .draw_secondary_series(LineSeries::new(accuracy.clone(), RED.stroke_width(2)))?
+                .label("test accuracy")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+            chart
+                .draw_secondary_series(accuracy.iter().map(|&p| Circle::new(p, 4, RED.filled())))?;
+        }
+        if text {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()?;
+        }
         root.present()?;
         Ok(())
     })
@@ -110,21 +152,40 @@ pub fn predictions_plot(
     })
 }
 
-/// A digit as text art, two characters per pixel so it keeps its shape.
-pub fn digit_art(pixels: &[u8]) -> Vec<String> {
-    pixels
-        .chunks(SIDE)
-        .map(|row| {
-            row.iter()
-                .map(|&p| match p {
-                    0..=63 => "  ",
-                    64..=127 => "░░",
-                    128..=191 => "▒▒",
-                    _ => "██",
-                })
-                .collect()
-        })
-        .collect()
+/// Digits side by side as text art, one character per 2×2 pixels (quadrant blocks) of the
+/// central 20×20 box MNIST centres its digits in: ten lines of art, then "predicted / true"
+/// under each, misses marked ✗.
+pub fn digits_block(images: &[u8], predictions: &[usize], labels: &[u8]) -> Vec<String> {
+    // Quadrant characters indexed by the four pixels lit: top-left 1, top-right 2,
+    // bottom-left 4, bottom-right 8.
+    const QUADRANTS: [char; 16] = [
+        ' ', '▘', '▝', '▀', '▖', '▌', '▞', '▛', '▗', '▚', '▐', '▜', '▄', '▙', '▟', '█',
+    ];
+    const BOX: std::ops::Range<usize> = 4..24;
+    let lit = |image: &[u8], r: usize, c: usize| image[r * SIDE + c] >= 96;
+    let mut lines = vec![String::new(); BOX.len() / 2 + 1];
+    for (i, (&predicted, &label)) in predictions.iter().zip(labels).enumerate() {
+        let image = &images[i * PIXELS..(i + 1) * PIXELS];
+        for (line, r) in lines.iter_mut().zip(BOX.step_by(2)) {
+            for c in BOX.step_by(2) {
+                let bits = usize::from(lit(image, r, c))
+                    | usize::from(lit(image, r, c + 1)) << 1
+                    | usize::from(lit(image, r + 1, c)) << 2
+                    | usize::from(lit(image, r + 1, c + 1)) << 3;
+                line.push(QUADRANTS[bits]);
+            }
+            line.push_str("  ");
+        }
+        let mark = if predicted == usize::from(label) {
+            ' '
+        } else {
+            '✗'
+        };
+        let caption = format!("{predicted} / {label} {mark}");
+        let last = lines.last_mut().expect("a caption line");
+        last.push_str(&format!("{caption:<width$}", width = BOX.len() / 2 + 2));
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
 /// Writes a finished run's outputs into `out`, all four as one set: every file is complete
