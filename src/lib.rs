@@ -16,6 +16,18 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Features
+//!
+//! Both are on by default; `default-features = false` leaves the engine alone (wgpu, the
+//! kernels, autograd, training, the MNIST loader), which builds for any target wgpu does,
+//! with no C compiler.
+//!
+//! - `download`: `data::download::download_mnist`, which fetches MNIST over HTTPS (`ureq`
+//!   with rustls, whose `ring` builds C code).
+//! - `checkpoints`: safetensors files (`safetensors`, `serde_json`): `nn::save_checkpoint`,
+//!   `nn::load_checkpoint`, `nn::CheckpointFile`, and a trainer's saved state
+//!   (`Trainer::state`, `save_state`, `restore_state`, `resume_from`, `TrainingPosition`).
 
 #![warn(missing_docs)]
 

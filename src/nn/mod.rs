@@ -2,15 +2,17 @@
 //! as an autograd graph ([`Mlp::forward`]) and trained on the device by [`Trainer`], which
 //! captures the whole step (forward, loss, backward, optimiser) into a fused plan.
 
+#[cfg(feature = "checkpoints")]
 mod checkpoint;
 mod schedule;
 mod train;
 
+#[cfg(feature = "checkpoints")]
 pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
 pub use schedule::Schedule;
-pub use train::{
-    ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, TrainingPosition, epoch_order,
-};
+#[cfg(feature = "checkpoints")]
+pub use train::TrainingPosition;
+pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -3,14 +3,16 @@
 //! step replays it: one encoder, one submit, no host sync until the epoch's loss and accuracy
 //! are read back.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::HashMap;
 use std::time::Instant;
+#[cfg(feature = "checkpoints")]
+use std::{collections::BTreeMap, path::Path};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+#[cfg(feature = "checkpoints")]
 use super::checkpoint::{CheckpointFile, STATE_PREFIX, StoredTensor};
 use super::{Mlp, Schedule};
 use crate::autograd::{Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot};
@@ -431,8 +433,8 @@ impl Trainer {
 
     /// Trains the rest of the current epoch, checking `stop()` after each optimiser step (each
     /// step, or each accumulation group's last): if it says yes, returns `None` there (after
-    /// checking the loss, so a diverged state is an error, not a state to save), where [`Trainer::state`] saves a state that
-    /// resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
+    /// checking the loss, so a diverged state is an error, not a state to save), where
+    /// `Trainer::state` (the `checkpoints` feature) saves a state that resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
     /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
     /// at the end (loss and correct count). A non-finite loss, or one far past the first
     /// step's ([`TrainerConfig::diverge_above`]), is [`Error::Diverged`].
@@ -484,7 +486,11 @@ impl Trainer {
             steps,
         }))
     }
+}
 
+/// Saving and restoring a training state (the `checkpoints` feature).
+#[cfg(feature = "checkpoints")]
+impl Trainer {
     /// What identifies a run: a saved state restores only into a trainer with the same.
     fn identity(&self) -> Vec<(&'static str, String)> {
         let mlp = self.model.config();
@@ -693,9 +699,11 @@ impl Trainer {
 }
 
 /// The `format` metadata of a training state.
+#[cfg(feature = "checkpoints")]
 const STATE_FORMAT: &str = "wgsl-nn training state 1";
 
 /// Where a saved training state stands.
+#[cfg(feature = "checkpoints")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrainingPosition {
     /// Epochs completed.
@@ -706,6 +714,7 @@ pub struct TrainingPosition {
     pub epochs: usize,
 }
 
+#[cfg(feature = "checkpoints")]
 impl TrainingPosition {
     /// Whether the run had trained all its epochs.
     pub fn finished(&self) -> bool {
@@ -713,6 +722,7 @@ impl TrainingPosition {
     }
 }
 
+#[cfg(feature = "checkpoints")]
 impl CheckpointFile {
     /// The position of the training state in this file (`None` if it is not one, such as a
     /// model's weights).
