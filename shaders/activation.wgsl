@@ -22,7 +22,7 @@ struct EwParams {
 @group(0) @binding(2) var<storage, read_write> ew_out: array<f32>;
 @group(0) @binding(3) var<uniform> ew: EwParams;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn activation_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -35,7 +35,7 @@ fn activation_forward(
     ew_out[i] = act_value(ew_x[i], i);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn activation_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -50,7 +50,7 @@ fn activation_backward(
 
 // dx = dy · act'(x) computed from the forward output y (bound as ew_x), for ReLU, sigmoid
 // and tanh (act_grad_from_output).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn activation_backward_from_output(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -66,7 +66,7 @@ fn activation_backward_from_output(
 // PReLU's slope gradient, first step: the per-element terms dy·x where x ≤ 0 (0 elsewhere);
 // the Rust side sums them per feature (or in total, for a shared slope) with the reduce
 // family, in a fixed order.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn prelu_slope_terms(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -34,7 +34,7 @@ struct GatherParams {
 @group(0) @binding(4) var<storage, read_write> batch_y: array<u32>;
 @group(0) @binding(5) var<uniform> p: GatherParams;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gather_batch(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

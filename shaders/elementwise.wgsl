@@ -31,7 +31,7 @@ struct ElementwiseParams {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: ElementwiseParams;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn binary(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -51,7 +51,7 @@ fn binary(
 }
 
 // out = alpha·s·x or alpha·x + beta·s, with s = y[0] broadcast to every element.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn scalar_broadcast(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -70,7 +70,7 @@ fn scalar_broadcast(
 }
 
 // out = alpha·s everywhere, with s = y[0]: the gradient of a sum or a mean.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn fill_scalar(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -84,7 +84,7 @@ fn fill_scalar(
 }
 
 // out = alpha · x
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn scale(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -98,7 +98,7 @@ fn scale(
 }
 
 // out = alpha · x + out, in place (one rounding: fma).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn axpy(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

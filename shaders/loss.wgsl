@@ -114,7 +114,7 @@ fn row_max_and_exp_sum(row: u32, base: u32) -> vec2<f32> {
 // gather_label_weights: label_weights[i] = weights[labels[i]], whose sum (by the reduce
 // family) is a weighted mean's normaliser.
 // Uses labels, weights, label_weights, p. Dispatch: grid over rows.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gather_label_weights(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -133,7 +133,7 @@ fn gather_label_weights(
 // Σ w for a weighted mean, or 1 for a sum). Subtracting the max first keeps exp ≤ 1 for any
 // logits (log-sum-exp).
 // Uses input, labels, weights, grad, terms, stats, p, norm. Dispatch: grid over rows, per pass.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn softmax_ce_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -176,7 +176,7 @@ fn softmax_ce_rows(
 // softmax_rows: one invocation per row; grad receives softmax(row) or, with LOG,
 // log_softmax(row) = z − m − log Σ exp(z − m).
 // Uses input, grad, stats, p. Dispatch: grid over rows, per pass.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn softmax_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -203,7 +203,7 @@ fn softmax_rows(
 // softmax_backward: one invocation per row. With y the forward output and dy = targets:
 // softmax: dx = y ⊙ (dy − Σ dy·y); log-softmax: dx = dy − exp(y) · Σ dy.
 // Uses input, targets, grad, stats, p. Dispatch: grid over rows, per pass.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn softmax_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -249,7 +249,7 @@ fn log1p_accurate(x: f32) -> f32 {
 // d(scale · term)/dx into `grad` (scale is 1/count for a mean, 1 for a sum).
 // BCE clamps each log at −100 and its gradient's denominator at 1e-12, like PyTorch.
 // Uses input, targets, grad, terms, p. Dispatch: grid over count.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn pointwise_loss(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -294,7 +294,7 @@ fn pointwise_loss(
 
 // one_hot: grad[row, c] = 1 if labels[row] = c else 0: targets for MSE or BCE on class labels.
 // Uses labels, grad, p. Dispatch: grid over rows × cols.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn one_hot(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -68,7 +68,7 @@ fn last_pass() -> bool {
     return p.end == p.cols;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn argmax_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -84,7 +84,7 @@ fn argmax_rows(
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn count_correct(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

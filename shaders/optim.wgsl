@@ -26,7 +26,7 @@ struct Size {
 @group(0) @binding(3) var<storage, read_write> state2: array<f32>;
 @group(0) @binding(5) var<uniform> size: Size;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn optim_step(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

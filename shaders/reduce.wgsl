@@ -40,7 +40,7 @@ fn finish(index: u32, sum: f32) {
     out[index] = total;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn sum_rows_blocked(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -60,7 +60,7 @@ fn sum_rows_blocked(
     finish(item, sum);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn sum_columns_blocked(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -363,7 +363,7 @@ impl BatchGather {
             pipeline,
             name,
             &entries,
-            grid(&device, name, source.rows * source.features, 64)?,
+            grid(&device, name, source.rows * source.features)?,
         );
         Ok(Self {
             dispatch,

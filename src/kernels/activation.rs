@@ -370,13 +370,8 @@ impl PreluSlopeGrad {
             entry(bind::EW_OUT, &terms),
             entry(bind::EW, uniform.as_entire_binding()),
         ];
-        let terms_pass = Dispatch::new(
-            device,
-            pipeline,
-            op,
-            &entries,
-            grid(device, op, x.numel(), 64)?,
-        );
+        let terms_pass =
+            Dispatch::new(device, pipeline, op, &entries, grid(device, op, x.numel())?);
         let sum = if count == 1 {
             Sum::total(&terms, dslopes, 1.0, accumulate)?
         } else {
@@ -499,7 +494,7 @@ impl ActivationKernel {
         if let Some(dy) = dy {
             entries.push(entry(bind::EW_DY, dy));
         }
-        let workgroups = grid(device, op, count, 64)?;
+        let workgroups = grid(device, op, count)?;
         let dispatch = Dispatch::new(device, pipeline, op, &entries, workgroups);
         Ok(Self {
             dispatch,

@@ -64,7 +64,7 @@ pub fn contracts() -> Vec<Contract> {
     let optim_bind = optim::functions_bind::ALL;
     let act_runtime = ("ActRuntime", size_of::<ActRuntime>());
     let hyper = ("Hyper", size_of::<Hyper>());
-    vec![
+    let mut all = vec![
         Contract {
             shader: activation::SHADER,
             bindings: join(&[activation::bind::ALL, act_bind]),
@@ -161,5 +161,15 @@ pub fn contracts() -> Vec<Contract> {
             uniforms: vec![("ReduceParams", size_of::<ReduceParams>())],
             constants: Vec::new(),
         },
-    ]
+    ];
+    // Every shader with the grid helper launches WG-wide workgroups that `grid()` counts in
+    // WORKGROUP-sized steps.
+    for contract in &mut all {
+        if contract.shader.wgsl.contains("fn flat_index") {
+            contract
+                .constants
+                .push(("WG".to_string(), super::WORKGROUP as u32));
+        }
+    }
+    all
 }

@@ -174,7 +174,7 @@ impl Elementwise {
             pipeline,
             &name,
             &entries,
-            grid(device, &name, count, 64)?,
+            grid(device, &name, count)?,
         );
         Ok(Self { dispatch })
     }

@@ -230,7 +230,7 @@ impl Head {
         ];
         let pipeline = device.pipeline(&SHADER, "head_reduce", &reduce_constants)?;
         let elements = if backward.is_some() { k * n + n } else { 1 };
-        let reduce_groups = super::grid(device, name, elements, 64)?;
+        let reduce_groups = super::grid(device, name, elements)?;
         let reduce = Dispatch::new(
             device,
             pipeline,

@@ -167,7 +167,7 @@ fn row_passes(
     phases: &[u32],
     state_per_row: usize,
 ) -> Result<(Vec<Dispatch>, Option<Tensor>)> {
-    let row_grid = grid(device, op, rows, 64)?;
+    let row_grid = grid(device, op, rows)?;
     let base = loss_params(rows, cols, rows, 1.0);
     let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
     let passes: Vec<(u32, (u32, u32))> = if ranges.len() == 1 {
@@ -293,7 +293,7 @@ impl SoftmaxCrossEntropy {
         let uniform = params(device, rows, classes, rows, 1.0);
         // Unused bindings still need a buffer of the right kind; the logits stand in.
         let weights = options.weights.unwrap_or(logits);
-        let row_grid = grid(device, op, rows, 64)?;
+        let row_grid = grid(device, op, rows)?;
         let normaliser = if weighted && mean {
             let pipeline = device.pipeline(&SHADER, "gather_label_weights", &constants)?;
             let entries = [
@@ -429,13 +429,7 @@ impl PointwiseLossKernel {
             entry(bind::TERMS, &terms),
             entry(bind::P, uniform.as_entire_binding()),
         ];
-        let terms_pass = Dispatch::new(
-            device,
-            pipeline,
-            &op,
-            &entries,
-            grid(device, &op, count, 64)?,
-        );
+        let terms_pass = Dispatch::new(device, pipeline, &op, &entries, grid(device, &op, count)?);
         let sum = Sum::total(&terms, loss, scale, accumulate)?;
         Ok(Self {
             kernels: TermsThenSum {
@@ -484,7 +478,7 @@ impl OneHot {
             pipeline,
             op,
             &entries,
-            grid(device, op, rows * classes, 64)?,
+            grid(device, op, rows * classes)?,
         );
         Ok(Self { dispatch })
     }

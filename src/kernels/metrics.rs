@@ -110,7 +110,7 @@ impl Metric {
     ) -> Result<Self> {
         let device = scores.device();
         let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
-        let row_grid = grid(device, entry_point, rows, 64)?;
+        let row_grid = grid(device, entry_point, rows)?;
         let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
         // The running maximum between passes; with one pass, the (writable) output stands in.
         let state = if ranges.len() > 1 {

@@ -158,15 +158,14 @@ pub(crate) fn pass_ranges(len: usize, per_pass: usize) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// A 2-D grid of `ceil(count / per_group)` workgroups, rows no longer than the device's
-/// per-dimension limit; kernels linearise it as `(wg.y · groups.x + wg.x) · per_group + lid.x`.
-pub(crate) fn grid(
-    device: &Device,
-    what: &str,
-    count: usize,
-    per_group: usize,
-) -> Result<[u32; 3]> {
-    let total = count.div_ceil(per_group);
+/// The workgroup width of every kernel that uses `shaders/grid.wgsl` (its `WG`).
+pub(crate) const WORKGROUP: usize = 64;
+
+/// A 2-D grid of `ceil(count / WORKGROUP)` workgroups, rows no longer than the device's
+/// per-dimension limit; kernels linearise it as `(wg.y · groups.x + wg.x) · WG + lid.x`
+/// (`flat_index` in `shaders/grid.wgsl`).
+pub(crate) fn grid(device: &Device, what: &str, count: usize) -> Result<[u32; 3]> {
+    let total = count.div_ceil(WORKGROUP);
     if total == 0 {
         return Ok([0, 1, 1]);
     }

@@ -354,7 +354,7 @@ impl OptimStep {
             pipeline,
             op,
             &entries,
-            grid(device, op, count, 64)?,
+            grid(device, op, count)?,
         ))
     }
 }

@@ -205,7 +205,7 @@ fn pass(
         pipeline,
         op,
         &entries,
-        grid(device, op, items, 64)?,
+        grid(device, op, items)?,
     ))
 }
 
