@@ -610,6 +610,7 @@ fn gz_name_on_raw_bytes_is_an_error() {
 // ---------------------------------------------------------------------------------------------
 // The safetensors checkpoint reader, `CheckpointFile::parse`, on the same terms.
 
+#[cfg(feature = "checkpoints")]
 mod checkpoint {
     use std::collections::HashMap;
 

@@ -233,6 +233,7 @@ fn model_and_data_shapes_must_agree() {
     ));
 }
 
+#[cfg(feature = "checkpoints")]
 #[test]
 fn checkpoint_round_trip_restores_the_weights() {
     use wgsl_nn::nn::{load_checkpoint, save_checkpoint};
@@ -263,6 +264,7 @@ fn checkpoint_round_trip_restores_the_weights() {
     }
 }
 
+#[cfg(feature = "checkpoints")]
 #[test]
 fn checkpoint_of_another_shape_is_a_clear_error() {
     use wgsl_nn::nn::{load_checkpoint, save_checkpoint};

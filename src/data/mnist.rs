@@ -147,7 +147,7 @@ fn locate(dir: &Path, file: &MnistFile) -> Result<Found> {
         problem: format!(
             "missing (looked for {0} and {0}.gz in {1}); put the MNIST files there, point \
              {DATA_DIR_ENV} at a directory that has them, or download them \
-             (data::download::download_mnist)",
+             (with the `download` feature, data::download::download_mnist)",
             file.name,
             dir.display()
         ),
@@ -255,7 +255,7 @@ impl Mnist {
             } else {
                 "no such directory. Put the four MNIST files there (raw or .gz), point \
                  MNIST_DIR at a directory that has them, or download them \
-                 (data::download::download_mnist)"
+                 (with the `download` feature, data::download::download_mnist)"
             };
             return Err(Error::Data {
                 path: dir.to_path_buf(),
