@@ -5,7 +5,7 @@
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
 use super::reduce::{Axis, Sum, TermsThenSum};
-use super::{Dispatch, Entry, entry, grid};
+use super::{Dispatch, Entry, Record, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -515,9 +515,7 @@ impl ActivationKernel {
 }
 
 fn run(kernel: ActivationKernel, out: Tensor) -> Result<Tensor> {
-    let mut encoder = out.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(out.device())?;
     Ok(out)
 }
 
@@ -548,8 +546,6 @@ pub fn activation_backward(
 pub fn prelu_slope_grad(x: &Tensor, dy: &Tensor, slopes: &Tensor) -> Result<Tensor> {
     let dslopes = Tensor::uninit(x.device(), slopes.shape().clone())?;
     let kernel = PreluSlopeGrad::new(x, dy, &dslopes)?;
-    let mut encoder = x.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(x.device())?;
     Ok(dslopes)
 }

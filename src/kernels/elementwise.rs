@@ -2,7 +2,7 @@
 //! broadcasts of a one-element tensor `s` (`α·s·x`, `α·x + β·s`, fill with `α·s`) that
 //! autograd uses with a scalar that lives on the device.
 
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, Record, entry, grid};
 use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -188,9 +188,7 @@ impl Elementwise {
 fn run(op: ElementwiseOp, x: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
     let out = Tensor::uninit(x.device(), x.shape().clone())?;
     let kernel = Elementwise::new(op, x, y, &out)?;
-    let mut encoder = x.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(x.device())?;
     Ok(out)
 }
 
@@ -230,16 +228,12 @@ pub fn add_scalar(x: &Tensor, scalar: &Tensor, alpha: f32, beta: f32) -> Result<
 pub fn fill_scalar(scalar: &Tensor, alpha: f32, shape: impl Into<crate::Shape>) -> Result<Tensor> {
     let out = Tensor::uninit(scalar.device(), shape)?;
     let kernel = Elementwise::new(ElementwiseOp::FillScalar(alpha), scalar, None, &out)?;
-    let mut encoder = scalar.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(scalar.device())?;
     Ok(out)
 }
 
 /// `y ← alpha · x + y` in place, submitted.
 pub fn axpy(alpha: f32, x: &Tensor, y: &Tensor) -> Result<()> {
     let kernel = Elementwise::new(ElementwiseOp::Axpy(alpha), x, None, y)?;
-    let mut encoder = x.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()
+    kernel.submit(x.device())
 }

@@ -6,7 +6,7 @@
 //! epoch's loss on the device without reading it back each step).
 
 use super::reduce::{Sum, TermsThenSum};
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, Record, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -559,12 +559,6 @@ impl SoftmaxKernel {
     }
 }
 
-fn submit(device: &Device, record: impl FnOnce(&mut Encoder)) -> Result<()> {
-    let mut encoder = device.encoder();
-    record(&mut encoder);
-    encoder.submit()
-}
-
 /// Softmax cross-entropy of `logits` against `labels`: `(loss [1], dlogits)`, submitted.
 pub fn softmax_cross_entropy(
     logits: &Tensor,
@@ -575,7 +569,7 @@ pub fn softmax_cross_entropy(
     let loss = Tensor::zeros(device, [1])?;
     let dlogits = Tensor::uninit(device, logits.shape().clone())?;
     let kernel = SoftmaxCrossEntropy::new(logits, labels, &dlogits, &loss, options)?;
-    submit(device, |e| kernel.record(e))?;
+    kernel.submit(device)?;
     Ok((loss, dlogits))
 }
 
@@ -590,7 +584,7 @@ pub fn pointwise_loss(
     let loss = Tensor::zeros(device, [1])?;
     let dinput = Tensor::uninit(device, input.shape().clone())?;
     let kernel = PointwiseLossKernel::new(kind, input, target, &dinput, &loss, reduction, false)?;
-    submit(device, |e| kernel.record(e))?;
+    kernel.submit(device)?;
     Ok((loss, dinput))
 }
 
@@ -598,7 +592,7 @@ pub fn pointwise_loss(
 pub fn softmax(x: &Tensor, log: bool) -> Result<Tensor> {
     let y = Tensor::uninit(x.device(), x.shape().clone())?;
     let kernel = SoftmaxKernel::forward(x, &y, log)?;
-    submit(x.device(), |e| kernel.record(e))?;
+    kernel.submit(x.device())?;
     Ok(y)
 }
 
@@ -606,6 +600,6 @@ pub fn softmax(x: &Tensor, log: bool) -> Result<Tensor> {
 pub fn softmax_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tensor> {
     let dx = Tensor::uninit(y.device(), y.shape().clone())?;
     let kernel = SoftmaxKernel::backward(y, dy, &dx, log)?;
-    submit(y.device(), |e| kernel.record(e))?;
+    kernel.submit(y.device())?;
     Ok(dx)
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::{Dispatch, entry};
+use super::{Dispatch, Record, entry};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -502,9 +502,7 @@ fn pack(
 /// Computes `c = op(a)·op(b)` (plus options) into an existing tensor and submits it.
 pub fn matmul_into(a: &Tensor, b: &Tensor, c: &Tensor, options: &MatmulOptions<'_>) -> Result<()> {
     let plan = Matmul::new(a, b, c, options)?;
-    let mut encoder = a.device().encoder();
-    plan.record(&mut encoder);
-    encoder.submit()
+    plan.submit(a.device())
 }
 
 /// Computes `op(a)·op(b)` (plus options) into a new M×N tensor and submits it.

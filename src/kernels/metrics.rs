@@ -1,7 +1,7 @@
 //! Metrics on the device: row argmax and the count of correct predictions.
 
 use super::loss::Labels;
-use super::{Dispatch, Entry, entry, grid};
+use super::{Dispatch, Entry, Record, entry, grid};
 use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -162,9 +162,7 @@ pub fn argmax(scores: &Tensor) -> Result<Tensor> {
     let (rows, _) = scores.shape().dims2("argmax")?;
     let predictions = Tensor::uninit_of(scores.device(), [rows], DType::U32)?;
     let kernel = Metric::argmax(scores, &predictions)?;
-    let mut encoder = scores.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(scores.device())?;
     Ok(predictions)
 }
 
@@ -172,8 +170,6 @@ pub fn argmax(scores: &Tensor) -> Result<Tensor> {
 pub fn count_correct(scores: &Tensor, labels: &Labels) -> Result<u32> {
     let correct = Tensor::zeros_of(scores.device(), [1], DType::U32)?;
     let kernel = Metric::count_correct(scores, labels, &correct)?;
-    let mut encoder = scores.device().encoder();
-    kernel.record(&mut encoder);
-    encoder.submit()?;
+    kernel.submit(scores.device())?;
     Ok(correct.to_vec_u32()?[0])
 }

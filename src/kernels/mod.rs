@@ -204,6 +204,14 @@ pub(crate) fn groups(device: &Device, what: &str, n: usize, per_group: usize) ->
 pub(crate) trait Record {
     fn record_into(&self, encoder: &mut Encoder);
 
+    /// Records the kernel alone into a fresh encoder and submits it: the one "prepare, record,
+    /// submit" path of the eager launchers (no host sync).
+    fn submit(&self, device: &Device) -> Result<()> {
+        let mut encoder = device.encoder();
+        self.record_into(&mut encoder);
+        encoder.submit()
+    }
+
     /// Keys the kernel's RReLU (if any) to `(seed, step)` for the next recording.
     fn set_rng(&self, _seed: u32, _step: u32) {}
 }
@@ -236,6 +244,7 @@ recordable!(
     activation::PreluSlopeGrad,
     loss::PointwiseLossKernel,
     loss::SoftmaxCrossEntropy,
+    loss::SoftmaxKernel,
     loss::OneHot,
     metrics::Metric,
     head::Head,

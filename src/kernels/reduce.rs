@@ -4,7 +4,7 @@
 //! 65535 iterations), and passes chain over the partial sums until one block remains: the
 //! order of additions depends only on the shape, so results are bit-reproducible.
 
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, Record, entry, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -212,9 +212,7 @@ fn pass(
 fn run(x: &Tensor, shape: &[usize], build: impl FnOnce(&Tensor) -> Result<Sum>) -> Result<Tensor> {
     let out = Tensor::uninit(x.device(), shape.to_vec())?;
     let plan = build(&out)?;
-    let mut encoder = x.device().encoder();
-    plan.record(&mut encoder);
-    encoder.submit()?;
+    plan.submit(x.device())?;
     Ok(out)
 }
 
