@@ -5,7 +5,7 @@
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
 use super::reduce::{Axis, Sum, TermsThenSum};
-use super::{Dispatch, Entry, Record, entry, grid};
+use super::{Dispatch, Entry, Record, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -256,7 +256,7 @@ impl ActivationBinding {
             ("ACTIVATION", f64::from(id)),
             ("ACT_P0", f64::from(p0)),
             ("ACT_P1", f64::from(p1)),
-            ("ACT_TRAINING", if state.training { 1.0 } else { 0.0 }),
+            ("ACT_TRAINING", flag(state.training)),
         ];
         let features = features.max(1) as u32;
         let words = ActRuntime {

@@ -8,7 +8,7 @@
 
 use super::activation::Activation;
 use super::optim::{Hyper, OptimStep};
-use super::{Dispatch, entry};
+use super::{Dispatch, entry, flag};
 use crate::device::{Encoder, ShaderSource};
 use crate::loss::Reduction;
 use crate::tensor::{DType, Tensor};
@@ -104,10 +104,6 @@ pub fn fits(rows: usize, k: usize, n: usize) -> bool {
     // sums over the rows (b_grad in blocks of 1024 rows).
     let per_element = rows.div_ceil(HEAD_WG) + rows + rows.div_ceil(1024) + 2;
     per_row <= budget && per_element <= budget
-}
-
-fn flag(on: bool) -> f64 {
-    if on { 1.0 } else { 0.0 }
 }
 
 /// Rows per `head_rows` workgroup: few, so a batch spreads over a CPU device's cores.

@@ -6,7 +6,7 @@
 //! epoch's loss on the device without reading it back each step).
 
 use super::reduce::{Sum, TermsThenSum};
-use super::{Dispatch, Record, entry, grid};
+use super::{Dispatch, Record, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -200,10 +200,6 @@ fn row_passes(
         })
         .collect();
     Ok((dispatches, state))
-}
-
-fn flag(on: bool) -> f64 {
-    if on { 1.0 } else { 0.0 }
 }
 
 fn expect_f32(op: &str, tensors: &[&Tensor]) -> Result<()> {

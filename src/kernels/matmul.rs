@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::{Dispatch, Record, entry};
+use super::{Dispatch, Record, entry, flag};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -304,7 +304,6 @@ impl Matmul {
             });
         }
 
-        let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let activation = ActivationBinding::new(
             device,
             &op,
@@ -482,7 +481,7 @@ fn pack(
         _pad: [0; 2],
     };
     let uniform = device.uniform_buffer("pack params", bytemuck::bytes_of(&params));
-    let flag = if transposed { 1.0 } else { 0.0 };
+    let flag = flag(transposed);
     let pipeline = device.pipeline(&SHADER, "pack_operand", &[("TRANSPOSED", flag)])?;
     let entries = [
         entry(bind::PACK_SRC, source),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::activation::{Activation, ActivationBinding, ActivationState};
 use super::matmul::MatmulForm;
 use super::optim::OptimStep;
-use super::{Dispatch, entry, groups};
+use super::{Dispatch, entry, flag, groups};
 use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -126,10 +126,6 @@ pub(crate) struct VectorMatmul {
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
     device: Device,
-}
-
-fn flag(on: bool) -> f64 {
-    if on { 1.0 } else { 0.0 }
 }
 
 impl VectorMatmul {

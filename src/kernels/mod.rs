@@ -158,6 +158,11 @@ pub(crate) fn pass_ranges(len: usize, per_pass: usize) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// A boolean pipeline constant (WGSL `override` flags are numbers on the host side).
+pub(crate) fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
+
 /// The workgroup width of every kernel that uses `shaders/grid.wgsl` (its `WG`).
 pub(crate) const WORKGROUP: usize = 64;
 

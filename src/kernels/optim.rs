@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use bytemuck::Zeroable;
 
-use super::{Dispatch, entry, grid};
+use super::{Dispatch, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -197,10 +197,7 @@ impl OptimizerConfig {
             } => (if momentum > 0.0 { 2.0 } else { 1.0 }, nesterov),
             OptimizerConfig::Adam { decoupled, .. } => (if decoupled { 4.0 } else { 3.0 }, false),
         };
-        [
-            ("OPTIM", kind),
-            ("NESTEROV", if nesterov { 1.0 } else { 0.0 }),
-        ]
+        [("OPTIM", kind), ("NESTEROV", flag(nesterov))]
     }
 
     /// Whether the rule keeps per-element state (momentum, or Adam's moments).

@@ -4,7 +4,7 @@
 //! 65535 iterations), and passes chain over the partial sums until one block remains: the
 //! order of additions depends only on the shape, so results are bit-reproducible.
 
-use super::{Dispatch, Record, entry, grid};
+use super::{Dispatch, Record, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -193,7 +193,7 @@ fn pass(
         Axis::Rows => ("sum_rows_blocked", rows * blocks),
         Axis::Columns => ("sum_columns_blocked", cols * blocks),
     };
-    let constants = [("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })];
+    let constants = [("ACCUMULATE", flag(accumulate))];
     let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
     let entries = [
         entry(bind::X, x),
