@@ -110,6 +110,21 @@ pub(crate) struct Storage {
     buffer: Option<wgpu::Buffer>,
 }
 
+impl Storage {
+    /// Wraps a buffer from the pool; it goes back to the pool when the last holder drops.
+    pub(crate) fn new(device: &Device, buffer: wgpu::Buffer) -> Arc<Self> {
+        Arc::new(Self {
+            device: device.clone(),
+            buffer: Some(buffer),
+        })
+    }
+
+    /// The buffer.
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer is present until drop")
+    }
+}
+
 impl Drop for Storage {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
@@ -166,10 +181,7 @@ impl Tensor {
         Ok(Self {
             shape,
             dtype,
-            storage: Arc::new(Storage {
-                device: device.clone(),
-                buffer: Some(buffer),
-            }),
+            storage: Storage::new(device, buffer),
         })
     }
 
@@ -328,10 +340,7 @@ impl Tensor {
 
     /// The device buffer.
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.storage
-            .buffer
-            .as_ref()
-            .expect("buffer is present until drop")
+        self.storage.buffer()
     }
 
     /// A binding of exactly the tensor's bytes, so `arrayLength` in WGSL is the element count.

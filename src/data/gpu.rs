@@ -7,7 +7,7 @@ use crate::autograd::{Recording, Var};
 use crate::capture::Op;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::loss::Labels;
-use crate::kernels::{Dispatch, entry, grid};
+use crate::kernels::{Dispatch, Uniform, entry, grid};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
@@ -318,7 +318,7 @@ pub(crate) struct GatherOp {
 #[derive(Debug)]
 pub struct BatchGather {
     dispatch: Dispatch,
-    params: wgpu::Buffer,
+    params: Uniform,
     source: Arc<BatchSource>,
     /// The normalised images of the batch, `[rows, features]`.
     pub x: Tensor,
@@ -348,7 +348,7 @@ impl BatchGather {
             shift: source.shift,
             ..GatherParams::default()
         };
-        let params = device.uniform_buffer("gather params", bytemuck::bytes_of(&params));
+        let params = Uniform::new(&device, "gather params", bytemuck::bytes_of(&params))?;
         let pipeline = device.pipeline(&SHADER, name, &[])?;
         let entries = [
             entry(bind::PIXELS, &source.pixels),
@@ -356,7 +356,7 @@ impl BatchGather {
             entry(bind::ORDER, &source.order),
             entry(bind::BATCH_X, &op.x),
             entry(bind::BATCH_Y, &op.y),
-            entry(bind::P, params.as_entire_binding()),
+            entry(bind::P, &params),
         ];
         let dispatch = Dispatch::new(
             &device,
@@ -385,7 +385,7 @@ impl BatchGather {
     /// Records the gather at the source's current offset.
     pub(crate) fn record_current(&self, encoder: &mut Encoder) {
         let device = self.source.pixels.device();
-        device.write_buffer(&self.params, 0, &self.source.offset().to_le_bytes());
+        device.write_buffer(self.params.buffer(), 0, &self.source.offset().to_le_bytes());
         self.dispatch.record(encoder);
     }
 }

@@ -5,7 +5,7 @@
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
 use super::reduce::{Axis, Sum, TermsThenSum};
-use super::{Dispatch, Entry, Record, entry, flag, grid};
+use super::{Dispatch, Entry, Record, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -362,13 +362,13 @@ impl PreluSlopeGrad {
             features: features as u32,
             _pad: 0,
         };
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
+        let uniform = Uniform::new(device, "elementwise params", bytemuck::bytes_of(&params))?;
         let pipeline = device.pipeline(&SHADER, "prelu_slope_terms", &[])?;
         let entries = [
             entry(bind::EW_X, x),
             entry(bind::EW_DY, dy),
             entry(bind::EW_OUT, &terms),
-            entry(bind::EW, uniform.as_entire_binding()),
+            entry(bind::EW, &uniform),
         ];
         let terms_pass =
             Dispatch::new(device, pipeline, op, &entries, grid(device, op, x.numel())?);
@@ -480,12 +480,12 @@ impl ActivationKernel {
             features: features as u32,
             _pad: 0,
         };
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
+        let uniform = Uniform::new(device, "elementwise params", bytemuck::bytes_of(&params))?;
         let pipeline = device.pipeline(&SHADER, entry_point, &binding.constants)?;
         let mut entries = vec![
             entry(bind::EW_X, x),
             entry(bind::EW_OUT, out),
-            entry(bind::EW, uniform.as_entire_binding()),
+            entry(bind::EW, &uniform),
         ];
         // act_grad_from_output needs neither the slopes nor the runtime uniform.
         if entry_point != "activation_backward_from_output" {

@@ -2,7 +2,7 @@
 //! broadcasts of a one-element tensor `s` (`α·s·x`, `α·x + β·s`, fill with `α·s`) that
 //! autograd uses with a scalar that lives on the device.
 
-use super::{Dispatch, Record, entry, grid};
+use super::{Dispatch, Record, Uniform, entry, grid};
 use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -155,12 +155,9 @@ impl Elementwise {
             beta,
             _pad: 0,
         };
-        let uniform = device.uniform_buffer("elementwise params", bytemuck::bytes_of(&params));
+        let uniform = Uniform::new(device, "elementwise params", bytemuck::bytes_of(&params))?;
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let mut entries = vec![
-            entry(bind::OUT, out),
-            entry(bind::P, uniform.as_entire_binding()),
-        ];
+        let mut entries = vec![entry(bind::OUT, out), entry(bind::P, &uniform)];
         match op {
             // The fill reads its scalar through the `y` binding and never touches `x`'s.
             ElementwiseOp::FillScalar(_) => entries.push(entry(bind::Y, x)),

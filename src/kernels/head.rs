@@ -8,7 +8,7 @@
 
 use super::activation::Activation;
 use super::optim::{Hyper, OptimStep};
-use super::{Dispatch, entry, flag};
+use super::{Dispatch, Uniform, entry, flag};
 use crate::device::{Encoder, ShaderSource};
 use crate::loss::Reduction;
 use crate::tensor::{DType, Tensor};
@@ -143,7 +143,7 @@ impl Head {
             n: n as u32,
             groups: groups as u32,
         };
-        let uniform = device.uniform_buffer("head params", bytemuck::bytes_of(&params));
+        let uniform = Uniform::new(device, "head params", bytemuck::bytes_of(&params))?;
         let partials = Tensor::uninit(device, [groups])?;
         // Writable stand-ins for unused writable bindings (never one bound read-only too).
         let dummy = &Tensor::uninit(device, [4])?;
@@ -186,7 +186,7 @@ impl Head {
             entry(bind::LOGITS, &op.logits),
             entry(bind::DLOGITS, &op.dlogits),
             entry(bind::CORRECT, op.correct.as_ref().unwrap_or(dummy)),
-            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::P, &uniform),
             entry(bind::DX, dx.unwrap_or(dummy)),
             entry(bind::PARTIALS, &partials),
         ];
@@ -214,7 +214,7 @@ impl Head {
             entry(bind::DLOGITS, &op.dlogits),
             entry(bind::LOSS, &op.loss),
             entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(dummy)),
-            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::P, &uniform),
             entry(bind::W_GRAD, backward.map_or(dummy, |b| &b.w_grad)),
             entry(bind::B_GRAD, backward.map_or(dummy, |b| &b.b_grad)),
             entry(bind::W_STATE1, state(|[w, _]| &w.slot.state1)),

@@ -6,7 +6,7 @@
 //! epoch's loss on the device without reading it back each step).
 
 use super::reduce::{Sum, TermsThenSum};
-use super::{Dispatch, Record, entry, flag, grid};
+use super::{Dispatch, Record, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -146,9 +146,9 @@ fn loss_params(rows: usize, cols: usize, count: usize, scale: f32) -> LossParams
     }
 }
 
-fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> wgpu::Buffer {
+fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -> Result<Uniform> {
     let params = loss_params(rows, cols, count, scale);
-    device.uniform_buffer("loss params", bytemuck::bytes_of(&params))
+    Uniform::new(device, "loss params", bytemuck::bytes_of(&params))
 }
 
 /// The dispatches of a row kernel (one invocation per row) over `rows × cols`: one pass of
@@ -185,20 +185,26 @@ fn row_passes(
     };
     let dispatches = passes
         .into_iter()
-        .map(|(phase, (begin, end))| {
+        .map(|(phase, (begin, end))| -> Result<Dispatch> {
             let params = LossParams {
                 begin,
                 end,
                 phase,
                 ..base
             };
-            let uniform = device.uniform_buffer("loss pass", bytemuck::bytes_of(&params));
+            let uniform = Uniform::new(device, "loss pass", bytemuck::bytes_of(&params))?;
             let mut all = entries.to_vec();
-            all.push(entry(bind::P, uniform.as_entire_binding()));
+            all.push(entry(bind::P, &uniform));
             all.push(entry(bind::STATS, state.as_ref().unwrap_or(out)));
-            Dispatch::new(device, std::sync::Arc::clone(pipeline), op, &all, row_grid)
+            Ok(Dispatch::new(
+                device,
+                std::sync::Arc::clone(pipeline),
+                op,
+                &all,
+                row_grid,
+            ))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok((dispatches, state))
 }
 
@@ -286,7 +292,7 @@ impl SoftmaxCrossEntropy {
         // A row vector, so a row sum gives the weighted mean's normaliser.
         let label_weights = Tensor::zeros(device, [1, rows.max(1)])?;
         let norm = Tensor::uninit(device, [1])?;
-        let uniform = params(device, rows, classes, rows, 1.0);
+        let uniform = params(device, rows, classes, rows, 1.0)?;
         // Unused bindings still need a buffer of the right kind; the logits stand in.
         let weights = options.weights.unwrap_or(logits);
         let row_grid = grid(device, op, rows)?;
@@ -295,7 +301,7 @@ impl SoftmaxCrossEntropy {
             let entries = [
                 entry(bind::LABELS, labels.tensor()),
                 entry(bind::WEIGHTS, weights),
-                entry(bind::P, uniform.as_entire_binding()),
+                entry(bind::P, &uniform),
                 entry(bind::LABEL_WEIGHTS, &label_weights),
             ];
             let gather =
@@ -412,7 +418,7 @@ impl PointwiseLossKernel {
             Reduction::Sum => 1.0,
         };
         let terms = Tensor::zeros(device, [count.max(1)])?;
-        let uniform = params(device, 0, 0, count, scale);
+        let uniform = params(device, 0, 0, count, scale)?;
         let pipeline = device.pipeline(
             &SHADER,
             "pointwise_loss",
@@ -423,7 +429,7 @@ impl PointwiseLossKernel {
             entry(bind::TARGETS, target),
             entry(bind::GRAD, dinput),
             entry(bind::TERMS, &terms),
-            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::P, &uniform),
         ];
         let terms_pass = Dispatch::new(device, pipeline, &op, &entries, grid(device, &op, count)?);
         let sum = Sum::total(&terms, loss, scale, accumulate)?;
@@ -462,12 +468,12 @@ impl OneHot {
                 out.shape(),
             ));
         }
-        let uniform = params(device, rows, classes, rows * classes, 1.0);
+        let uniform = params(device, rows, classes, rows * classes, 1.0)?;
         let pipeline = device.pipeline(&SHADER, op, &[])?;
         let entries = [
             entry(bind::LABELS, labels.tensor()),
             entry(bind::GRAD, out),
-            entry(bind::P, uniform.as_entire_binding()),
+            entry(bind::P, &uniform),
         ];
         let dispatch = Dispatch::new(
             device,

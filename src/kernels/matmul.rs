@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::{Dispatch, Record, entry, flag};
+use super::{Dispatch, Record, Uniform, entry, flag};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -407,9 +407,9 @@ impl Matmul {
                 k_end,
                 _pad: [0; 3],
             };
-            let uniform = device.uniform_buffer("matmul params", bytemuck::bytes_of(&params));
+            let uniform = Uniform::new(device, "matmul params", bytemuck::bytes_of(&params))?;
             let mut pass = entries.clone();
-            pass.push(entry(bind::P, uniform.as_entire_binding()));
+            pass.push(entry(bind::P, &uniform));
             pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(c)));
             steps.push(Dispatch::new(
                 device,
@@ -480,13 +480,13 @@ fn pack(
         cols: cols as u32,
         _pad: [0; 2],
     };
-    let uniform = device.uniform_buffer("pack params", bytemuck::bytes_of(&params));
+    let uniform = Uniform::new(device, "pack params", bytemuck::bytes_of(&params))?;
     let flag = flag(transposed);
     let pipeline = device.pipeline(&SHADER, "pack_operand", &[("TRANSPOSED", flag)])?;
     let entries = [
         entry(bind::PACK_SRC, source),
         entry(bind::PACK_DST, wgpu::BindingResource::TextureView(&view)),
-        entry(bind::PACK_P, uniform.as_entire_binding()),
+        entry(bind::PACK_P, &uniform),
     ];
     let what = "pack_operand";
     let workgroups = [

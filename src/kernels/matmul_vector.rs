@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::activation::{Activation, ActivationBinding, ActivationState};
 use super::matmul::MatmulForm;
 use super::optim::OptimStep;
-use super::{Dispatch, entry, flag, groups};
+use super::{Dispatch, Uniform, entry, flag, groups};
 use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -120,7 +120,7 @@ pub(crate) struct VectorSpec<'a> {
 pub(crate) struct VectorMatmul {
     passes: Vec<Dispatch>,
     /// Each pass's uniform (a gathered operand's offset is rewritten in each).
-    params: Vec<wgpu::Buffer>,
+    params: Vec<Uniform>,
     /// The accumulators between passes, when there are several.
     _partial: Option<Tensor>,
     gather: Option<Arc<BatchSource>>,
@@ -340,10 +340,13 @@ impl VectorMatmul {
                 k_end,
                 ..params
             };
-            let uniform =
-                device.uniform_buffer("vector matmul params", bytemuck::bytes_of(&pass_params));
+            let uniform = Uniform::new(
+                device,
+                "vector matmul params",
+                bytemuck::bytes_of(&pass_params),
+            )?;
             let mut pass = entries.clone();
-            pass.push(entry(bind::P, uniform.as_entire_binding()));
+            pass.push(entry(bind::P, &uniform));
             pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(spec.c)));
             passes.push(Dispatch::new(
                 device,
@@ -372,7 +375,7 @@ impl VectorMatmul {
             // `offset` is the fourth word of VectorParams.
             for params in &self.params {
                 self.device
-                    .write_buffer(params, 12, &source.offset().to_le_bytes());
+                    .write_buffer(params.buffer(), 12, &source.offset().to_le_bytes());
             }
         }
         for pass in &self.passes {

@@ -1,7 +1,7 @@
 //! Metrics on the device: row argmax and the count of correct predictions.
 
 use super::loss::Labels;
-use super::{Dispatch, Entry, Record, entry, grid};
+use super::{Dispatch, Entry, Record, Uniform, entry, grid};
 use crate::device::{Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -120,29 +120,29 @@ impl Metric {
         };
         let passes = ranges
             .into_iter()
-            .map(|(begin, end)| {
+            .map(|(begin, end)| -> Result<Dispatch> {
                 let params = MetricsParams {
                     rows: rows as u32,
                     cols: cols as u32,
                     begin,
                     end,
                 };
-                let uniform = device.uniform_buffer("metrics params", bytemuck::bytes_of(&params));
+                let uniform = Uniform::new(device, "metrics params", bytemuck::bytes_of(&params))?;
                 let mut entries = vec![
                     entry(bind::SCORES, scores),
-                    entry(bind::P, uniform.as_entire_binding()),
+                    entry(bind::P, &uniform),
                     entry(bind::STATE, state.as_ref().unwrap_or(output)),
                 ];
                 entries.extend(extra.iter().cloned());
-                Dispatch::new(
+                Ok(Dispatch::new(
                     device,
                     std::sync::Arc::clone(&pipeline),
                     entry_point,
                     &entries,
                     row_grid,
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Self {
             passes,
             _state: state,

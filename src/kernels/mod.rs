@@ -82,10 +82,39 @@ pub(crate) struct Entry<'a> {
     storage: Option<&'a Arc<Storage>>,
 }
 
-/// What a binding points at: a tensor (kept alive by the dispatch) or any other resource.
+/// A kernel's uniform parameters in a buffer from the device's pool: bound like a tensor, so
+/// the dispatch keeps it alive, and back in the pool when the last dispatch using it is gone.
+#[derive(Clone, Debug)]
+pub(crate) struct Uniform(Arc<Storage>);
+
+impl Uniform {
+    /// A pooled uniform buffer holding `data` (queued; it reaches the device with the next
+    /// submit).
+    pub fn new(device: &Device, label: &str, data: &[u8]) -> Result<Self> {
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        let buffer = device.acquire_buffer(label, data.len() as u64, usage)?;
+        device.write_buffer(&buffer, 0, data);
+        Ok(Self(Storage::new(device, buffer)))
+    }
+
+    /// The buffer, for kernels that rewrite their parameters between submits.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.0.buffer()
+    }
+}
+
+/// What a binding points at: a tensor or a uniform (kept alive by the dispatch), or any
+/// other resource.
 pub(crate) enum Resource<'a> {
     Tensor(&'a Tensor),
+    Uniform(&'a Uniform),
     Other(wgpu::BindingResource<'a>),
+}
+
+impl<'a> From<&'a Uniform> for Resource<'a> {
+    fn from(uniform: &'a Uniform) -> Self {
+        Resource::Uniform(uniform)
+    }
 }
 
 impl<'a> From<&'a Tensor> for Resource<'a> {
@@ -108,6 +137,13 @@ pub(crate) fn entry<'a>(binding: u32, resource: impl Into<Resource<'a>>) -> Entr
                 resource: tensor.binding(),
             },
             storage: Some(tensor.storage()),
+        },
+        Resource::Uniform(uniform) => Entry {
+            raw: wgpu::BindGroupEntry {
+                binding,
+                resource: uniform.0.buffer().as_entire_binding(),
+            },
+            storage: Some(&uniform.0),
         },
         Resource::Other(resource) => Entry {
             raw: wgpu::BindGroupEntry { binding, resource },

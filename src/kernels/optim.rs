@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use bytemuck::Zeroable;
 
-use super::{Dispatch, entry, flag, grid};
+use super::{Dispatch, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -335,12 +335,12 @@ impl OptimStep {
             count: count as u32,
             ..Size::default()
         };
-        let size = device.uniform_buffer("optimizer size", bytemuck::bytes_of(&size));
+        let size = Uniform::new(device, "optimizer size", bytemuck::bytes_of(&size))?;
         let slot = &self.slot;
         let entries = vec![
             entry(bind::PARAM, &slot.param),
             entry(bind::GRAD, &slot.grad),
-            entry(bind::SIZE, size.as_entire_binding()),
+            entry(bind::SIZE, &size),
             entry(functions_bind::H, self.shared.hyper.as_entire_binding()),
             // Mentioned by every specialisation; [1] placeholders for a stateless rule.
             entry(bind::STATE1, &slot.state1),

@@ -4,7 +4,7 @@
 //! 65535 iterations), and passes chain over the partial sums until one block remains: the
 //! order of additions depends only on the shape, so results are bit-reproducible.
 
-use super::{Dispatch, Record, entry, flag, grid};
+use super::{Dispatch, Record, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -188,7 +188,7 @@ fn pass(
         scale,
         _pad: [0.0; 3],
     };
-    let uniform = device.uniform_buffer("reduce params", bytemuck::bytes_of(&params));
+    let uniform = Uniform::new(device, "reduce params", bytemuck::bytes_of(&params))?;
     let (entry_point, items) = match axis {
         Axis::Rows => ("sum_rows_blocked", rows * blocks),
         Axis::Columns => ("sum_columns_blocked", cols * blocks),
@@ -198,7 +198,7 @@ fn pass(
     let entries = [
         entry(bind::X, x),
         entry(bind::OUT, out),
-        entry(bind::P, uniform.as_entire_binding()),
+        entry(bind::P, &uniform),
     ];
     Ok(Dispatch::new(
         device,
