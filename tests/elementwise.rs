@@ -169,3 +169,21 @@ fn elementwise_shapes_and_aliasing_are_checked() {
         Error::InvalidArgument(_)
     ));
 }
+
+#[test]
+fn repeated_eager_ops_take_their_output_and_uniform_buffers_from_the_pool() {
+    let device = common::fresh_gpu();
+    let x = Tensor::from_slice(&device, &[1.0; 100], [100]).unwrap();
+    // The first call (and read-back) creates what the pool then holds.
+    assert_eq!(add(&x, &x).unwrap().to_vec().unwrap(), vec![2.0; 100]);
+    let before = device.counters().buffers_created;
+    for _ in 0..5 {
+        let y = add(&x, &x).unwrap();
+        assert_eq!(y.to_vec().unwrap(), vec![2.0; 100]);
+    }
+    assert_eq!(
+        device.counters().buffers_created,
+        before,
+        "each call created buffers instead of reusing the pool's"
+    );
+}
