@@ -139,18 +139,24 @@ fn step4(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f
 // Where row `row` of op(A) starts, in vec4s of `a` or words of `pixels`. Rows past the edge
 // read the last row (in bounds); their results are dropped by the store.
 fn a_row_base(row: u32) -> u32 {
-    let r = min(row, p.m - 1u);
+    return a_base(min(row, p.m - 1u), p.k / 4u);
+}
+
+// Where stored row `r` of A starts (`vec4s` vec4s per row), in vec4s of `a` or, gathered, in
+// words of `pixels` through the epoch's order.
+fn a_base(r: u32, vec4s: u32) -> u32 {
     if GATHER_A {
         return order[p.offset + r] * p.example_words;
     }
-    return r * (p.k / 4u);
+    return r * vec4s;
 }
 
-fn load_a(base: u32, k4: u32) -> vec4<f32> {
+// The vec4 at `i` from a row base of `a_base`: read, or gathered and normalised from bytes.
+fn load_a(base: u32, i: u32) -> vec4<f32> {
     if GATHER_A {
-        return normalize_word(pixels[base + k4], p.scale, p.shift);
+        return normalize_word(pixels[base + i], p.scale, p.shift);
     }
-    return a[base + k4];
+    return a[base + i];
 }
 
 fn store_ab(row: u32, col: u32, value: f32) {
@@ -277,17 +283,7 @@ fn matmul_vector_ab(
 
 // Where row `k` of A (stored K×M) starts, in vec4s of `a` or words of `pixels`.
 fn at_row_base(k: u32) -> u32 {
-    if GATHER_A {
-        return order[p.offset + k] * p.example_words;
-    }
-    return k * (p.m / 4u);
-}
-
-fn load_at(base: u32, m4: u32) -> vec4<f32> {
-    if GATHER_A {
-        return normalize_word(pixels[base + m4], p.scale, p.shift);
-    }
-    return a[base + m4];
+    return a_base(k, p.m / 4u);
 }
 
 fn store_atb(row: u32, col: u32, value: f32) {
@@ -416,10 +412,10 @@ fn matmul_vector_atb(
     var acc15 = start4(m0 + 15u, col);
     for (var k = p.k_begin; k < p.k_end; k += 1u) {
         let base = at_row_base(k);
-        let a0 = load_at(base, m4_0);
-        let a1 = load_at(base, m4_1);
-        let a2 = load_at(base, m4_2);
-        let a3 = load_at(base, m4_3);
+        let a0 = load_a(base, m4_0);
+        let a1 = load_a(base, m4_1);
+        let a2 = load_a(base, m4_2);
+        let a3 = load_a(base, m4_3);
         let bv = b[k * n4 + c4];
         acc0 = fma(vec4<f32>(a0.x), bv, acc0);
         acc1 = fma(vec4<f32>(a0.y), bv, acc1);
