@@ -273,7 +273,8 @@ impl Mnist {
         let in_place = found
             .iter()
             .all(|f| f.raw.as_ref().is_some_and(|raw| fresh(raw, f)));
-        let raw_dir = if in_place || writable(dir) {
+        let dir_writable = writable(dir);
+        let raw_dir = if in_place || dir_writable {
             dir.to_path_buf()
         } else {
             cache_for(dir).ok_or_else(|| Error::Data {
@@ -285,7 +286,7 @@ impl Mnist {
             })?
         };
         // Held while copies are checked and written: concurrent loads wait, then find them.
-        let _lock = if in_place && !writable(dir) {
+        let _lock = if in_place && !dir_writable {
             None
         } else {
             let lock = crate::files::DirLock::acquire(&raw_dir)?;

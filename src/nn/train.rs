@@ -629,11 +629,10 @@ impl Trainer {
                 .parse()
                 .map_err(|_| incomplete(format!("has a malformed {key} in its metadata")))
         };
-        let (epoch, step, steps) = (
-            number("epoch")? as usize,
-            number("step")? as usize,
-            number("optimizer_steps")?,
-        );
+        let TrainingPosition { epoch, step, .. } = file.training_position().ok_or_else(|| {
+            incomplete("has no readable position (epoch, step, epochs) in its metadata".into())
+        })?;
+        let steps = number("optimizer_steps")?;
         if step >= self.steps_per_epoch() {
             return Err(incomplete(format!(
                 "is at step {step} of an epoch of {} steps",
