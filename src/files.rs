@@ -93,12 +93,11 @@ fn sync_dir(dir: &Path) {
 /// Writes `contents` to `path` through a temporary in the same directory and a rename, so an
 /// interrupted write never leaves a half-written file and never replaces a good one.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = parent(path);
-    ensure_dir(dir)?;
-    let file = temporary_in(dir, contents)?;
-    file.persist(path)
-        .map_err(|e| io_error(path, "replace the file", e.error))?;
-    sync_dir(dir);
+    let name = path.file_name().ok_or_else(|| Error::Data {
+        path: path.to_path_buf(),
+        problem: "names a directory, not a file to write".into(),
+    })?;
+    StagedSet::stage(parent(path), &[(name, contents)])?.commit()?;
     Ok(())
 }
 
@@ -112,7 +111,7 @@ pub struct StagedSet {
 impl StagedSet {
     /// Writes and flushes a temporary for each of `files` (name, contents) in `dir`; if one
     /// cannot be written (a full disk, say), the ones already written are removed.
-    pub fn stage(dir: &Path, files: &[(&str, &[u8])]) -> Result<Self> {
+    pub fn stage<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> Result<Self> {
         ensure_dir(dir)?;
         let files = files
             .iter()
