@@ -1,9 +1,11 @@
 //! Matmul throughput: the GPU kernels against the CPU oracle and matrixmultiply's sgemm.
 //!
 //! Throughput is counted in FLOPs (2·M·N·K), so criterion's "elem/s" reads as FLOP/s. A GPU
-//! sample times submit through completion of already-uploaded data, after a warm-up that
-//! compiles the pipeline. `dispatch_overhead` times 1 and 64 tiny dispatches per submit: the
-//! difference over 63 is the cost of one dispatch.
+//! sample times products of already-uploaded data recorded [`PER_SUBMIT`] to a submit, through
+//! completion, after a warm-up that compiles the pipeline: the kernel's throughput as a
+//! training step sees it, not one submit-and-wait round trip (~0.2 ms on lavapipe, timed by
+//! `dispatch_overhead`, which also times 1 and 64 tiny dispatches per submit: the difference
+//! over 63 is the cost of one dispatch).
 
 use std::time::{Duration, Instant};
 
@@ -29,14 +31,22 @@ fn data(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Times `iters` runs of `plan`, each submitted and waited for on its own.
+/// Products recorded into one submit.
+const PER_SUBMIT: u64 = 16;
+
+/// Times `iters` runs of `plan`, recorded [`PER_SUBMIT`] to a submit.
 fn time_gpu(device: &Device, plan: &Matmul, iters: u64) -> Duration {
     let start = Instant::now();
-    for _ in 0..iters {
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(PER_SUBMIT);
         let mut encoder = device.encoder();
-        plan.record(&mut encoder);
+        for _ in 0..batch {
+            plan.record(&mut encoder);
+        }
         encoder.submit().expect("submit");
         device.synchronize().expect("synchronize");
+        left -= batch;
     }
     start.elapsed()
 }
@@ -53,8 +63,14 @@ fn matmul_benches(c: &mut Criterion) {
 
         let a_host = data(m * k, 1);
         let b_host = data(k * n, 2);
-        for kernel in MatmulKernel::ALL {
+        let broadcast = wgsl_nn::matmul_broadcast::available(&device);
+        for kernel in MatmulKernel::ALL.into_iter().chain(MatmulKernel::ALIGNED) {
             for form in MatmulForm::ALL {
+                if !kernel.supports(form, m, k, n)
+                    || (kernel == MatmulKernel::Broadcast && !broadcast)
+                {
+                    continue;
+                }
                 // The stored shapes differ by form; the data is the same.
                 let a_shape = if form.trans_a() { [k, m] } else { [m, k] };
                 let b_shape = if form.trans_b() { [n, k] } else { [k, n] };

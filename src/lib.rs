@@ -45,7 +45,8 @@ mod tensor;
 pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
 pub use error::{Error, Result};
 pub use kernels::{
-    activation, elementwise, head, loss, matmul, matmul_vector, metrics, optim, reduce,
+    activation, elementwise, head, loss, matmul, matmul_broadcast, matmul_vector, metrics, optim,
+    reduce,
 };
 pub use tensor::{DType, Shape, Tensor};
 

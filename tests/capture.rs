@@ -221,7 +221,7 @@ fn a_plan_replays_with_new_values_in_the_same_buffers() {
 }
 
 #[test]
-fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
+fn aligned_matmuls_match_blocked_bits_and_the_cpu_oracle() {
     // Awkward but vec4-aligned shapes: one vec4, primes times four, edges of the 16-row block.
     let device = gpu();
     let shapes = [
@@ -233,9 +233,14 @@ fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
         (784, 64, 128),
         (1000, 128, 12),
     ];
+    let broadcast = wgsl_nn::matmul_broadcast::available(device);
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
-        for form in MatmulForm::ALL {
-            if !MatmulKernel::Vector.supports(form, m, k, n) {
+        for (form, kernel) in MatmulForm::ALL
+            .into_iter()
+            .flat_map(|form| MatmulKernel::ALIGNED.map(|kernel| (form, kernel)))
+        {
+            if !kernel.supports(form, m, k, n) || (kernel == MatmulKernel::Broadcast && !broadcast)
+            {
                 continue;
             }
             for (bias, activation) in [(false, Activation::Identity), (true, Activation::Tanh)] {
@@ -252,7 +257,7 @@ fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
                 let bias_t = Tensor::from_slice(device, &bias_host, [n]).unwrap();
                 let options = MatmulOptions {
                     form,
-                    kernel: Some(MatmulKernel::Vector),
+                    kernel: Some(kernel),
                     bias: bias.then_some(&bias_t),
                     activation,
                     ..Default::default()
@@ -265,7 +270,7 @@ fn vector_matmul_matches_the_cpu_oracle_on_aligned_shapes() {
                 let same = matmul(&a, &b, &blocked).unwrap().to_vec().unwrap();
                 assert_eq!(
                     got, same,
-                    "{form:?} {m}×{k}×{n}: Vector and Blocked differ in bits"
+                    "{form:?} {m}×{k}×{n}: {kernel:?} and Blocked differ in bits"
                 );
                 let reference = cpu::matmul(
                     &a_host,

@@ -189,6 +189,86 @@ fn matmul_abt_texture_matches_cpu() {
     check_all_shapes(MatmulForm::ABt, MatmulKernel::Texture);
 }
 
+/// Shapes the aligned kernels take (multiples of 4 where they read four values at a time):
+/// one texel, rows past a 16-row block and a 32-column subgroup, odd K (Aᵀ·B takes k in
+/// pairs), primes times four, the MLP's.
+const ALIGNED_SHAPES: [(usize, usize, usize); 11] = [
+    (1, 4, 4),
+    (4, 1, 4),
+    (36, 63, 132),
+    (17, 12, 36),
+    (33, 3, 132),
+    (20, 132, 4),
+    (64, 784, 128),
+    (784, 64, 128),
+    (128, 64, 784),
+    (257, 63, 44),
+    (300, 256, 68),
+];
+
+/// Every aligned shape `kernel` takes in `form`, plain, with a bias and accumulating, against
+/// the oracle; returns how many it ran (the broadcast family only runs where the device has
+/// subgroups of 8 or more).
+fn check_aligned_shapes(form: MatmulForm, kernel: MatmulKernel) -> usize {
+    let mut ran = 0;
+    for (i, &(m, k, n)) in ALIGNED_SHAPES.iter().enumerate() {
+        if !kernel.supports(form, m, k, n) {
+            continue;
+        }
+        for (bias, accumulate) in [(false, false), (true, false), (false, true)] {
+            // The vector and broadcast families fuse a bias into A·B only.
+            if bias && form != MatmulForm::AB {
+                continue;
+            }
+            let case = Case {
+                bias,
+                accumulate,
+                ..Case::new(m, k, n, form, kernel)
+            };
+            let worst = case.run(2000 + i as u64).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("{form:?} {kernel:?} {m}x{k}x{n} bias={bias} acc={accumulate}: {worst:e}");
+        }
+        ran += 1;
+    }
+    ran
+}
+
+#[test]
+fn aligned_kernels_match_cpu_on_every_form() {
+    let broadcast = wgsl_nn::matmul_broadcast::available(gpu());
+    for kernel in MatmulKernel::ALIGNED {
+        if kernel == MatmulKernel::Broadcast && !broadcast {
+            eprintln!(
+                "skipping Broadcast: {} has no subgroups of 8",
+                gpu().adapter()
+            );
+            continue;
+        }
+        for form in MatmulForm::ALL {
+            assert!(
+                check_aligned_shapes(form, kernel) >= 5,
+                "{kernel:?} {form:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn broadcast_is_refused_where_it_cannot_run() {
+    // Unaligned: N = 5 is not a multiple of four.
+    let a = Tensor::zeros(gpu(), [4, 8]).unwrap();
+    let b = Tensor::zeros(gpu(), [8, 5]).unwrap();
+    let options = MatmulOptions {
+        kernel: Some(MatmulKernel::Broadcast),
+        ..Default::default()
+    };
+    let error = matmul(&a, &b, &options).unwrap_err().to_string();
+    assert!(
+        error.contains("line up") || error.contains("subgroup"),
+        "{error}"
+    );
+}
+
 #[test]
 fn matmul_bias_epilogue_matches_cpu() {
     for kernel in MatmulKernel::ALL {
@@ -333,7 +413,8 @@ const LOOP_LIMIT: usize = 65_535;
 fn k_per_iteration(kernel: MatmulKernel, form: MatmulForm) -> usize {
     match (kernel, form) {
         (MatmulKernel::Vector, MatmulForm::AtB) => 1,
-        (MatmulKernel::Vector | MatmulKernel::Texture, _) => 4,
+        (MatmulKernel::Broadcast, MatmulForm::AtB) => 2,
+        (MatmulKernel::Vector | MatmulKernel::Texture | MatmulKernel::Broadcast, _) => 4,
         (MatmulKernel::Blocked | MatmulKernel::Tiled, _) => 1,
     }
 }

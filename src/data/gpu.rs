@@ -1,12 +1,13 @@
 //! A labelled image set on the device, and batches gathered from it on the device.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::autograd::{Recording, Var};
 use crate::capture::Op;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::loss::Labels;
+use crate::kernels::texels::{Direction, TexelFormat, TexelView};
 use crate::kernels::{Dispatch, Uniform, entry, grid};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -68,7 +69,13 @@ pub struct GpuDataset {
     len: usize,
     pixels_per_image: usize,
     classes: usize,
+    /// The pixels as a texel view, built on first use (see [`BatchSource::pixel_texels`]).
+    pixel_texels: PixelTexels,
 }
+
+/// A data set's pixels as a texel view, built and filled once, shared by its batches; `None`
+/// inside when the device's textures are too small for them.
+type PixelTexels = Arc<OnceLock<Option<Arc<TexelView>>>>;
 
 impl GpuDataset {
     /// Uploads `images` (`len × pixels_per_image` bytes) and `labels` (each below `classes`).
@@ -116,6 +123,7 @@ impl GpuDataset {
             len,
             pixels_per_image,
             classes,
+            pixel_texels: PixelTexels::default(),
         })
     }
 
@@ -173,9 +181,33 @@ pub(crate) struct BatchSource {
     pub scale: f32,
     pub shift: f32,
     offset: AtomicU32,
+    pixel_texels: PixelTexels,
 }
 
 impl BatchSource {
+    /// The data set's pixels as a texel view (`r32uint`, four pixels per texel), for kernels
+    /// that fetch them instead of loading them from a storage buffer. Built and filled (one
+    /// copy, queued) on first use; `None` when the device's textures are too small for them.
+    pub fn pixel_texels(&self) -> Option<&TexelView> {
+        self.pixel_texels
+            .get_or_init(|| {
+                let device = self.pixels.device();
+                let view = TexelView::with_format(
+                    device,
+                    "data set pixels",
+                    self.pixels.numel(),
+                    Direction::Input,
+                    TexelFormat::Word,
+                )
+                .ok()?;
+                let mut encoder = device.encoder();
+                view.fill(&mut encoder, &self.pixels);
+                encoder.submit().ok()?;
+                Some(Arc::new(view))
+            })
+            .as_deref()
+    }
+
     /// The batch's first position in the order.
     pub fn offset(&self) -> u32 {
         self.offset.load(Ordering::Relaxed)
@@ -289,6 +321,7 @@ impl GpuDataset {
             scale,
             shift,
             offset: AtomicU32::new(0),
+            pixel_texels: Arc::clone(&self.pixel_texels),
         }))
     }
 }

@@ -46,6 +46,8 @@ struct Inner {
     uncaptured: Arc<Mutex<Vec<wgpu::Error>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+    /// The fewest invocations a subgroup holds, when the device has subgroup operations.
+    subgroup_min_size: Option<u32>,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent.
@@ -77,9 +79,14 @@ impl Device {
         let summary = AdapterSummary::from_info(&info);
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
         // workgroups at 256 invocations, far below what most adapters offer.
+        // Subgroup operations where the adapter has them (the broadcast matmul family).
+        let features = adapter.features() & wgpu::Features::SUBGROUP;
+        let subgroup_min_size = features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some(info.subgroup_min_size);
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("wgsl-nn"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -119,8 +126,15 @@ impl Device {
                 pool: Mutex::default(),
                 uncaptured,
                 lost,
+                subgroup_min_size,
             }),
         })
+    }
+
+    /// The fewest invocations one subgroup holds, or `None` when the device has no subgroup
+    /// operations.
+    pub fn subgroup_min_size(&self) -> Option<u32> {
+        self.inner.subgroup_min_size
     }
 
     /// The adapter this device runs on.
@@ -192,22 +206,60 @@ impl Device {
         entry_point: &str,
         constants: &[(&str, f64)],
     ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.pipeline_with(shader, entry_point, constants, true)
+    }
+
+    /// [`Device::pipeline`] built without the bounds checks wgpu injects into shaders (its
+    /// loops stay bounded and its integer divisions guarded).
+    ///
+    /// # Safety
+    ///
+    /// Every index and texel coordinate the shader computes must be in bounds for every input
+    /// its callers can give: an out-of-bounds access is undefined behaviour on drivers that do
+    /// not check it themselves.
+    pub(crate) unsafe fn pipeline_unchecked(
+        &self,
+        shader: &ShaderSource,
+        entry_point: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.pipeline_with(shader, entry_point, constants, false)
+    }
+
+    fn pipeline_with(
+        &self,
+        shader: &ShaderSource,
+        entry_point: &str,
+        constants: &[(&str, f64)],
+        bounds_checks: bool,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         self.check("pipeline creation")?;
-        let key = PipelineKey::new(shader, entry_point, constants);
+        let key = PipelineKey::new(shader, entry_point, constants, bounds_checks);
         let mut cache = lock(&self.inner.pipelines);
         if let Some(pipeline) = cache.pipelines.get(&key) {
             return Ok(Arc::clone(pipeline));
         }
         let device = &self.inner.device;
         let context = format!("shader `{}`, entry point `{entry_point}`", shader.name);
-        let module = match cache.modules.entry(pipelines::ModuleKey::of(shader)) {
+        let module = match cache.modules.entry(key.shader) {
             std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let descriptor = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
-                });
+                };
+                let module = if bounds_checks {
+                    device.create_shader_module(descriptor)
+                } else {
+                    let checks = wgpu::ShaderRuntimeChecks {
+                        bounds_checks: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    };
+                    // SAFETY: `pipeline_unchecked`'s caller vouches for every index; loops
+                    // stay bounded and divisions guarded.
+                    unsafe { device.create_shader_module_trusted(descriptor, checks) }
+                };
                 if let Some(error) = pollster::block_on(scope.pop()) {
                     return Err(Error::from_wgpu(&context, error));
                 }
@@ -308,11 +360,13 @@ impl Device {
 
     /// An rgba32float texture of `width`×`height` texels that kernels read (`texture_2d<f32>`)
     /// and write (`texture_storage_2d<rgba32float, write>`).
-    pub(crate) fn create_texture_rgba32f(
+    pub(crate) fn create_texture_2d(
         &self,
         what: &str,
         width: u32,
         height: u32,
+        format: wgpu::TextureFormat,
+        usage: wgpu::TextureUsages,
     ) -> Result<wgpu::Texture> {
         self.check(what)?;
         let limit = self.inner.limits.max_texture_dimension_2d;
@@ -337,8 +391,8 @@ impl Device {
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            format,
+            usage,
             view_formats: &[],
         });
         let invalid = pollster::block_on(validation.pop());

@@ -25,9 +25,14 @@ pub(crate) struct PipelineKey {
 }
 
 impl PipelineKey {
-    pub fn new(shader: &ShaderSource, entry_point: &str, constants: &[(&str, f64)]) -> Self {
+    pub fn new(
+        shader: &ShaderSource,
+        entry_point: &str,
+        constants: &[(&str, f64)],
+        bounds_checks: bool,
+    ) -> Self {
         Self {
-            shader: ModuleKey::of(shader),
+            shader: ModuleKey::of(shader, bounds_checks),
             entry_point: entry_point.to_string(),
             constants: constants
                 .iter()
@@ -37,22 +42,25 @@ impl PipelineKey {
     }
 }
 
-/// Identifies a shader module by name and text, so two sources that share a name (a user's
-/// shader called like one of the crate's) never share a module.
+/// Identifies a shader module by name, text and whether wgpu injected bounds checks, so two
+/// sources that share a name (a user's shader called like one of the crate's) never share a
+/// module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ModuleKey {
     name: &'static str,
     text: u64,
+    bounds_checks: bool,
 }
 
 impl ModuleKey {
-    pub fn of(shader: &ShaderSource) -> Self {
+    pub fn of(shader: &ShaderSource, bounds_checks: bool) -> Self {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         shader.wgsl.hash(&mut hasher);
         Self {
             name: shader.name,
             text: hasher.finish(),
+            bounds_checks,
         }
     }
 }

@@ -10,6 +10,7 @@ use super::elementwise::{self, ElementwiseParams};
 use super::head::{self, HeadParams};
 use super::loss::{self, LossParams, PointwiseLoss};
 use super::matmul::{self, PackParams, Params};
+use super::matmul_broadcast;
 use super::matmul_vector::{self, VectorParams};
 use super::metrics::{self, MetricsParams};
 use super::optim::{self, Hyper, OptimizerConfig, Size};
@@ -136,6 +137,16 @@ pub fn contracts() -> Vec<Contract> {
         Contract {
             shader: matmul_vector::SHADER,
             bindings: join(&[matmul_vector::bind::ALL, act_bind, optim_bind]),
+            uniforms: vec![
+                ("VectorParams", size_of::<VectorParams>()),
+                act_runtime,
+                hyper,
+            ],
+            constants: [activation_ids(), optimiser_ids()].concat(),
+        },
+        Contract {
+            shader: matmul_broadcast::SHADER,
+            bindings: join(&[matmul_broadcast::bind::ALL, act_bind, optim_bind]),
             uniforms: vec![
                 ("VectorParams", size_of::<VectorParams>()),
                 act_runtime,

@@ -2,7 +2,7 @@
 //!
 //! The three forms a Linear layer needs are specialisations of one kernel, so no transpose is
 //! ever materialised: `A·B` (forward), `Aᵀ·B` (weight gradient) and `A·Bᵀ` (input gradient).
-//! Three kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
+//! Five kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
 //! shape.
 
 use std::sync::Arc;
@@ -125,6 +125,13 @@ pub enum MatmulKernel {
     /// vec4 loads line up ([`MatmulKernel::supports`]); the family the fused kernels of a
     /// captured step build on.
     Vector,
+    /// `matmul_broadcast_*` (`shaders/matmul_broadcast.wgsl`): the vector family's blocking
+    /// and epilogues with every operand read through texel fetches (copies of the tensors into
+    /// textures, not dispatches) and op(A)'s rows shared across each subgroup by
+    /// `subgroupBroadcast`. Needs subgroups of at least eight invocations
+    /// ([`matmul_broadcast::available`](super::matmul_broadcast::available)) and the shapes
+    /// [`MatmulKernel::supports`] names; the fastest family on lavapipe.
+    Broadcast,
 }
 
 impl MatmulKernel {
@@ -136,42 +143,58 @@ impl MatmulKernel {
         MatmulKernel::Texture,
     ];
 
-    /// Whether this kernel computes `op(A)·op(B)` of `m×k` by `k×n` in `form`.
+    /// The kernels that take only some shapes ([`MatmulKernel::supports`]), for tests and
+    /// benchmarks.
+    pub const ALIGNED: [MatmulKernel; 2] = [MatmulKernel::Vector, MatmulKernel::Broadcast];
+
+    /// Whether this kernel computes `op(A)·op(B)` of `m×k` by `k×n` in `form` (on a device
+    /// that has it: see [`MatmulKernel::Broadcast`]).
     pub fn supports(self, form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
         match self {
             MatmulKernel::Vector => super::matmul_vector::supports(form, m, k, n),
+            MatmulKernel::Broadcast => super::matmul_broadcast::supports(form, m, k, n),
             _ => true,
         }
     }
 }
 
-/// Picks the kernel for a device type and a product of `m×k` by `k×n` in `form`.
+/// Picks the kernel for a device type, its smallest subgroup (`None`: no subgroup operations)
+/// and a product of `m×k` by `k×n` in `form`.
 ///
 /// - CPU devices (lavapipe, SwiftShader, WARP) run invocations as SIMD lanes of a thread;
 ///   a workgroup barrier there means switching between invocations, and on lavapipe
-///   (Mesa 22.3) private arrays indexed in a loop live in memory and scalar storage loads are
-///   gathered lane by lane. So: [`Vector`] (named vec4 accumulators, vec4 operands) where the
-///   shape lines up, else [`Blocked`] (~2 GFLOP/s); never [`Tiled`] (~0.6 GFLOP/s).
-///   [`Texture`] is as fast in isolation but packs both operands first (three dispatches) and
-///   rounds differently from the fused kernels of a captured step, which build on [`Vector`].
+///   (Mesa 22.3) every storage-buffer or workgroup-memory load is a loop over the lanes with a
+///   bounds check (~6.5 ns per lane and value), where a texel fetch is one gather (~0.6 ns per
+///   lane and value) and a subgroup broadcast a register shuffle. So: [`Broadcast`] (texel
+///   fetches, broadcast rows, ~20 GFLOP/s) where the shape lines up and subgroups hold at
+///   least 8, else [`Vector`] (named vec4 accumulators over storage buffers, ~1.7 GFLOP/s)
+///   where the shape lines up, else [`Blocked`] (~1.8); never [`Tiled`] (~0.6). [`Texture`]
+///   packs both operands with dispatches first and rounds differently from the fused kernels
+///   of a captured step.
 /// - Real GPUs reuse operands from workgroup memory: [`Tiled`], unless the output is so thin
 ///   (fewer than 16 rows or columns) that most of a 64×64 tile would idle.
 ///
-/// [`Blocked`], [`Tiled`] and [`Vector`] compute each output as the same fma chain in k order,
-/// so the choice never changes a result's bits.
+/// [`Blocked`], [`Tiled`], [`Vector`] and [`Broadcast`] compute each output as the same fma
+/// chain in k order, so the choice never changes a result's bits.
 ///
 /// [`Blocked`]: MatmulKernel::Blocked
 /// [`Tiled`]: MatmulKernel::Tiled
 /// [`Texture`]: MatmulKernel::Texture
 /// [`Vector`]: MatmulKernel::Vector
+/// [`Broadcast`]: MatmulKernel::Broadcast
 pub fn select_kernel(
     device_type: wgpu::DeviceType,
+    subgroup_min_size: Option<u32>,
     form: MatmulForm,
     m: usize,
     n: usize,
     k: usize,
 ) -> MatmulKernel {
+    let broadcast = subgroup_min_size
+        .is_some_and(|size| size >= super::matmul_broadcast::MIN_SUBGROUP_SIZE)
+        && MatmulKernel::Broadcast.supports(form, m, k, n);
     match device_type {
+        wgpu::DeviceType::Cpu if broadcast => MatmulKernel::Broadcast,
         wgpu::DeviceType::Cpu if MatmulKernel::Vector.supports(form, m, k, n) => {
             MatmulKernel::Vector
         }
@@ -232,8 +255,9 @@ pub struct Matmul {
     steps: Vec<Dispatch>,
     /// The accumulators between passes over k, when there are several.
     _partial: Option<Tensor>,
-    /// [`MatmulKernel::Vector`]'s prepared kernel (then `steps` is empty).
-    vector: Option<super::matmul_vector::VectorMatmul>,
+    /// [`MatmulKernel::Vector`]'s or [`MatmulKernel::Broadcast`]'s prepared kernel (then
+    /// `steps` is empty).
+    spec_kernel: Option<Box<dyn SpecKernel>>,
     kernel: MatmulKernel,
     /// The activation epilogue's binding (the vector family keeps its own).
     activation: Option<ActivationBinding>,
@@ -276,7 +300,7 @@ impl Matmul {
         let kernel = options
             .kernel
             .unwrap_or_else(|| kernel_for(device, form, m, n, k));
-        if kernel == MatmulKernel::Vector {
+        if matches!(kernel, MatmulKernel::Vector | MatmulKernel::Broadcast) {
             let spec = super::matmul_vector::VectorSpec {
                 form,
                 a,
@@ -293,11 +317,15 @@ impl Matmul {
                 update_w: None,
                 update_b: None,
             };
-            let vector = super::matmul_vector::VectorMatmul::new(&spec)?;
+            let prepared: Box<dyn SpecKernel> = if kernel == MatmulKernel::Vector {
+                Box::new(super::matmul_vector::VectorMatmul::new(&spec)?)
+            } else {
+                Box::new(super::matmul_broadcast::BroadcastMatmul::new(&spec)?)
+            };
             return Ok(Self {
                 steps: Vec::new(),
                 _partial: None,
-                vector: Some(vector),
+                spec_kernel: Some(prepared),
                 kernel,
                 activation: None,
                 device: device.clone(),
@@ -342,7 +370,7 @@ impl Matmul {
                 entries.extend([entry(bind::A, a), entry(bind::B, b)]);
                 packed = None;
             }
-            MatmulKernel::Vector => unreachable!("handled above"),
+            MatmulKernel::Vector | MatmulKernel::Broadcast => unreachable!("handled above"),
             MatmulKernel::Texture => {
                 // One pass: the packed textures bound K (op(B) is K texels high), and the loop
                 // runs K/4 times, far below lavapipe's limit on any texture it allows.
@@ -422,7 +450,7 @@ impl Matmul {
         Ok(Self {
             steps,
             _partial: partial,
-            vector: None,
+            spec_kernel: None,
             kernel,
             activation: Some(activation),
             device: device.clone(),
@@ -436,8 +464,8 @@ impl Matmul {
 
     /// Sets the fused RReLU's RNG key for the next recorded passes (queued; no host sync).
     pub fn set_rng(&self, seed: u32, step: u32) {
-        match &self.vector {
-            Some(vector) => vector.set_rng(seed, step),
+        match &self.spec_kernel {
+            Some(prepared) => prepared.set_rng(seed, step),
             None => {
                 if let Some(binding) = &self.activation {
                     binding.set_rng(&self.device, seed, step);
@@ -448,17 +476,34 @@ impl Matmul {
 
     /// How many dispatches [`Matmul::record`] records.
     pub fn dispatch_count(&self) -> usize {
-        self.steps.len() + self.vector.as_ref().map_or(0, |v| v.dispatch_count())
+        self.steps.len() + self.spec_kernel.as_ref().map_or(0, |v| v.dispatch_count())
     }
 
     /// Records the dispatches.
     pub fn record(&self, encoder: &mut Encoder) {
-        if let Some(vector) = &self.vector {
-            vector.record(encoder);
+        if let Some(prepared) = &self.spec_kernel {
+            prepared.record_into(encoder);
         }
         for step in &self.steps {
             step.record(encoder);
         }
+    }
+}
+
+/// The families prepared from a [`VectorSpec`](super::matmul_vector::VectorSpec).
+trait SpecKernel: super::Record + std::fmt::Debug {
+    fn dispatch_count(&self) -> usize;
+}
+
+impl SpecKernel for super::matmul_vector::VectorMatmul {
+    fn dispatch_count(&self) -> usize {
+        self.dispatch_count()
+    }
+}
+
+impl SpecKernel for super::matmul_broadcast::BroadcastMatmul {
+    fn dispatch_count(&self) -> usize {
+        self.dispatch_count()
     }
 }
 
@@ -472,8 +517,13 @@ fn pack(
     (rows, cols): (usize, usize),
     (width, height): (usize, usize),
 ) -> Result<wgpu::Texture> {
-    let texture =
-        device.create_texture_rgba32f("packed matmul operand", width as u32, height as u32)?;
+    let texture = device.create_texture_2d(
+        "packed matmul operand",
+        width as u32,
+        height as u32,
+        wgpu::TextureFormat::Rgba32Float,
+        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+    )?;
     let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
     let params = PackParams {
         rows: rows as u32,
@@ -519,5 +569,12 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
 
 /// The device's choice for an `m×k·k×n` product in `form` (see [`select_kernel`]).
 pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usize) -> MatmulKernel {
-    select_kernel(device.adapter().device_type, form, m, n, k)
+    select_kernel(
+        device.adapter().device_type,
+        device.subgroup_min_size(),
+        form,
+        m,
+        n,
+        k,
+    )
 }

@@ -115,33 +115,16 @@ pub(crate) struct VectorSpec<'a> {
     pub update_b: Option<&'a OptimStep>,
 }
 
-/// A prepared vector matmul: one dispatch per pass over k.
-#[derive(Debug)]
-pub(crate) struct VectorMatmul {
-    passes: Vec<Dispatch>,
-    /// Each pass's uniform (a gathered operand's offset is rewritten in each).
-    params: Vec<Uniform>,
-    /// The accumulators between passes, when there are several.
-    _partial: Option<Tensor>,
-    gather: Option<Arc<BatchSource>>,
-    activation: Option<ActivationBinding>,
-    device: Device,
-}
-
-impl VectorMatmul {
-    pub fn new(spec: &VectorSpec<'_>) -> Result<Self> {
+impl VectorSpec<'_> {
+    /// Checks the operands' shapes and that the epilogues asked for exist for this form (the
+    /// same for every family that takes a `VectorSpec`); returns `(M, K, N)`.
+    pub fn check(&self, op: &str) -> Result<(usize, usize, usize)> {
+        let spec = self;
         let form = spec.form;
-        let op = format!("vector matmul {form:?}");
-        let device = spec.b.device();
         let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
-        if !supports(form, m, k, n) {
-            return Err(Error::InvalidArgument(format!(
-                "{op}: {m}×{k}·{k}×{n} does not line up with vec4 loads"
-            )));
-        }
         if spec.c.shape().dims() != [m, n] {
             return Err(Error::shape(
-                &op,
+                op,
                 format!("output [{m}, {n}]"),
                 spec.c.shape(),
             ));
@@ -191,13 +174,6 @@ impl VectorMatmul {
                  pass, not {k}; compute it with the reduce family instead"
             )));
         }
-        let mut params = VectorParams {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            row_blocks: m.div_ceil(ROWS) as u32,
-            ..VectorParams::default()
-        };
         if let Some(source) = spec.gather {
             // op(A) is the batch: [rows, features] in AB, stored [rows, features] in AtB.
             let (rows, features) = match form {
@@ -207,11 +183,72 @@ impl VectorMatmul {
             if rows != source.rows || features != source.features || !features.is_multiple_of(4) {
                 return unsupported("a gathered operand of this shape");
             }
+        }
+        let updates = [
+            (spec.update_w, Some(spec.c)),
+            (spec.update_b, spec.bias_grad),
+        ];
+        for (step, grad) in updates {
+            let Some(step) = step else { continue };
+            if grad.is_none_or(|grad| step.slot.grad.buffer() != grad.buffer()) {
+                return unsupported("an update of another gradient");
+            }
+        }
+        if let (Some(w), Some(b)) = (spec.update_w, spec.update_b)
+            && !Arc::ptr_eq(&w.shared, &b.shared)
+        {
+            return unsupported("updates by two optimisers");
+        }
+        Ok((m, k, n))
+    }
+
+    /// The uniform both families read: sizes, and a gathered operand's position and
+    /// normalisation.
+    pub fn params(&self, (m, k, n): (usize, usize, usize)) -> VectorParams {
+        let mut params = VectorParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            row_blocks: m.div_ceil(ROWS) as u32,
+            k_end: k as u32,
+            ..VectorParams::default()
+        };
+        if let Some(source) = self.gather {
+            let features = if self.form == MatmulForm::AB { k } else { m };
             params.offset = source.offset();
             params.scale = source.scale;
             params.shift = source.shift;
             params.example_words = (features / 4) as u32;
         }
+        params
+    }
+}
+
+/// A prepared vector matmul: one dispatch per pass over k.
+#[derive(Debug)]
+pub(crate) struct VectorMatmul {
+    passes: Vec<Dispatch>,
+    /// Each pass's uniform (a gathered operand's offset is rewritten in each).
+    params: Vec<Uniform>,
+    /// The accumulators between passes, when there are several.
+    _partial: Option<Tensor>,
+    gather: Option<Arc<BatchSource>>,
+    activation: Option<ActivationBinding>,
+    device: Device,
+}
+
+impl VectorMatmul {
+    pub fn new(spec: &VectorSpec<'_>) -> Result<Self> {
+        let form = spec.form;
+        let op = format!("vector matmul {form:?}");
+        let device = spec.b.device();
+        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
+        if !supports(form, m, k, n) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: {m}×{k}·{k}×{n} does not line up with vec4 loads"
+            )));
+        }
+        let params = spec.params(spec.check(&op)?);
 
         let mut constants = vec![
             ("HAS_BIAS", flag(spec.bias.is_some())),
@@ -279,28 +316,16 @@ impl VectorMatmul {
                         bytemuck::bytes_of(&super::optim::Hyper::default()),
                     ));
                 }
-                for ([param, state1, state2], step, grad) in [
+                for ([param, state1, state2], step) in [
                     (
                         [bind::W_PARAM, bind::W_STATE1, bind::W_STATE2],
                         spec.update_w,
-                        spec.c,
                     ),
                     (
                         [bind::B_PARAM, bind::B_STATE1, bind::B_STATE2],
                         spec.update_b,
-                        spec.bias_grad.unwrap_or(&scratch),
                     ),
                 ] {
-                    if let Some(step) = step {
-                        if step.slot.grad.buffer() != grad.buffer() {
-                            return unsupported("an update of another gradient");
-                        }
-                        if let Some(other) = update
-                            && !Arc::ptr_eq(&other.shared, &step.shared)
-                        {
-                            return unsupported("updates by two optimisers");
-                        }
-                    }
                     entries.push(entry(param, step.map_or(&scratch, |s| &s.slot.param)));
                     entries.push(entry(state1, step.map_or(&scratch, |s| &s.slot.state1)));
                     entries.push(entry(state2, step.map_or(&scratch, |s| &s.slot.state2)));

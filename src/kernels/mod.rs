@@ -10,10 +10,12 @@ pub mod elementwise;
 pub mod head;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_broadcast;
 pub mod matmul_vector;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
+pub(crate) mod texels;
 
 use std::sync::Arc;
 
@@ -295,6 +297,7 @@ recordable!(
 recordable!(
     rng: matmul::Matmul,
     matmul_vector::VectorMatmul,
+    matmul_broadcast::BroadcastMatmul,
     activation::ActivationKernel,
 );
 

@@ -200,6 +200,13 @@ impl OptimizerConfig {
         [("OPTIM", kind), ("NESTEROV", flag(nesterov))]
     }
 
+    /// Whether the rule reads and writes its first and its second per-element state (the WGSL
+    /// side's `optim_uses_state1` and `optim_uses_state2`).
+    pub(crate) fn uses_states(&self) -> (bool, bool) {
+        let kind = self.constants()[0].1;
+        (kind >= 2.0, kind >= 3.0)
+    }
+
     /// Whether the rule keeps per-element state (momentum, or Adam's moments).
     fn stateful(&self) -> bool {
         !matches!(*self, OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0)

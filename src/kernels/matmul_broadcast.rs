@@ -1,0 +1,380 @@
+//! The broadcast matmul family (`shaders/matmul_broadcast.wgsl`): the vector family's products
+//! and fused epilogues for CPU devices with subgroups of at least eight invocations
+//! (lavapipe), reading every operand through texel fetches from linear texel views
+//! ([`TexelView`]) and sharing op(A)'s rows across each subgroup with `subgroupBroadcast`.
+//! About twelve times the vector family's speed on lavapipe, where a storage-buffer load costs
+//! a loop over the SIMD lanes.
+//!
+//! A prepared product records, in one encoder: copies of its operands into their views, one
+//! dispatch, and copies of what it wrote back into the tensors. Each output is the same fma
+//! chain in k order as the other families compute, so the choice never changes a bit.
+
+use std::sync::Arc;
+
+use super::activation::{Activation, ActivationBinding};
+use super::matmul::MatmulForm;
+use super::matmul_vector::VectorSpec;
+use super::texels::{Direction, TEXEL_SHIFT, TexelFormat, TexelView};
+use super::{Dispatch, Uniform, entry, flag, groups};
+use crate::data::gpu::BatchSource;
+use crate::device::{Device, Encoder, ShaderSource};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// `shaders/matmul_broadcast.wgsl`, after the pixel, activation and optimiser functions.
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "matmul_broadcast",
+    wgsl: concat!(
+        include_str!("../../shaders/pixels.wgsl"),
+        include_str!("../../shaders/activation_functions.wgsl"),
+        include_str!("../../shaders/optim_functions.wgsl"),
+        include_str!("../../shaders/matmul_broadcast.wgsl")
+    ),
+};
+
+super::bindings! {
+    /// The binding numbers of `shaders/matmul_broadcast.wgsl`, by the WGSL variable each names.
+    bind:
+    A = 0,
+    B = 1,
+    BIAS = 2,
+    C = 3,
+    P = 4,
+    C_IN = 5,
+    PIXELS = 6,
+    ORDER = 7,
+    DS_LABELS = 8,
+    BATCH_LABELS = 9,
+    BIAS_GRAD = 10,
+    W_IN = 11,
+    W_STATE1_IN = 12,
+    W_STATE2_IN = 13,
+    W_OUT = 14,
+    W_STATE1_OUT = 15,
+    W_STATE2_OUT = 16,
+    B_PARAM = 17,
+    B_STATE1 = 18,
+    B_STATE2 = 19,
+    SAVED = 22,
+}
+
+/// Rows of C per invocation (the shader's `ROWS`).
+const ROWS: usize = 16;
+/// Invocations per workgroup, one subgroup (the shader's `LANES`).
+const LANES: usize = 8;
+/// The fewest invocations per subgroup the broadcasts need (lanes 0–7 hand out rows).
+pub const MIN_SUBGROUP_SIZE: u32 = 8;
+
+/// Whether the family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: every operand and
+/// C is read or written four values at a time along its rows, and K fits one pass under
+/// lavapipe's loop limit (A·B and A·Bᵀ take four values of k per iteration, Aᵀ·B two).
+pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+    let (aligned, per_iteration) = match form {
+        MatmulForm::AB | MatmulForm::ABt => (k.is_multiple_of(4) && n.is_multiple_of(4), 4),
+        MatmulForm::AtB => (m.is_multiple_of(4) && n.is_multiple_of(4), 2),
+    };
+    aligned && m > 0 && k > 0 && n > 0 && k <= per_iteration * super::PASS_LENGTH
+}
+
+/// Whether `device` runs the family: it needs subgroups of at least [`MIN_SUBGROUP_SIZE`].
+pub fn available(device: &Device) -> bool {
+    device
+        .subgroup_min_size()
+        .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
+}
+
+/// A prepared broadcast matmul: fills, one dispatch, empties.
+#[derive(Debug)]
+pub(crate) struct BroadcastMatmul {
+    /// Views filled from their tensors before the dispatch.
+    fills: Vec<(TexelView, Tensor)>,
+    dispatch: Dispatch,
+    /// Views the dispatch writes, emptied into their tensors after it.
+    empties: Vec<(TexelView, Tensor)>,
+    /// The uniform (a gathered operand's offset is rewritten before each record).
+    params: Uniform,
+    gather: Option<Arc<BatchSource>>,
+    activation: Option<ActivationBinding>,
+    device: Device,
+    /// Stand-ins for the texture bindings a specialisation never uses.
+    _unused: [TexelView; 3],
+}
+
+impl BroadcastMatmul {
+    pub fn new(spec: &VectorSpec<'_>) -> Result<Self> {
+        let form = spec.form;
+        let op = format!("broadcast matmul {form:?}");
+        let device = spec.b.device();
+        if !available(device) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: needs subgroup operations with subgroups of at least \
+                 {MIN_SUBGROUP_SIZE} invocations, and {} has {}",
+                device.adapter().name,
+                match device.subgroup_min_size() {
+                    Some(size) => format!("subgroups of {size}"),
+                    None => "none".to_string(),
+                }
+            )));
+        }
+        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
+        if !supports(form, m, k, n) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: {m}×{k}·{k}×{n} does not line up with four-value texels, or K passes \
+                 one pass"
+            )));
+        }
+        let dims = spec.check(&op)?;
+        let params = Uniform::new(
+            device,
+            "broadcast matmul params",
+            bytemuck::bytes_of(&spec.params(dims)),
+        )?;
+
+        let mut constants = vec![
+            ("HAS_BIAS", flag(spec.bias.is_some())),
+            ("ACCUMULATE", flag(spec.accumulate)),
+            ("GATHER_A", flag(spec.gather.is_some())),
+            ("WRITE_LABELS", flag(spec.write_labels.is_some())),
+            ("DACT", flag(spec.dact.is_some())),
+            ("BIAS_GRAD", flag(spec.bias_grad.is_some())),
+            ("UPDATE_W", flag(spec.update_w.is_some())),
+            ("UPDATE_B", flag(spec.update_b.is_some())),
+            ("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)),
+        ];
+
+        let view = |tensor: &Tensor, direction| {
+            TexelView::new(
+                device,
+                "broadcast matmul operand",
+                tensor.numel(),
+                direction,
+            )
+        };
+        let mut fills = Vec::new();
+        let mut empties = Vec::new();
+        // Fills and empties are pushed in binding order; `position` finds a binding's view.
+        let mut fill_bindings = Vec::new();
+        let mut empty_bindings = Vec::new();
+        let mut fill = |binding: u32, tensor: &Tensor| -> Result<()> {
+            fills.push((view(tensor, Direction::Input)?, tensor.share()));
+            fill_bindings.push(binding);
+            Ok(())
+        };
+        if spec.gather.is_none() {
+            fill(bind::A, spec.a)?;
+        }
+        fill(bind::B, spec.b)?;
+        if spec.accumulate {
+            fill(bind::C_IN, spec.c)?;
+        }
+        if let Some((saved, _)) = spec.dact {
+            fill(bind::SAVED, saved)?;
+        }
+        let (state1, state2) = spec
+            .update_w
+            .map_or((false, false), |step| step.shared.config().uses_states());
+        if let Some(step) = spec.update_w {
+            fill(bind::W_IN, &step.slot.param)?;
+            if state1 {
+                fill(bind::W_STATE1_IN, &step.slot.state1)?;
+            }
+            if state2 {
+                fill(bind::W_STATE2_IN, &step.slot.state2)?;
+            }
+        }
+        let mut empty = |binding: u32, tensor: &Tensor| -> Result<()> {
+            empties.push((view(tensor, Direction::Output)?, tensor.share()));
+            empty_bindings.push(binding);
+            Ok(())
+        };
+        empty(bind::C, spec.c)?;
+        if let Some(step) = spec.update_w {
+            empty(bind::W_OUT, &step.slot.param)?;
+            if state1 {
+                empty(bind::W_STATE1_OUT, &step.slot.state1)?;
+            }
+            if state2 {
+                empty(bind::W_STATE2_OUT, &step.slot.state2)?;
+            }
+        }
+        let unused = [
+            TexelView::new(device, "unused texture", 4, Direction::Input)?,
+            TexelView::new(device, "unused storage texture", 4, Direction::Output)?,
+            TexelView::with_format(
+                device,
+                "unused u32 texture",
+                1,
+                Direction::Input,
+                TexelFormat::Word,
+            )?,
+        ];
+        let texture = |binding: u32| {
+            let (views, bindings, stand_in) = match binding {
+                bind::C | bind::W_OUT | bind::W_STATE1_OUT | bind::W_STATE2_OUT => {
+                    (&empties, &empty_bindings, &unused[1])
+                }
+                _ => (&fills, &fill_bindings, &unused[0]),
+            };
+            let view = bindings
+                .iter()
+                .position(|&b| b == binding)
+                .map_or(stand_in, |i| &views[i].0);
+            entry(binding, wgpu::BindingResource::TextureView(view.view()))
+        };
+
+        // Storage bindings this specialisation never uses still need a buffer: B's tensor (not
+        // otherwise bound here) stands in for read-only ones, a scratch tensor for writable
+        // ones.
+        let dummy = spec.b;
+        let scratch = Tensor::uninit(device, [4])?;
+        let activation = match form {
+            MatmulForm::AB => Some(ActivationBinding::new(
+                device,
+                &op,
+                spec.activation,
+                &spec.activation_state,
+                n,
+            )?),
+            _ => None,
+        };
+        let hyper_fallback;
+        let mut entries = vec![
+            texture(bind::A),
+            texture(bind::B),
+            texture(bind::C),
+            texture(bind::C_IN),
+            entry(bind::P, &params),
+        ];
+        let pixels = match spec.gather {
+            Some(source) => source.pixel_texels().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{op}: the data set's pixels do not fit one of {}'s textures",
+                    device.adapter().name
+                ))
+            })?,
+            None => &unused[2],
+        };
+        let gathered = [
+            entry(
+                bind::PIXELS,
+                wgpu::BindingResource::TextureView(pixels.view()),
+            ),
+            entry(bind::ORDER, spec.gather.map_or(dummy, |s| &s.order)),
+        ];
+        let entry_point = match form {
+            MatmulForm::AB => {
+                let binding = activation.as_ref().expect("built for AB");
+                constants.extend(binding.constants.iter().cloned());
+                entries.extend(gathered);
+                entries.push(entry(bind::BIAS, spec.bias.unwrap_or(dummy)));
+                entries.push(entry(
+                    bind::DS_LABELS,
+                    spec.gather.map_or(dummy, |s| &s.labels),
+                ));
+                entries.push(entry(
+                    bind::BATCH_LABELS,
+                    spec.write_labels.unwrap_or(&scratch),
+                ));
+                entries.extend(binding.entries(&spec.activation_state, dummy));
+                "matmul_broadcast_ab"
+            }
+            MatmulForm::AtB => {
+                entries.extend(gathered);
+                entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
+                entries.extend(
+                    [
+                        bind::W_IN,
+                        bind::W_STATE1_IN,
+                        bind::W_STATE2_IN,
+                        bind::W_OUT,
+                        bind::W_STATE1_OUT,
+                        bind::W_STATE2_OUT,
+                    ]
+                    .map(texture),
+                );
+                let update = spec.update_w.or(spec.update_b);
+                if let Some(step) = update {
+                    constants.extend(step.shared.config().constants());
+                    hyper_fallback = None;
+                } else {
+                    hyper_fallback = Some(device.uniform_buffer(
+                        "no optimiser",
+                        bytemuck::bytes_of(&super::optim::Hyper::default()),
+                    ));
+                }
+                let b_step = spec.update_b.map(|s| &s.slot);
+                entries.push(entry(bind::B_PARAM, b_step.map_or(&scratch, |s| &s.param)));
+                entries.push(entry(
+                    bind::B_STATE1,
+                    b_step.map_or(&scratch, |s| &s.state1),
+                ));
+                entries.push(entry(
+                    bind::B_STATE2,
+                    b_step.map_or(&scratch, |s| &s.state2),
+                ));
+                let hyper = match (update, &hyper_fallback) {
+                    (Some(step), _) => step.shared.hyper.as_entire_binding(),
+                    (None, Some(buffer)) => buffer.as_entire_binding(),
+                    (None, None) => unreachable!("a fallback exists without an update"),
+                };
+                entries.push(entry(super::optim::functions_bind::H, hyper));
+                "matmul_broadcast_atb"
+            }
+            MatmulForm::ABt => {
+                let act = spec.dact.map_or(Activation::Identity, |(_, act)| act);
+                let (id, _, _) = act.wgsl_id_and_params();
+                constants.push(("ACTIVATION", f64::from(id)));
+                entries.push(texture(bind::SAVED));
+                "matmul_broadcast_abt"
+            }
+        };
+        // SAFETY: the shader's header lists why every coordinate and index is in bounds: rows
+        // and columns are clamped to the operands' shapes, which `supports` and `check` tie to
+        // the views' sizes (each view holds exactly its tensor's elements).
+        let pipeline = unsafe { device.pipeline_unchecked(&SHADER, entry_point, &constants)? };
+        let x = groups(device, &op, n.div_ceil(4), LANES)?;
+        let extra_row = usize::from(spec.bias_grad.is_some());
+        let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
+        let dispatch = Dispatch::new(device, pipeline, entry_point, &entries, [x, y, 1]);
+        drop(entries);
+        Ok(Self {
+            fills,
+            dispatch,
+            empties,
+            params,
+            gather: spec.gather.cloned(),
+            activation,
+            device: device.clone(),
+            _unused: unused,
+        })
+    }
+
+    /// Records the fills, the dispatch and the empties; a gathered operand reads the batch at
+    /// its source's current offset.
+    pub fn record(&self, encoder: &mut Encoder) {
+        if let Some(source) = &self.gather {
+            // `offset` is the fourth word of VectorParams.
+            self.device
+                .write_buffer(self.params.buffer(), 12, &source.offset().to_le_bytes());
+        }
+        for (view, tensor) in &self.fills {
+            view.fill(encoder, tensor);
+        }
+        self.dispatch.record(encoder);
+        for (view, tensor) in &self.empties {
+            view.empty_into(encoder, tensor);
+        }
+    }
+
+    /// How many dispatches [`BroadcastMatmul::record`] records (its copies are not dispatches).
+    pub fn dispatch_count(&self) -> usize {
+        1
+    }
+
+    /// Sets the fused RReLU's RNG key (queued; no host sync).
+    pub fn set_rng(&self, seed: u32, step: u32) {
+        if let Some(binding) = &self.activation {
+            binding.set_rng(&self.device, seed, step);
+        }
+    }
+}
