@@ -1,6 +1,6 @@
 // The classifier head: the last, narrow layer of a classifier (at most 32 classes) fused with
-// softmax cross-entropy. Prepended: grid.wgsl, the activation functions (for the fused input
-// gradient) and the optimiser rules (for the fused update).
+// softmax cross-entropy. Prepended: grid.wgsl, texels.wgsl, the activation functions (for the
+// fused input gradient) and the optimiser rules (for the fused update).
 //
 // head_rows: one invocation per row (HEAD_WG rows per workgroup): logits = x·W + b, the row's
 //   loss term and dlogits with softmax_ce_rows' arithmetic (loss.wgsl), the correct count
@@ -26,6 +26,11 @@
 // many workgroups (one workgroup would run on one core of a CPU device: measured ~3 ms slower
 // per lecture step on lavapipe), and the dispatch boundary orders "read W" before "update W".
 //
+// head_rows reads W, the same k·n values in every invocation, 2·k·n times per row: with
+// W_TEXELS through a linear texel view of it (texels.wgsl, filled by the host before the
+// pass), as on lavapipe a texel fetch costs a third of a storage-buffer load, and its own
+// dlogits from a private copy rather than the buffer it wrote them to.
+//
 // Bindings (group 0):
 //   0: x         storage, read        [rows, k] the layer's input
 //   1: w         storage, read_write  [k, n] weights (updated by head_reduce with OPTIM)
@@ -42,6 +47,7 @@
 //  12: b_grad    storage, read_write  [n] (GRADS)
 //  13–16: w_state1, w_state2, b_state1, b_state2  optimiser state (OPTIM)
 //  17: partials  storage, read_write  one loss sum per head_rows workgroup
+//  18: w_texels  texture              W as a linear texel view (W_TEXELS: k·n a multiple of 4)
 //  20, 21: activation_functions.wgsl; 30: optim_functions.wgsl
 //
 // Dispatch: head_rows (ceil(rows / HEAD_WG), 1, 1); head_reduce a 2-D grid over k·n + n.
@@ -56,6 +62,8 @@ override HAS_DX: bool = false;
 override GRADS: bool = false;
 // Rows per head_rows workgroup: few, so that a batch spreads over a CPU device's cores.
 override HEAD_WG: u32 = 16u;
+// Whether head_rows reads W from `w_texels`.
+override W_TEXELS: bool = false;
 
 // The largest HEAD_WG (the partial sums' workgroup array).
 const MAX_WG: u32 = 64u;
@@ -88,6 +96,7 @@ struct HeadParams {
 @group(0) @binding(15) var<storage, read_write> b_state1: array<f32>;
 @group(0) @binding(16) var<storage, read_write> b_state2: array<f32>;
 @group(0) @binding(17) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(18) var w_texels: texture_2d<f32>;
 
 var<workgroup> partial: array<f32, MAX_WG>;
 
@@ -96,8 +105,16 @@ fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-// The logits, dlogits and correct count of `row`; returns its loss term.
-fn forward_row(row: u32) -> f32 {
+// Element `e` of W (row-major), as head_rows reads it.
+fn weight(e: u32) -> f32 {
+    if W_TEXELS {
+        return textureLoad(w_texels, texel(e >> 2u), 0)[e & 3u];
+    }
+    return w[e];
+}
+
+// The logits, dlogits (also into `dz`) and correct count of `row`; returns its loss term.
+fn forward_row(row: u32, dz: ptr<function, array<f32, MAX_CLASSES>>) -> f32 {
     let n = p.n;
     var normaliser = 1.0;
     if MEAN {
@@ -113,7 +130,7 @@ fn forward_row(row: u32) -> f32 {
         let xv = x[xb + kk];
         let wb = kk * n;
         for (var j = 0u; j < n; j += 1u) {
-            z[j] = fma(xv, w[wb + j], z[j]);
+            z[j] = fma(xv, weight(wb + j), z[j]);
         }
     }
     let base = row * n;
@@ -134,7 +151,9 @@ fn forward_row(row: u32) -> f32 {
     let inv_s = 1.0 / s;
     for (var j = 0u; j < n; j += 1u) {
         let q = exp(z[j] - m) * inv_s;
-        dlogits[base + j] = scale * select(q, q - 1.0, j == label);
+        let d = scale * select(q, q - 1.0, j == label);
+        dlogits[base + j] = d;
+        (*dz)[j] = d;
     }
     if COUNT {
         // metrics.wgsl's row_argmax: the first maximum, a NaN counting as the maximum.
@@ -154,14 +173,14 @@ fn forward_row(row: u32) -> f32 {
     return scale * (m + log(s) - z[label]);
 }
 
-// dx of `row` = dlogits·Wᵀ (⊙ act'), from the weights before their update; the row's dlogits
-// were written by this invocation.
-fn input_grad_row(row: u32) {
+// dx of `row` = dlogits·Wᵀ (⊙ act'), from the weights before their update and the row's
+// dlogits `dz` (forward_row's).
+fn input_grad_row(row: u32, dz: ptr<function, array<f32, MAX_CLASSES>>) {
     let n = p.n;
     for (var kk = 0u; kk < p.k; kk += 1u) {
         var acc = 0.0;
         for (var j = 0u; j < n; j += 1u) {
-            acc = fma(dlogits[row * n + j], w[kk * n + j], acc);
+            acc = fma((*dz)[j], weight(kk * n + j), acc);
         }
         let i = row * p.k + kk;
         if DACT {
@@ -179,9 +198,10 @@ fn head_rows(
     let row = wg.x * HEAD_WG + lid;
     var term = 0.0;
     if row < p.rows {
-        term = forward_row(row);
+        var dz: array<f32, MAX_CLASSES>;
+        term = forward_row(row, &dz);
         if HAS_DX {
-            input_grad_row(row);
+            input_grad_row(row, &dz);
         }
     }
     partial[lid] = term;

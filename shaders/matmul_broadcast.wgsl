@@ -2,7 +2,7 @@
 // vector family (matmul_vector.wgsl), for CPU devices whose subgroups hold at least eight
 // invocations (lavapipe). Every operand is read through texel fetches, and the sixteen rows
 // of op(A) an invocation needs, the same for its whole subgroup, are fetched once per subgroup
-// and handed to every lane by subgroupBroadcast. Prepended: pixels.wgsl,
+// and handed to every lane by subgroupBroadcast. Prepended: texels.wgsl (`texel`), pixels.wgsl,
 // activation_functions.wgsl and optim_functions.wgsl.
 //
 // Why (measured on lavapipe, Mesa 22.3.6, AVX2, eight lanes per SIMD vector): llvmpipe
@@ -10,8 +10,8 @@
 // check per lane and component, ~6.5 ns per lane and component; a texel fetch is one gather,
 // ~2.5 ns per lane for four values; a subgroupBroadcast is a register shuffle (free); an FMA on
 // eight lanes ~0.2 ns. So the Rust side copies each operand's bytes into a "linear texel view"
-// (texel i holds elements 4i..4i+3 of the row-major tensor, at (i mod 2^TEXEL_SHIFT,
-// i >> TEXEL_SHIFT)): a copy command at memory speed, not a dispatch. C leaves through a
+// (texels.wgsl: texel i holds elements 4i..4i+3 of the row-major tensor): a copy command at
+// memory speed, not a dispatch. C leaves through a
 // storage texture copied back the same way. Per four values of k an invocation of A·B makes
 // 4 fetches of op(B) (its own four columns) and its subgroup 2 of op(A) (lane l fetches rows l
 // and 8 + l), for 256 FMAs per lane. The same loop over storage buffers (matmul_vector.wgsl)
@@ -66,10 +66,6 @@ override DACT: bool = false;
 override BIAS_GRAD: bool = false;
 override UPDATE_W: bool = false;
 override UPDATE_B: bool = false;
-// log2 of the texels per row of every texel view (a power of two, so `texel` is a mask and a
-// shift).
-override TEXEL_SHIFT: u32 = 11u;
-
 // Invocations per workgroup: one subgroup (the host requires subgroups of at least 8).
 const LANES: u32 = 8u;
 // Rows of C per invocation: two fetches of op(A) per subgroup, one per eight rows.
@@ -114,11 +110,6 @@ struct VectorParams {
 @group(0) @binding(18) var<storage, read_write> b_state1: array<f32>;
 @group(0) @binding(19) var<storage, read_write> b_state2: array<f32>;
 @group(0) @binding(22) var saved: texture_2d<f32>;
-
-// Where texel `i` of a linear texel view lies.
-fn texel(i: u32) -> vec2<u32> {
-    return vec2<u32>(i & ((1u << TEXEL_SHIFT) - 1u), i >> TEXEL_SHIFT);
-}
 
 // acc + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3, as four fmas in k order.
 fn step4(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {

@@ -8,6 +8,7 @@
 
 use super::activation::Activation;
 use super::optim::{Hyper, OptimStep};
+use super::texels::{Direction, TEXEL_SHIFT, TexelView};
 use super::{Dispatch, Uniform, entry, flag};
 use crate::device::{Encoder, ShaderSource};
 use crate::loss::Reduction;
@@ -19,6 +20,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     name: "head",
     wgsl: concat!(
         include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/texels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/head.wgsl")
@@ -46,6 +48,7 @@ super::bindings! {
     B_STATE1 = 15,
     B_STATE2 = 16,
     PARTIALS = 17,
+    W_TEXELS = 18,
 }
 
 /// The widest layer the head takes (its logits live in a private array).
@@ -112,6 +115,10 @@ const HEAD_WG: usize = 16;
 /// A prepared head: the per-row pass, then the reduction (loss, gradients, update).
 #[derive(Debug)]
 pub(crate) struct Head {
+    /// W's texel view, filled before the per-row pass (when k·n is a multiple of 4), or a
+    /// stand-in.
+    w_texels: TexelView,
+    w: Option<Tensor>,
     rows: Dispatch,
     reduce: Dispatch,
 }
@@ -170,7 +177,16 @@ impl Head {
         }
 
         let (act_id, _, _) = act.wgsl_id_and_params();
+        let texels = (k * n).is_multiple_of(4);
+        let w_texels = TexelView::new(
+            device,
+            "head weights",
+            if texels { k * n } else { 4 },
+            Direction::Input,
+        )?;
         let row_constants = [
+            ("W_TEXELS", flag(texels)),
+            ("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)),
             ("MEAN", flag(op.reduction == Reduction::Mean)),
             ("COUNT", flag(op.correct.is_some())),
             ("HAS_DX", flag(dx.is_some())),
@@ -189,6 +205,10 @@ impl Head {
             entry(bind::P, &uniform),
             entry(bind::DX, dx.unwrap_or(dummy)),
             entry(bind::PARTIALS, &partials),
+            entry(
+                bind::W_TEXELS,
+                wgpu::BindingResource::TextureView(w_texels.view()),
+            ),
         ];
         let pipeline = device.pipeline(&SHADER, "head_rows", &row_constants)?;
         let row_groups = [super::groups(device, name, rows.max(1), HEAD_WG)?, 1, 1];
@@ -235,12 +255,17 @@ impl Head {
             reduce_groups,
         );
         Ok(Self {
+            w_texels,
+            w: texels.then(|| op.w.share()),
             rows: rows_dispatch,
             reduce,
         })
     }
 
     pub fn record(&self, encoder: &mut Encoder) {
+        if let Some(w) = &self.w {
+            self.w_texels.fill(encoder, w);
+        }
         self.rows.record(encoder);
         self.reduce.record(encoder);
     }

@@ -21,10 +21,11 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul_broadcast.wgsl`, after the pixel, activation and optimiser functions.
+/// `shaders/matmul_broadcast.wgsl`, after the texel, pixel, activation and optimiser functions.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_broadcast",
     wgsl: concat!(
+        include_str!("../../shaders/texels.wgsl"),
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
