@@ -3,7 +3,7 @@
 // invocations (lavapipe). Every operand is read through texel fetches, and the sixteen rows
 // of op(A) an invocation needs, the same for its whole subgroup, are fetched once per subgroup
 // and handed to every lane by subgroupBroadcast. Prepended: texels.wgsl (`texel`), pixels.wgsl,
-// activation_functions.wgsl and optim_functions.wgsl.
+// activation_functions.wgsl, optim_functions.wgsl and bias_grad.wgsl.
 //
 // Why (measured on lavapipe, Mesa 22.3.6, AVX2, eight lanes per SIMD vector): llvmpipe
 // compiles a storage-buffer or workgroup-memory load as a loop over the lanes with a bounds
@@ -51,10 +51,11 @@
 //   7: order         storage, read        the epoch's example order (GATHER_A)
 //   8: ds_labels     storage, read        the data set's labels (WRITE_LABELS)
 //   9: batch_labels  storage, read_write  the batch's labels (WRITE_LABELS)
-//  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD)
+//  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD; bias_grad.wgsl)
 //  11–13: w_in, w_state1_in, w_state2_in          the parameter C is the gradient of, and
-//  14–16: w_out, w_state1_out, w_state2_out       its state, before and after (UPDATE_W)
-//  17–19: b_param, b_state1, b_state2             the parameter bias_grad is the gradient of
+//  17–19: w_out, w_state1_out, w_state2_out       its state, before and after (UPDATE_W)
+//  14–16: b_param, b_state1, b_state2             the bias bias_grad is the gradient of
+//                                                 (bias_grad.wgsl)
 //  22: saved         texture              M×N activation output (DACT)
 //  20, 21: the activation's (activation_functions.wgsl); 30: the optimiser's (optim_functions.wgsl)
 
@@ -99,16 +100,12 @@ struct VectorParams {
 @group(0) @binding(7) var<storage, read> order: array<u32>;
 @group(0) @binding(8) var<storage, read> ds_labels: array<u32>;
 @group(0) @binding(9) var<storage, read_write> batch_labels: array<u32>;
-@group(0) @binding(10) var<storage, read_write> bias_grad: array<f32>;
 @group(0) @binding(11) var w_in: texture_2d<f32>;
 @group(0) @binding(12) var w_state1_in: texture_2d<f32>;
 @group(0) @binding(13) var w_state2_in: texture_2d<f32>;
-@group(0) @binding(14) var w_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(15) var w_state1_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(16) var w_state2_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(17) var<storage, read_write> b_param: array<f32>;
-@group(0) @binding(18) var<storage, read_write> b_state1: array<f32>;
-@group(0) @binding(19) var<storage, read_write> b_state2: array<f32>;
+@group(0) @binding(17) var w_out: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(18) var w_state1_out: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(19) var w_state2_out: texture_storage_2d<rgba32float, write>;
 @group(0) @binding(22) var saved: texture_2d<f32>;
 
 // acc + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3, as four fmas in k order.
@@ -277,33 +274,6 @@ fn store_atb(row: u32, c4: u32, v: vec4<f32>) {
         }
         if optim_uses_state2() {
             textureStore(w_state2_out, texel(i), vec4<f32>(u0.z, u1.z, u2.z, u3.z));
-        }
-    }
-}
-
-// One bias-gradient value (+ its previous value when accumulating); UPDATE_B steps the bias.
-fn store_bias_grad(col: u32, value: f32) {
-    var g = value;
-    if ACCUMULATE {
-        g += bias_grad[col];
-    }
-    bias_grad[col] = g;
-    if UPDATE_B {
-        var s1 = 0.0;
-        var s2 = 0.0;
-        if optim_uses_state1() {
-            s1 = b_state1[col];
-        }
-        if optim_uses_state2() {
-            s2 = b_state2[col];
-        }
-        let r = optim_update(b_param[col], g, s1, s2);
-        b_param[col] = r.x;
-        if optim_uses_state1() {
-            b_state1[col] = r.y;
-        }
-        if optim_uses_state2() {
-            b_state2[col] = r.z;
         }
     }
 }

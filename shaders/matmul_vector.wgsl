@@ -1,12 +1,14 @@
 // The vector matmul family: C = op(A)·op(B) with operands read as vec4 and sixteen named vec4
 // accumulators per invocation, plus the epilogues and prologues that let a captured training
 // step fuse its kernels (see src/capture/fuse.rs). Prepended: grid-free helpers from
-// pixels.wgsl, activation_functions.wgsl and optim_functions.wgsl.
+// pixels.wgsl, activation_functions.wgsl, optim_functions.wgsl and bias_grad.wgsl.
 //
-// Why this shape (lavapipe, Mesa 22.3): private arrays indexed in a loop live in memory on
-// llvmpipe, and every scalar storage load is gathered lane by lane; sixteen separately named
-// vec4 accumulators stay in registers and a vec4 load moves four values per lane. A probe of
-// this design reached 12–13 GFLOP/s at the MLP's shapes against ~2 for matmul_blocked.
+// Why this shape: private arrays indexed in a loop live in memory on llvmpipe, so the
+// accumulators are sixteen separately named vec4s; each vec4 load moves four values per lane.
+// Measured on lavapipe (Mesa 22.3.6) it still runs at ~1.6 GFLOP/s, like matmul_blocked: there
+// every storage-buffer load is a loop over the SIMD lanes, ~6.5 ns per lane and value, and
+// this loop makes 20 of them (vec4s) per 256 FMAs. matmul_broadcast.wgsl is this blocking over
+// texel fetches (~12–20 GFLOP/s); this family serves CPU devices without subgroups of 8.
 //
 // Every output is one fma chain over k = 0, 1, …, K−1 starting from 0, then + bias, + C when
 // accumulating, then the activation: the same operations in the same order as matmul_blocked
@@ -43,9 +45,9 @@
 //   7: order         storage, read        the epoch's example order (GATHER_A)
 //   8: ds_labels     storage, read        the data set's labels (WRITE_LABELS)
 //   9: batch_labels  storage, read_write  the batch's labels (WRITE_LABELS)
-//  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD)
+//  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD; bias_grad.wgsl)
 //  11–13: w_param, w_state1, w_state2     the parameter C is the gradient of, and its state
-//  14–16: b_param, b_state1, b_state2     the parameter bias_grad is the gradient of
+//  14–16: b_param, b_state1, b_state2     the parameter bias_grad is the gradient of (bias_grad.wgsl)
 //  17: partial       storage, read_write  M×N accumulators between passes (unused with one pass)
 //  20, 21: the activation's (activation_functions.wgsl); 30: the optimiser's (optim_functions.wgsl)
 
@@ -90,13 +92,9 @@ struct VectorParams {
 @group(0) @binding(7) var<storage, read> order: array<u32>;
 @group(0) @binding(8) var<storage, read> ds_labels: array<u32>;
 @group(0) @binding(9) var<storage, read_write> batch_labels: array<u32>;
-@group(0) @binding(10) var<storage, read_write> bias_grad: array<f32>;
 @group(0) @binding(11) var<storage, read_write> w_param: array<f32>;
 @group(0) @binding(12) var<storage, read_write> w_state1: array<f32>;
 @group(0) @binding(13) var<storage, read_write> w_state2: array<f32>;
-@group(0) @binding(14) var<storage, read_write> b_param: array<f32>;
-@group(0) @binding(15) var<storage, read_write> b_state1: array<f32>;
-@group(0) @binding(16) var<storage, read_write> b_state2: array<f32>;
 @group(0) @binding(17) var<storage, read_write> partial: array<f32>;
 
 // Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
@@ -325,35 +323,6 @@ fn store_atb4(row: u32, col: u32, v: vec4<f32>) {
     store_atb(row, col + 1u, v.y);
     store_atb(row, col + 2u, v.z);
     store_atb(row, col + 3u, v.w);
-}
-
-fn store_bias_grad(col: u32, value: f32) {
-    if col >= p.n {
-        return;
-    }
-    var g = value;
-    if ACCUMULATE {
-        g += bias_grad[col];
-    }
-    bias_grad[col] = g;
-    if UPDATE_B {
-        var s1 = 0.0;
-        var s2 = 0.0;
-        if optim_uses_state1() {
-            s1 = b_state1[col];
-        }
-        if optim_uses_state2() {
-            s2 = b_state2[col];
-        }
-        let r = optim_update(b_param[col], g, s1, s2);
-        b_param[col] = r.x;
-        if optim_uses_state1() {
-            b_state1[col] = r.y;
-        }
-        if optim_uses_state2() {
-            b_state2[col] = r.z;
-        }
-    }
 }
 
 @compute @workgroup_size(VEC_WG)

@@ -7,7 +7,7 @@
 //! summation order.
 
 use super::activation::Activation;
-use super::optim::{Hyper, OptimStep};
+use super::optim::{HyperBinding, OptimStep};
 use super::texels::{Direction, TEXEL_SHIFT, TexelView};
 use super::{Dispatch, Uniform, entry, flag};
 use crate::device::{Encoder, ShaderSource};
@@ -214,18 +214,12 @@ impl Head {
         let row_groups = [super::groups(device, name, rows.max(1), HEAD_WG)?, 1, 1];
         let rows_dispatch = Dispatch::new(device, pipeline, "head_rows", &row_entries, row_groups);
 
-        let fallback = device.uniform_buffer("no optimiser", bytemuck::bytes_of(&Hyper::default()));
+        let hyper = HyperBinding::new(device, update.map(|[w, _]| w));
         let mut reduce_constants = vec![
             ("ACCUMULATE_LOSS", flag(op.loss_acc.is_some())),
             ("GRADS", flag(backward.is_some())),
         ];
-        let hyper = match update {
-            Some([w, _]) => {
-                reduce_constants.extend(w.shared.config().constants());
-                w.shared.hyper.as_entire_binding()
-            }
-            None => fallback.as_entire_binding(),
-        };
+        reduce_constants.extend(hyper.constants());
         let state = |pick: fn(&[OptimStep; 2]) -> &Tensor| update.map_or(dummy, pick);
         let reduce_entries = [
             entry(bind::X, &op.x),
@@ -242,7 +236,7 @@ impl Head {
             entry(bind::B_STATE1, state(|[_, b]| &b.slot.state1)),
             entry(bind::B_STATE2, state(|[_, b]| &b.slot.state2)),
             entry(bind::PARTIALS, &partials),
-            entry(super::optim::functions_bind::H, hyper),
+            hyper.entry(),
         ];
         let pipeline = device.pipeline(&SHADER, "head_reduce", &reduce_constants)?;
         let elements = if backward.is_some() { k * n + n } else { 1 };

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::activation::{Activation, ActivationBinding};
 use super::matmul::MatmulForm;
 use super::matmul_vector::VectorSpec;
+use super::optim::HyperBinding;
 use super::texels::{Direction, TEXEL_SHIFT, TexelFormat, TexelView};
 use super::{Dispatch, Uniform, entry, flag, groups};
 use crate::data::gpu::BatchSource;
@@ -21,7 +22,8 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul_broadcast.wgsl`, after the texel, pixel, activation and optimiser functions.
+/// `shaders/matmul_broadcast.wgsl`, after the texel, pixel, activation and optimiser functions
+/// and the fused bias gradient.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_broadcast",
     wgsl: concat!(
@@ -29,6 +31,7 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
+        include_str!("../../shaders/bias_grad.wgsl"),
         include_str!("../../shaders/matmul_broadcast.wgsl")
     ),
 };
@@ -50,12 +53,12 @@ super::bindings! {
     W_IN = 11,
     W_STATE1_IN = 12,
     W_STATE2_IN = 13,
-    W_OUT = 14,
-    W_STATE1_OUT = 15,
-    W_STATE2_OUT = 16,
-    B_PARAM = 17,
-    B_STATE1 = 18,
-    B_STATE2 = 19,
+    B_PARAM = 14,
+    B_STATE1 = 15,
+    B_STATE2 = 16,
+    W_OUT = 17,
+    W_STATE1_OUT = 18,
+    W_STATE2_OUT = 19,
     SAVED = 22,
 }
 
@@ -238,7 +241,7 @@ impl BroadcastMatmul {
             )?),
             _ => None,
         };
-        let hyper_fallback;
+        let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
             texture(bind::A),
             texture(bind::B),
@@ -293,16 +296,7 @@ impl BroadcastMatmul {
                     ]
                     .map(texture),
                 );
-                let update = spec.update_w.or(spec.update_b);
-                if let Some(step) = update {
-                    constants.extend(step.shared.config().constants());
-                    hyper_fallback = None;
-                } else {
-                    hyper_fallback = Some(device.uniform_buffer(
-                        "no optimiser",
-                        bytemuck::bytes_of(&super::optim::Hyper::default()),
-                    ));
-                }
+                constants.extend(hyper.constants());
                 let b_step = spec.update_b.map(|s| &s.slot);
                 entries.push(entry(bind::B_PARAM, b_step.map_or(&scratch, |s| &s.param)));
                 entries.push(entry(
@@ -313,12 +307,7 @@ impl BroadcastMatmul {
                     bind::B_STATE2,
                     b_step.map_or(&scratch, |s| &s.state2),
                 ));
-                let hyper = match (update, &hyper_fallback) {
-                    (Some(step), _) => step.shared.hyper.as_entire_binding(),
-                    (None, Some(buffer)) => buffer.as_entire_binding(),
-                    (None, None) => unreachable!("a fallback exists without an update"),
-                };
-                entries.push(entry(super::optim::functions_bind::H, hyper));
+                entries.push(hyper.entry());
                 "matmul_broadcast_atb"
             }
             MatmulForm::ABt => {

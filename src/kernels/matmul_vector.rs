@@ -15,20 +15,22 @@ use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
 use super::matmul::MatmulForm;
-use super::optim::OptimStep;
+use super::optim::{HyperBinding, OptimStep};
 use super::{Dispatch, Uniform, entry, flag, groups};
 use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul_vector.wgsl`, after the pixel, activation and optimiser functions.
+/// `shaders/matmul_vector.wgsl`, after the pixel, activation and optimiser functions and the
+/// fused bias gradient.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_vector",
     wgsl: concat!(
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
+        include_str!("../../shaders/bias_grad.wgsl"),
         include_str!("../../shaders/matmul_vector.wgsl")
     ),
 };
@@ -280,7 +282,7 @@ impl VectorMatmul {
             )?),
             _ => None,
         };
-        let hyper_fallback;
+        let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
             entry(bind::A, if spec.gather.is_some() { dummy } else { spec.a }),
             entry(bind::B, spec.b),
@@ -306,16 +308,7 @@ impl VectorMatmul {
             MatmulForm::AtB => {
                 entries.extend(gather_entries(spec.gather, dummy));
                 entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
-                let update = spec.update_w.or(spec.update_b);
-                if let Some(step) = update {
-                    constants.extend(step.shared.config().constants());
-                    hyper_fallback = None;
-                } else {
-                    hyper_fallback = Some(device.uniform_buffer(
-                        "no optimiser",
-                        bytemuck::bytes_of(&super::optim::Hyper::default()),
-                    ));
-                }
+                constants.extend(hyper.constants());
                 for ([param, state1, state2], step) in [
                     (
                         [bind::W_PARAM, bind::W_STATE1, bind::W_STATE2],
@@ -330,12 +323,7 @@ impl VectorMatmul {
                     entries.push(entry(state1, step.map_or(&scratch, |s| &s.slot.state1)));
                     entries.push(entry(state2, step.map_or(&scratch, |s| &s.slot.state2)));
                 }
-                let hyper = match (update, &hyper_fallback) {
-                    (Some(step), _) => step.shared.hyper.as_entire_binding(),
-                    (None, Some(buffer)) => buffer.as_entire_binding(),
-                    (None, None) => unreachable!("a fallback exists without an update"),
-                };
-                entries.push(entry(super::optim::functions_bind::H, hyper));
+                entries.push(hyper.entry());
                 "matmul_vector_atb"
             }
             MatmulForm::ABt => {

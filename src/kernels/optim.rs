@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use bytemuck::Zeroable;
 
-use super::{Dispatch, Uniform, entry, flag, grid};
+use super::{Dispatch, Entry, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -287,6 +287,42 @@ pub(crate) struct OptimizerShared {
     config: Mutex<OptimizerConfig>,
     steps: AtomicU64,
     pub hyper: wgpu::Buffer,
+}
+
+/// The optimiser uniform (binding 30 of `optim_functions.wgsl`) of a kernel that may fuse an
+/// update: the optimiser's own, or a default one where there is none, since the binding exists
+/// either way.
+#[derive(Debug)]
+pub(crate) enum HyperBinding {
+    Optimizer(Arc<OptimizerShared>),
+    Unused(wgpu::Buffer),
+}
+
+impl HyperBinding {
+    pub fn new(device: &Device, update: Option<&OptimStep>) -> Self {
+        match update {
+            Some(step) => HyperBinding::Optimizer(Arc::clone(&step.shared)),
+            None => HyperBinding::Unused(
+                device.uniform_buffer("no optimiser", bytemuck::bytes_of(&Hyper::default())),
+            ),
+        }
+    }
+
+    /// The update rule's override constants (none without an optimiser).
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            HyperBinding::Optimizer(shared) => shared.config().constants().to_vec(),
+            HyperBinding::Unused(_) => Vec::new(),
+        }
+    }
+
+    pub fn entry(&self) -> Entry<'_> {
+        let buffer = match self {
+            HyperBinding::Optimizer(shared) => &shared.hyper,
+            HyperBinding::Unused(buffer) => buffer,
+        };
+        entry(functions_bind::H, buffer.as_entire_binding())
+    }
 }
 
 impl OptimizerShared {
