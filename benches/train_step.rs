@@ -239,12 +239,15 @@ fn train_step(c: &mut Criterion) {
             loss
         })
     });
-    let before = device.counters();
+    // The step benchmarks above left the trainer inside an epoch: finish it, then count one
+    // whole epoch.
     trainer.train_epoch(|_, _, _| {}).unwrap();
+    let before = device.counters();
+    let stats = trainer.train_epoch(|_, _, _| {}).unwrap();
     let after = device.counters();
     eprintln!(
         "gpu epoch: {} steps, {} submits, {} dispatches, {} host syncs",
-        trainer.steps_per_epoch(),
+        stats.steps,
         after.submits - before.submits,
         after.dispatches - before.dispatches,
         after.host_syncs - before.host_syncs

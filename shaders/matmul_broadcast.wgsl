@@ -11,21 +11,29 @@
 // ~2.5 ns per lane for four values; a subgroupBroadcast is a register shuffle (free); an FMA on
 // eight lanes ~0.2 ns. So the Rust side copies each operand's bytes into a "linear texel view"
 // (texels.wgsl: texel i holds elements 4i..4i+3 of the row-major tensor): a copy command at
-// memory speed, not a dispatch. C leaves through a
-// storage texture copied back the same way. Per four values of k an invocation of A·B makes
-// 4 fetches of op(B) (its own four columns) and its subgroup 2 of op(A) (lane l fetches rows l
-// and 8 + l), for 256 FMAs per lane. The same loop over storage buffers (matmul_vector.wgsl)
-// runs at ~1.7 GFLOP/s; this one at ~20.
+// memory speed, not a dispatch. Outputs go the other way round: a vec4 storage-buffer store
+// costs ~5 ns per lane, a storage-texture store ~11, so C (and an updated parameter and its
+// state) are stored into their tensors' buffers as vec4s. Per four values of k an invocation
+// of A·B makes 4 fetches of op(B) (its own four columns) and its subgroup 2 of op(A) (lane l
+// fetches rows l and 8 + l), for 256 FMAs per lane. The same loop over storage buffers
+// (matmul_vector.wgsl) runs at ~1.7 GFLOP/s; this one at ~10–20.
 //
 // Every output is one fma chain over k = 0, 1, …, K−1 from 0, then + bias, + C when
 // accumulating, then the activation: the operations of matmul_vector.wgsl (and so of
 // matmul_blocked and matmul_tiled) in the same order, so every family gives the same bits.
 //
+// The k loops are unrolled and the accumulators named; the epilogues are not: the sixteen
+// rows are stored by a loop over an array of them, so an epilogue's code (an optimiser
+// update, an activation) appears once. Unrolled sixteen times, Adam's update made the
+// weight-gradient kernel three times slower on lavapipe (its code no longer fits the
+// instruction cache).
+//
 // Index safety: the Rust side builds this shader without wgpu's injected bounds checks
 // (ShaderSource::unchecked). Every coordinate is in bounds by construction: rows of op(A) and
-// columns of op(B) past the edge are clamped to the last one, k stays below K, and C's texels
-// are written only for rows below M and columns below N. Storage buffers are indexed as in
-// matmul_vector.wgsl (rows below M, columns below N, `order` within the batch).
+// columns of op(B) past the edge are clamped to the last one, k stays below K, and C (like the
+// parameter and state C is the gradient of, which have its shape) is written only for rows
+// below M and columns below N. Other storage buffers are indexed as in matmul_vector.wgsl
+// (columns below N, `order` within the batch).
 //
 // Entry points (a workgroup is one subgroup of LANES invocations along N; an invocation
 // computes ROWS rows × 4 columns of C; invocations past the last column compute the last one
@@ -44,7 +52,7 @@
 //   0: a             texture              op(A) (unused with GATHER_A)
 //   1: b             texture              op(B)
 //   2: bias          storage, read        N values added to every row (HAS_BIAS)
-//   3: c             storage texture      C, written
+//   3: c             storage, read_write  C as vec4s, written
 //   4: p             uniform              VectorParams (matmul_vector.wgsl's, k_begin = 0)
 //   5: c_in          texture              C before (ACCUMULATE)
 //   6: pixels        texture (u32)        a data set's bytes, four per texel (GATHER_A)
@@ -53,7 +61,8 @@
 //   9: batch_labels  storage, read_write  the batch's labels (WRITE_LABELS)
 //  10: bias_grad     storage, read_write  N column sums of B (BIAS_GRAD; bias_grad.wgsl)
 //  11–13: w_in, w_state1_in, w_state2_in          the parameter C is the gradient of, and
-//  17–19: w_out, w_state1_out, w_state2_out       its state, before and after (UPDATE_W)
+//  17–19: w_out, w_state1_out, w_state2_out       its state, before (texel views) and after
+//                                                 (the tensors, storage vec4s) (UPDATE_W)
 //  14–16: b_param, b_state1, b_state2             the bias bias_grad is the gradient of
 //                                                 (bias_grad.wgsl)
 //  22: saved         texture              M×N activation output (DACT)
@@ -93,7 +102,7 @@ struct VectorParams {
 @group(0) @binding(0) var a: texture_2d<f32>;
 @group(0) @binding(1) var b: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var c: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: VectorParams;
 @group(0) @binding(5) var c_in: texture_2d<f32>;
 @group(0) @binding(6) var pixels: texture_2d<u32>;
@@ -103,9 +112,9 @@ struct VectorParams {
 @group(0) @binding(11) var w_in: texture_2d<f32>;
 @group(0) @binding(12) var w_state1_in: texture_2d<f32>;
 @group(0) @binding(13) var w_state2_in: texture_2d<f32>;
-@group(0) @binding(17) var w_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(18) var w_state1_out: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(19) var w_state2_out: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(17) var<storage, read_write> w_out: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read_write> w_state1_out: array<vec4<f32>>;
+@group(0) @binding(19) var<storage, read_write> w_state2_out: array<vec4<f32>>;
 @group(0) @binding(22) var saved: texture_2d<f32>;
 
 // acc + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3, as four fmas in k order.
@@ -133,7 +142,7 @@ fn load_a(base: u32, i: u32) -> vec4<f32> {
 // ---------------------------------------------------------------------------------------------
 // matmul_broadcast_ab
 
-// The epilogue of row `row`, columns 4·c4..4·c4+3: bias, accumulate, activation, written to C.
+// The epilogue of row `row`, columns 4·c4..4·c4+3: bias, accumulate, activation, stored in C.
 fn store_ab(row: u32, c4: u32, v: vec4<f32>, bias4: vec4<f32>) {
     if row >= p.m {
         return;
@@ -148,7 +157,7 @@ fn store_ab(row: u32, c4: u32, v: vec4<f32>, bias4: vec4<f32>) {
     }
     let e = 4u * i;
     out = vec4<f32>(act_value(out.x, e), act_value(out.y, e + 1u), act_value(out.z, e + 2u), act_value(out.w, e + 3u));
-    textureStore(c, texel(i), out);
+    c[i] = out;
 }
 
 @compute @workgroup_size(8)
@@ -221,22 +230,10 @@ fn matmul_broadcast_ab(
         let col = 4u * c4;
         bias4 = vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
     }
-    store_ab(r0 + 0u, c4, acc0, bias4);
-    store_ab(r0 + 1u, c4, acc1, bias4);
-    store_ab(r0 + 2u, c4, acc2, bias4);
-    store_ab(r0 + 3u, c4, acc3, bias4);
-    store_ab(r0 + 4u, c4, acc4, bias4);
-    store_ab(r0 + 5u, c4, acc5, bias4);
-    store_ab(r0 + 6u, c4, acc6, bias4);
-    store_ab(r0 + 7u, c4, acc7, bias4);
-    store_ab(r0 + 8u, c4, acc8, bias4);
-    store_ab(r0 + 9u, c4, acc9, bias4);
-    store_ab(r0 + 10u, c4, acc10, bias4);
-    store_ab(r0 + 11u, c4, acc11, bias4);
-    store_ab(r0 + 12u, c4, acc12, bias4);
-    store_ab(r0 + 13u, c4, acc13, bias4);
-    store_ab(r0 + 14u, c4, acc14, bias4);
-    store_ab(r0 + 15u, c4, acc15, bias4);
+    var rows = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
+    for (var r = 0u; r < ROWS; r += 1u) {
+        store_ab(r0 + r, c4, rows[r], bias4);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +250,7 @@ fn store_atb(row: u32, c4: u32, v: vec4<f32>) {
     if ACCUMULATE {
         g += textureLoad(c_in, texel(i), 0);
     }
-    textureStore(c, texel(i), g);
+    c[i] = g;
     if UPDATE_W {
         let w = textureLoad(w_in, texel(i), 0);
         var s1 = vec4<f32>(0.0);
@@ -268,12 +265,12 @@ fn store_atb(row: u32, c4: u32, v: vec4<f32>) {
         let u1 = optim_update(w.y, g.y, s1.y, s2.y);
         let u2 = optim_update(w.z, g.z, s1.z, s2.z);
         let u3 = optim_update(w.w, g.w, s1.w, s2.w);
-        textureStore(w_out, texel(i), vec4<f32>(u0.x, u1.x, u2.x, u3.x));
+        w_out[i] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
         if optim_uses_state1() {
-            textureStore(w_state1_out, texel(i), vec4<f32>(u0.y, u1.y, u2.y, u3.y));
+            w_state1_out[i] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
         }
         if optim_uses_state2() {
-            textureStore(w_state2_out, texel(i), vec4<f32>(u0.z, u1.z, u2.z, u3.z));
+            w_state2_out[i] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
         }
     }
 }
@@ -592,22 +589,10 @@ fn matmul_broadcast_atb(
     if c4_unclamped >= n4 {
         return;
     }
-    store_atb(m0 + 0u, c4, acc0);
-    store_atb(m0 + 1u, c4, acc1);
-    store_atb(m0 + 2u, c4, acc2);
-    store_atb(m0 + 3u, c4, acc3);
-    store_atb(m0 + 4u, c4, acc4);
-    store_atb(m0 + 5u, c4, acc5);
-    store_atb(m0 + 6u, c4, acc6);
-    store_atb(m0 + 7u, c4, acc7);
-    store_atb(m0 + 8u, c4, acc8);
-    store_atb(m0 + 9u, c4, acc9);
-    store_atb(m0 + 10u, c4, acc10);
-    store_atb(m0 + 11u, c4, acc11);
-    store_atb(m0 + 12u, c4, acc12);
-    store_atb(m0 + 13u, c4, acc13);
-    store_atb(m0 + 14u, c4, acc14);
-    store_atb(m0 + 15u, c4, acc15);
+    var rows = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
+    for (var r = 0u; r < ROWS; r += 1u) {
+        store_atb(m0 + r, c4, rows[r]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,7 +613,7 @@ fn store_abt(row: u32, c4: u32, v: vec4<f32>) {
         let y = textureLoad(saved, texel(i), 0);
         out = out * vec4<f32>(act_grad_from_output(y.x), act_grad_from_output(y.y), act_grad_from_output(y.z), act_grad_from_output(y.w));
     }
-    textureStore(c, texel(i), out);
+    c[i] = out;
 }
 
 @compute @workgroup_size(8)
@@ -692,20 +677,8 @@ fn matmul_broadcast_abt(
     if c4_unclamped >= n4 {
         return;
     }
-    store_abt(r0 + 0u, c4, acc0);
-    store_abt(r0 + 1u, c4, acc1);
-    store_abt(r0 + 2u, c4, acc2);
-    store_abt(r0 + 3u, c4, acc3);
-    store_abt(r0 + 4u, c4, acc4);
-    store_abt(r0 + 5u, c4, acc5);
-    store_abt(r0 + 6u, c4, acc6);
-    store_abt(r0 + 7u, c4, acc7);
-    store_abt(r0 + 8u, c4, acc8);
-    store_abt(r0 + 9u, c4, acc9);
-    store_abt(r0 + 10u, c4, acc10);
-    store_abt(r0 + 11u, c4, acc11);
-    store_abt(r0 + 12u, c4, acc12);
-    store_abt(r0 + 13u, c4, acc13);
-    store_abt(r0 + 14u, c4, acc14);
-    store_abt(r0 + 15u, c4, acc15);
+    var rows = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
+    for (var r = 0u; r < ROWS; r += 1u) {
+        store_abt(r0 + r, c4, rows[r]);
+    }
 }

@@ -7,7 +7,7 @@ use crate::autograd::{Recording, Var};
 use crate::capture::Op;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::loss::Labels;
-use crate::kernels::texels::{Direction, TexelFormat, TexelView};
+use crate::kernels::texels::{TexelFormat, TexelView};
 use crate::kernels::{Dispatch, Uniform, entry, grid};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -196,7 +196,6 @@ impl BatchSource {
                     device,
                     "data set pixels",
                     self.pixels.numel(),
-                    Direction::Input,
                     TexelFormat::Word,
                 )
                 .ok()?;

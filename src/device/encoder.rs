@@ -115,17 +115,6 @@ impl Encoder {
             .copy_buffer_to_texture(source, destination, size);
     }
 
-    /// Records a copy of `size` texels from a texture into a buffer.
-    pub(crate) fn copy_texture_to_buffer(
-        &mut self,
-        source: wgpu::TexelCopyTextureInfo<'_>,
-        destination: wgpu::TexelCopyBufferInfo<'_>,
-        size: wgpu::Extent3d,
-    ) {
-        self.encoder()
-            .copy_texture_to_buffer(source, destination, size);
-    }
-
     /// Records filling `bytes` bytes of `buffer` from `offset` with zeros.
     pub fn clear_buffer(&mut self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) {
         if bytes == 0 {

@@ -8,7 +8,7 @@
 
 use super::activation::Activation;
 use super::optim::{HyperBinding, OptimStep};
-use super::texels::{Direction, TEXEL_SHIFT, TexelView};
+use super::texels::{TEXEL_SHIFT, TexelView};
 use super::{Dispatch, Uniform, entry, flag};
 use crate::device::{Encoder, ShaderSource};
 use crate::loss::Reduction;
@@ -178,12 +178,7 @@ impl Head {
 
         let (act_id, _, _) = act.wgsl_id_and_params();
         let texels = (k * n).is_multiple_of(4);
-        let w_texels = TexelView::new(
-            device,
-            "head weights",
-            if texels { k * n } else { 4 },
-            Direction::Input,
-        )?;
+        let w_texels = TexelView::new(device, "head weights", if texels { k * n } else { 4 })?;
         let row_constants = [
             ("W_TEXELS", flag(texels)),
             ("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)),

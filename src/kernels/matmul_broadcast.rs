@@ -5,9 +5,10 @@
 //! About twelve times the vector family's speed on lavapipe, where a storage-buffer load costs
 //! a loop over the SIMD lanes.
 //!
-//! A prepared product records, in one encoder: copies of its operands into their views, one
-//! dispatch, and copies of what it wrote back into the tensors. Each output is the same fma
-//! chain in k order as the other families compute, so the choice never changes a bit.
+//! A prepared product records, in one encoder: copies of its operands into their views, then
+//! one dispatch, which stores C (and an updated parameter and its state) straight into their
+//! tensors' buffers. Each output is the same fma chain in k order as the other families
+//! compute, so the choice never changes a bit.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use super::activation::{Activation, ActivationBinding};
 use super::matmul::MatmulForm;
 use super::matmul_vector::VectorSpec;
 use super::optim::HyperBinding;
-use super::texels::{Direction, TEXEL_SHIFT, TexelFormat, TexelView};
+use super::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
 use super::{Dispatch, Uniform, entry, flag, groups};
 use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
@@ -87,21 +88,19 @@ pub fn available(device: &Device) -> bool {
         .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
 }
 
-/// A prepared broadcast matmul: fills, one dispatch, empties.
+/// A prepared broadcast matmul: fills, then one dispatch.
 #[derive(Debug)]
 pub(crate) struct BroadcastMatmul {
     /// Views filled from their tensors before the dispatch.
     fills: Vec<(TexelView, Tensor)>,
     dispatch: Dispatch,
-    /// Views the dispatch writes, emptied into their tensors after it.
-    empties: Vec<(TexelView, Tensor)>,
     /// The uniform (a gathered operand's offset is rewritten before each record).
     params: Uniform,
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
     device: Device,
     /// Stand-ins for the texture bindings a specialisation never uses.
-    _unused: [TexelView; 3],
+    _unused: [TexelView; 2],
 }
 
 impl BroadcastMatmul {
@@ -146,21 +145,12 @@ impl BroadcastMatmul {
             ("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)),
         ];
 
-        let view = |tensor: &Tensor, direction| {
-            TexelView::new(
-                device,
-                "broadcast matmul operand",
-                tensor.numel(),
-                direction,
-            )
-        };
         let mut fills = Vec::new();
-        let mut empties = Vec::new();
-        // Fills and empties are pushed in binding order; `position` finds a binding's view.
+        // `position` finds a binding's view.
         let mut fill_bindings = Vec::new();
-        let mut empty_bindings = Vec::new();
         let mut fill = |binding: u32, tensor: &Tensor| -> Result<()> {
-            fills.push((view(tensor, Direction::Input)?, tensor.share()));
+            let view = TexelView::new(device, "broadcast matmul operand", tensor.numel())?;
+            fills.push((view, tensor.share()));
             fill_bindings.push(binding);
             Ok(())
         };
@@ -186,43 +176,15 @@ impl BroadcastMatmul {
                 fill(bind::W_STATE2_IN, &step.slot.state2)?;
             }
         }
-        let mut empty = |binding: u32, tensor: &Tensor| -> Result<()> {
-            empties.push((view(tensor, Direction::Output)?, tensor.share()));
-            empty_bindings.push(binding);
-            Ok(())
-        };
-        empty(bind::C, spec.c)?;
-        if let Some(step) = spec.update_w {
-            empty(bind::W_OUT, &step.slot.param)?;
-            if state1 {
-                empty(bind::W_STATE1_OUT, &step.slot.state1)?;
-            }
-            if state2 {
-                empty(bind::W_STATE2_OUT, &step.slot.state2)?;
-            }
-        }
         let unused = [
-            TexelView::new(device, "unused texture", 4, Direction::Input)?,
-            TexelView::new(device, "unused storage texture", 4, Direction::Output)?,
-            TexelView::with_format(
-                device,
-                "unused u32 texture",
-                1,
-                Direction::Input,
-                TexelFormat::Word,
-            )?,
+            TexelView::new(device, "unused texture", 4)?,
+            TexelView::with_format(device, "unused u32 texture", 1, TexelFormat::Word)?,
         ];
         let texture = |binding: u32| {
-            let (views, bindings, stand_in) = match binding {
-                bind::C | bind::W_OUT | bind::W_STATE1_OUT | bind::W_STATE2_OUT => {
-                    (&empties, &empty_bindings, &unused[1])
-                }
-                _ => (&fills, &fill_bindings, &unused[0]),
-            };
-            let view = bindings
+            let view = fill_bindings
                 .iter()
                 .position(|&b| b == binding)
-                .map_or(stand_in, |i| &views[i].0);
+                .map_or(&unused[0], |i| &fills[i].0);
             entry(binding, wgpu::BindingResource::TextureView(view.view()))
         };
 
@@ -245,7 +207,7 @@ impl BroadcastMatmul {
         let mut entries = vec![
             texture(bind::A),
             texture(bind::B),
-            texture(bind::C),
+            entry(bind::C, spec.c),
             texture(bind::C_IN),
             entry(bind::P, &params),
         ];
@@ -256,7 +218,7 @@ impl BroadcastMatmul {
                     device.adapter().name
                 ))
             })?,
-            None => &unused[2],
+            None => &unused[1],
         };
         let gathered = [
             entry(
@@ -285,17 +247,15 @@ impl BroadcastMatmul {
             MatmulForm::AtB => {
                 entries.extend(gathered);
                 entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
-                entries.extend(
-                    [
-                        bind::W_IN,
-                        bind::W_STATE1_IN,
-                        bind::W_STATE2_IN,
-                        bind::W_OUT,
-                        bind::W_STATE1_OUT,
-                        bind::W_STATE2_OUT,
-                    ]
-                    .map(texture),
-                );
+                entries.extend([bind::W_IN, bind::W_STATE1_IN, bind::W_STATE2_IN].map(texture));
+                // The updated parameter and state go straight into their tensors.
+                let w_step = spec.update_w.map(|s| &s.slot);
+                let out = |pick: fn(&super::optim::OptimSlot) -> &Tensor, used: bool| {
+                    w_step.filter(|_| used).map_or(&scratch, pick)
+                };
+                entries.push(entry(bind::W_OUT, out(|s| &s.param, true)));
+                entries.push(entry(bind::W_STATE1_OUT, out(|s| &s.state1, state1)));
+                entries.push(entry(bind::W_STATE2_OUT, out(|s| &s.state2, state2)));
                 constants.extend(hyper.constants());
                 let b_step = spec.update_b.map(|s| &s.slot);
                 entries.push(entry(bind::B_PARAM, b_step.map_or(&scratch, |s| &s.param)));
@@ -330,7 +290,6 @@ impl BroadcastMatmul {
         Ok(Self {
             fills,
             dispatch,
-            empties,
             params,
             gather: spec.gather.cloned(),
             activation,
@@ -339,8 +298,8 @@ impl BroadcastMatmul {
         })
     }
 
-    /// Records the fills, the dispatch and the empties; a gathered operand reads the batch at
-    /// its source's current offset.
+    /// Records the fills and the dispatch; a gathered operand reads the batch at its source's
+    /// current offset.
     pub fn record(&self, encoder: &mut Encoder) {
         if let Some(source) = &self.gather {
             // `offset` is the fourth word of VectorParams.
@@ -351,9 +310,6 @@ impl BroadcastMatmul {
             view.fill(encoder, tensor);
         }
         self.dispatch.record(encoder);
-        for (view, tensor) in &self.empties {
-            view.empty_into(encoder, tensor);
-        }
     }
 
     /// How many dispatches [`BroadcastMatmul::record`] records (its copies are not dispatches).

@@ -4,9 +4,10 @@
 //!
 //! Texel `i` of a view holds elements `4i..4i+3` of an f32 tensor (`rgba32float`), or element
 //! `i` of a u32 tensor (`r32uint`), and lies at `(i mod 2^TEXEL_SHIFT, i >> TEXEL_SHIFT)`, so
-//! the tensor's bytes and the texture's rows are the same sequence: filling a view or emptying
-//! one into a tensor is a copy command (two: the full rows, then the partial last one), not a
-//! dispatch.
+//! the tensor's bytes and the texture's rows are the same sequence: filling a view is a copy
+//! command (two: the full rows, then the partial last one), not a dispatch. Views are read
+//! only: kernels store their results into buffers, which on lavapipe is twice as fast as a
+//! storage-texture store.
 
 use crate::device::{Device, Encoder};
 use crate::tensor::Tensor;
@@ -46,16 +47,7 @@ impl TexelFormat {
     }
 }
 
-/// Which way a view's data flows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
-    /// Filled from a tensor and fetched by kernels.
-    Input,
-    /// Written by kernels as a storage texture and copied into a tensor.
-    Output,
-}
-
-/// A texture holding (or receiving) one tensor's elements.
+/// A texture holding a copy of one tensor's elements.
 #[derive(Debug)]
 pub(crate) struct TexelView {
     texture: wgpu::Texture,
@@ -67,8 +59,8 @@ pub(crate) struct TexelView {
 impl TexelView {
     /// A view of `elements` f32 values (a multiple of 4), or [`Error::TooLarge`] naming
     /// `max_texture_dimension_2d` when the device's textures are too small for it.
-    pub fn new(device: &Device, what: &str, elements: usize, direction: Direction) -> Result<Self> {
-        Self::with_format(device, what, elements, direction, TexelFormat::Float4)
+    pub fn new(device: &Device, what: &str, elements: usize) -> Result<Self> {
+        Self::with_format(device, what, elements, TexelFormat::Float4)
     }
 
     /// A view of `elements` values in `format` (a whole number of texels).
@@ -76,7 +68,6 @@ impl TexelView {
         device: &Device,
         what: &str,
         elements: usize,
-        direction: Direction,
         format: TexelFormat,
     ) -> Result<Self> {
         let per_texel = format.elements();
@@ -93,14 +84,7 @@ impl TexelView {
             limit_name: "max_texture_dimension_2d",
         })?;
         let height = texels.div_ceil(ROW_TEXELS).max(1);
-        let usage = match direction {
-            Direction::Input => {
-                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST
-            }
-            Direction::Output => {
-                wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC
-            }
-        };
+        let usage = wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST;
         let texture = device.create_texture_2d(what, ROW_TEXELS, height, format.wgpu(), usage)?;
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         Ok(Self {
@@ -121,15 +105,6 @@ impl TexelView {
         debug_assert_eq!(tensor.numel(), self.elements());
         for (buffer, texture, size) in self.regions(tensor.buffer()) {
             encoder.copy_buffer_to_texture(buffer, texture, size);
-        }
-        encoder.keep_alive(std::slice::from_ref(tensor.storage()));
-    }
-
-    /// Records copying the view's texels into `tensor`.
-    pub fn empty_into(&self, encoder: &mut Encoder, tensor: &Tensor) {
-        debug_assert_eq!(tensor.numel(), self.elements());
-        for (buffer, texture, size) in self.regions(tensor.buffer()) {
-            encoder.copy_texture_to_buffer(texture, buffer, size);
         }
         encoder.keep_alive(std::slice::from_ref(tensor.storage()));
     }
