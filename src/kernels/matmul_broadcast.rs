@@ -1,9 +1,9 @@
 //! The broadcast matmul family (`shaders/matmul_broadcast.wgsl`): the vector family's products
 //! and fused epilogues for CPU devices with subgroups of at least eight invocations
-//! (lavapipe), reading every operand through texel fetches from linear texel views
-//! ([`TexelView`]) and sharing op(A)'s rows across each subgroup with `subgroupBroadcast`.
-//! About twelve times the vector family's speed on lavapipe, where a storage-buffer load costs
-//! a loop over the SIMD lanes.
+//! (lavapipe), reading every operand through texel fetches from linear texel views (a copy of
+//! each operand in a texture, `src/kernels/texels.rs`) and sharing op(A)'s rows across each
+//! subgroup with `subgroupBroadcast`. Six to ten times the vector family's speed on lavapipe,
+//! where a storage-buffer load costs a loop over the SIMD lanes.
 //!
 //! A prepared product records, in one encoder: copies of its operands into their views, then
 //! one dispatch, which stores C (and an updated parameter and its state) straight into their
