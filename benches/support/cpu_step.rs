@@ -79,10 +79,11 @@ impl CpuMlp {
         }
     }
 
-    /// FLOPs of the step's five matmuls for `rows` examples.
+    /// FLOPs of the step's five matmuls for `rows` examples: forward and weight gradient of
+    /// both layers, the input gradient of the second only (the images need none).
     pub fn matmul_flops(&self, rows: usize) -> f64 {
-        let per_layer = |i: usize, o: usize| 3.0 * 2.0 * (rows * i * o) as f64;
-        per_layer(self.inputs, self.hidden) + per_layer(self.hidden, self.classes)
+        let product = |i: usize, o: usize| 2.0 * (rows * i * o) as f64;
+        2.0 * product(self.inputs, self.hidden) + 3.0 * product(self.hidden, self.classes)
     }
 
     /// One SGD step on the examples `rows` of `images` (bytes, normalised as `pixel·scale +
