@@ -17,7 +17,7 @@ use crate::kernels::loss::{
     CrossEntropyOptions, Labels, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction,
     SoftmaxCrossEntropy,
 };
-use crate::kernels::matmul::select_kernel;
+use crate::kernels::matmul::kernel_for;
 use crate::kernels::matmul::{Matmul, MatmulForm, MatmulKernel, MatmulOptions};
 use crate::kernels::matmul_broadcast::BroadcastMatmul;
 use crate::kernels::matmul_vector::{VectorMatmul, VectorSpec};
@@ -601,14 +601,7 @@ fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
     // the vector family, at several times its speed on lavapipe).
     let (mm, k, n) = m.form.dims(m.a.shape(), m.b.shape())?;
     let device = m.b.device();
-    let choice = select_kernel(
-        device.adapter().device_type,
-        device.subgroup_min_size(),
-        m.form,
-        mm,
-        n,
-        k,
-    );
+    let choice = kernel_for(device, m.form, mm, n, k);
     let pixels_fit = m
         .gather
         .as_ref()

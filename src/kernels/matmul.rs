@@ -567,14 +567,14 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
     Ok(c)
 }
 
-/// The device's choice for an `m×k·k×n` product in `form` (see [`select_kernel`]).
+/// The device's choice for an `m×k·k×n` product in `form` (see [`select_kernel`]); operands
+/// too large for [`MatmulKernel::Broadcast`]'s textures go to the family `select_kernel` would
+/// pick without subgroups.
 pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usize) -> MatmulKernel {
-    select_kernel(
-        device.adapter().device_type,
-        device.subgroup_min_size(),
-        form,
-        m,
-        n,
-        k,
-    )
+    let device_type = device.adapter().device_type;
+    let choice = select_kernel(device_type, device.subgroup_min_size(), form, m, n, k);
+    if choice == MatmulKernel::Broadcast && !super::matmul_broadcast::fits(device, m, k, n) {
+        return select_kernel(device_type, None, form, m, n, k);
+    }
+    choice
 }

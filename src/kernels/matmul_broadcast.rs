@@ -88,6 +88,14 @@ pub fn available(device: &Device) -> bool {
         .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
 }
 
+/// Whether the texel views of an `m×k·k×n` product (op(A), op(B), and C's shape for an
+/// accumulated C, a saved activation or a parameter) fit `device`'s textures.
+pub fn fits(device: &Device, m: usize, k: usize, n: usize) -> bool {
+    [m * k, k * n, m * n]
+        .into_iter()
+        .all(|elements| super::texels::fits(device, elements))
+}
+
 /// A prepared broadcast matmul: fills, then one dispatch.
 #[derive(Debug)]
 pub(crate) struct BroadcastMatmul {

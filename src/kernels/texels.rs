@@ -18,6 +18,12 @@ pub(crate) const TEXEL_SHIFT: u32 = 11;
 /// Texels per row: 2048 (a whole number of the 256-byte rows copies align to).
 const ROW_TEXELS: u32 = 1 << TEXEL_SHIFT;
 
+/// Whether `device`'s textures hold a view of `elements` f32 values.
+pub(crate) fn fits(device: &Device, elements: usize) -> bool {
+    let rows = elements.div_ceil(4).div_ceil(ROW_TEXELS as usize);
+    rows <= device.limits().max_texture_dimension_2d as usize
+}
+
 /// What one texel holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TexelFormat {
