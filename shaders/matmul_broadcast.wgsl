@@ -2,8 +2,9 @@
 // vector family (matmul_vector.wgsl), for CPU devices whose subgroups hold at least eight
 // invocations (lavapipe). Every operand is read through texel fetches, and the sixteen rows
 // of op(A) an invocation needs, the same for its whole subgroup, are fetched once per subgroup
-// and handed to every lane by subgroupBroadcast. Prepended: texels.wgsl (`texel`), pixels.wgsl,
-// activation_functions.wgsl, optim_functions.wgsl and bias_grad.wgsl.
+// and handed to every lane by subgroupBroadcast. Prepended: texels.wgsl (`texel`),
+// vector_params.wgsl, pixels.wgsl, activation_functions.wgsl, optim_functions.wgsl and
+// bias_grad.wgsl.
 //
 // Why (measured on lavapipe, Mesa 22.3.6, AVX2, eight lanes per SIMD vector): llvmpipe
 // compiles a storage-buffer or workgroup-memory load as a loop over the lanes with a bounds
@@ -53,7 +54,7 @@
 //   1: b             texture              op(B)
 //   2: bias          storage, read        N values added to every row (HAS_BIAS)
 //   3: c             storage, read_write  C as vec4s, written
-//   4: p             uniform              VectorParams (matmul_vector.wgsl's, k_begin = 0)
+//   4: p             uniform              VectorParams (vector_params.wgsl; one pass)
 //   5: c_in          texture              C before (ACCUMULATE)
 //   6: pixels        texture (u32)        a data set's bytes, four per texel (GATHER_A)
 //   7: order         storage, read        the epoch's example order (GATHER_A)
@@ -83,27 +84,10 @@ const ROWS: u32 = 16u;
 // Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
 const REDUCE_BLOCK: u32 = 1024u;
 
-// Mirrors `matmul_vector::VectorParams` on the Rust side (k_begin and k_end unused: one pass).
-struct VectorParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    offset: u32,
-    scale: f32,
-    shift: f32,
-    example_words: u32,
-    row_blocks: u32,
-    k_begin: u32,
-    k_end: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 @group(0) @binding(0) var a: texture_2d<f32>;
 @group(0) @binding(1) var b: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(4) var<uniform> p: VectorParams;
 @group(0) @binding(5) var c_in: texture_2d<f32>;
 @group(0) @binding(6) var pixels: texture_2d<u32>;
 @group(0) @binding(7) var<storage, read> order: array<u32>;

@@ -1,7 +1,8 @@
 // The vector matmul family: C = op(A)·op(B) with operands read as vec4 and sixteen named vec4
 // accumulators per invocation, plus the epilogues and prologues that let a captured training
 // step fuse its kernels (see src/capture/fuse.rs). Prepended: grid-free helpers from
-// pixels.wgsl, activation_functions.wgsl, optim_functions.wgsl and bias_grad.wgsl.
+// vector_params.wgsl, pixels.wgsl, activation_functions.wgsl, optim_functions.wgsl and
+// bias_grad.wgsl.
 //
 // Why this shape: private arrays indexed in a loop live in memory on llvmpipe, so the
 // accumulators are sixteen separately named vec4s; each vec4 load moves four values per lane.
@@ -39,7 +40,7 @@
 //   1: b             storage, read        op(B) as vec4
 //   2: bias          storage, read        N values added to every row (HAS_BIAS)
 //   3: c             storage, read_write  M×N output (also read when ACCUMULATE)
-//   4: p             uniform              VectorParams
+//   4: p             uniform              VectorParams (vector_params.wgsl)
 //   5: saved         storage, read        M×N activation output (DACT)
 //   6: pixels        storage, read        a data set's bytes, four per u32 (GATHER_A)
 //   7: order         storage, read        the epoch's example order (GATHER_A)
@@ -61,32 +62,10 @@ override UPDATE_W: bool = false;
 override UPDATE_B: bool = false;
 override VEC_WG: u32 = 64u;
 
-// Mirrors `matmul_vector::VectorParams` on the Rust side.
-struct VectorParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    // GATHER_A: the batch's first position in `order`.
-    offset: u32,
-    // GATHER_A: normalisation (pixels.wgsl).
-    scale: f32,
-    shift: f32,
-    // GATHER_A: u32 words per example (pixels per example / 4).
-    example_words: u32,
-    // ceil(M / 16): the bias-gradient row of workgroups comes after these.
-    row_blocks: u32,
-    // This pass: k in [k_begin, k_end) (multiples of 4 where k is read as vec4).
-    k_begin: u32,
-    k_end: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<uniform> p: VectorParams;
 @group(0) @binding(5) var<storage, read> saved: array<f32>;
 @group(0) @binding(6) var<storage, read> pixels: array<u32>;
 @group(0) @binding(7) var<storage, read> order: array<u32>;

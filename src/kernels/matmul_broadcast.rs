@@ -17,7 +17,7 @@ use super::matmul::MatmulForm;
 use super::matmul_vector::VectorSpec;
 use super::optim::HyperBinding;
 use super::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
-use super::{Dispatch, Uniform, entry, flag, groups};
+use super::{Dispatch, Uniform, entry, groups};
 use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -29,6 +29,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_broadcast",
     wgsl: concat!(
         include_str!("../../shaders/texels.wgsl"),
+        include_str!("../../shaders/vector_params.wgsl"),
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
@@ -62,6 +63,15 @@ super::bindings! {
     W_STATE2_OUT = 19,
     SAVED = 22,
 }
+
+// The epilogue bindings `VectorSpec` builds for both families share their numbers.
+const _: () = {
+    use super::matmul_vector::bind as vector;
+    assert!(bind::BIAS == vector::BIAS && bind::P == vector::P);
+    assert!(bind::DS_LABELS == vector::DS_LABELS && bind::BATCH_LABELS == vector::BATCH_LABELS);
+    assert!(bind::BIAS_GRAD == vector::BIAS_GRAD && bind::B_PARAM == vector::B_PARAM);
+    assert!(bind::B_STATE1 == vector::B_STATE1 && bind::B_STATE2 == vector::B_STATE2);
+};
 
 /// Rows of C per invocation (the shader's `ROWS`).
 const ROWS: usize = 16;
@@ -141,17 +151,8 @@ impl BroadcastMatmul {
             bytemuck::bytes_of(&spec.params(dims)),
         )?;
 
-        let mut constants = vec![
-            ("HAS_BIAS", flag(spec.bias.is_some())),
-            ("ACCUMULATE", flag(spec.accumulate)),
-            ("GATHER_A", flag(spec.gather.is_some())),
-            ("WRITE_LABELS", flag(spec.write_labels.is_some())),
-            ("DACT", flag(spec.dact.is_some())),
-            ("BIAS_GRAD", flag(spec.bias_grad.is_some())),
-            ("UPDATE_W", flag(spec.update_w.is_some())),
-            ("UPDATE_B", flag(spec.update_b.is_some())),
-            ("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)),
-        ];
+        let mut constants = spec.constants();
+        constants.push(("TEXEL_SHIFT", f64::from(TEXEL_SHIFT)));
 
         let mut fills = Vec::new();
         // `position` finds a binding's view.
@@ -201,16 +202,7 @@ impl BroadcastMatmul {
         // ones.
         let dummy = spec.b;
         let scratch = Tensor::uninit(device, [4])?;
-        let activation = match form {
-            MatmulForm::AB => Some(ActivationBinding::new(
-                device,
-                &op,
-                spec.activation,
-                &spec.activation_state,
-                n,
-            )?),
-            _ => None,
-        };
+        let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
             texture(bind::A),
@@ -240,16 +232,7 @@ impl BroadcastMatmul {
                 let binding = activation.as_ref().expect("built for AB");
                 constants.extend(binding.constants.iter().cloned());
                 entries.extend(gathered);
-                entries.push(entry(bind::BIAS, spec.bias.unwrap_or(dummy)));
-                entries.push(entry(
-                    bind::DS_LABELS,
-                    spec.gather.map_or(dummy, |s| &s.labels),
-                ));
-                entries.push(entry(
-                    bind::BATCH_LABELS,
-                    spec.write_labels.unwrap_or(&scratch),
-                ));
-                entries.extend(binding.entries(&spec.activation_state, dummy));
+                entries.extend(spec.ab_entries(binding, dummy, &scratch));
                 "matmul_broadcast_ab"
             }
             MatmulForm::AtB => {
@@ -265,16 +248,7 @@ impl BroadcastMatmul {
                 entries.push(entry(bind::W_STATE1_OUT, out(|s| &s.state1, state1)));
                 entries.push(entry(bind::W_STATE2_OUT, out(|s| &s.state2, state2)));
                 constants.extend(hyper.constants());
-                let b_step = spec.update_b.map(|s| &s.slot);
-                entries.push(entry(bind::B_PARAM, b_step.map_or(&scratch, |s| &s.param)));
-                entries.push(entry(
-                    bind::B_STATE1,
-                    b_step.map_or(&scratch, |s| &s.state1),
-                ));
-                entries.push(entry(
-                    bind::B_STATE2,
-                    b_step.map_or(&scratch, |s| &s.state2),
-                ));
+                entries.extend(spec.bias_update_entries(&scratch));
                 entries.push(hyper.entry());
                 "matmul_broadcast_atb"
             }

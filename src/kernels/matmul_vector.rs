@@ -27,6 +27,7 @@ use crate::{Error, Result};
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_vector",
     wgsl: concat!(
+        include_str!("../../shaders/vector_params.wgsl"),
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
@@ -204,6 +205,63 @@ impl VectorSpec<'_> {
         Ok((m, k, n))
     }
 
+    /// The specialisation flags both families' shaders declare.
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("HAS_BIAS", flag(self.bias.is_some())),
+            ("ACCUMULATE", flag(self.accumulate)),
+            ("GATHER_A", flag(self.gather.is_some())),
+            ("WRITE_LABELS", flag(self.write_labels.is_some())),
+            ("DACT", flag(self.dact.is_some())),
+            ("BIAS_GRAD", flag(self.bias_grad.is_some())),
+            ("UPDATE_W", flag(self.update_w.is_some())),
+            ("UPDATE_B", flag(self.update_b.is_some())),
+        ]
+    }
+
+    /// A·B's epilogue bindings, numbered alike in both families: the bias, the labels a
+    /// gathered batch writes, and the activation's (`dummy` stands in for unused read-only
+    /// buffers, `scratch` for unused writable ones).
+    pub fn ab_entries<'a>(
+        &'a self,
+        activation: &'a ActivationBinding,
+        dummy: &'a Tensor,
+        scratch: &'a Tensor,
+    ) -> [super::Entry<'a>; 5] {
+        let [slopes, runtime] = activation.entries(&self.activation_state, dummy);
+        [
+            entry(bind::BIAS, self.bias.unwrap_or(dummy)),
+            entry(bind::DS_LABELS, self.gather.map_or(dummy, |s| &s.labels)),
+            entry(bind::BATCH_LABELS, self.write_labels.unwrap_or(scratch)),
+            slopes,
+            runtime,
+        ]
+    }
+
+    /// The fused bias update's bindings (`shaders/bias_grad.wgsl`, numbered alike in both
+    /// families): the bias and its state, or `scratch`.
+    pub fn bias_update_entries<'a>(&'a self, scratch: &'a Tensor) -> [super::Entry<'a>; 3] {
+        let slot = self.update_b.map(|s| &s.slot);
+        [
+            entry(bind::B_PARAM, slot.map_or(scratch, |s| &s.param)),
+            entry(bind::B_STATE1, slot.map_or(scratch, |s| &s.state1)),
+            entry(bind::B_STATE2, slot.map_or(scratch, |s| &s.state2)),
+        ]
+    }
+
+    /// A·B's activation binding (other forms have none).
+    pub fn activation_binding(
+        &self,
+        device: &Device,
+        op: &str,
+        n: usize,
+    ) -> Result<Option<ActivationBinding>> {
+        if self.form != MatmulForm::AB {
+            return Ok(None);
+        }
+        ActivationBinding::new(device, op, self.activation, &self.activation_state, n).map(Some)
+    }
+
     /// The uniform both families read: sizes, and a gathered operand's position and
     /// normalisation.
     pub fn params(&self, (m, k, n): (usize, usize, usize)) -> VectorParams {
@@ -252,16 +310,7 @@ impl VectorMatmul {
         }
         let params = spec.params(spec.check(&op)?);
 
-        let mut constants = vec![
-            ("HAS_BIAS", flag(spec.bias.is_some())),
-            ("ACCUMULATE", flag(spec.accumulate)),
-            ("GATHER_A", flag(spec.gather.is_some())),
-            ("WRITE_LABELS", flag(spec.write_labels.is_some())),
-            ("DACT", flag(spec.dact.is_some())),
-            ("BIAS_GRAD", flag(spec.bias_grad.is_some())),
-            ("UPDATE_W", flag(spec.update_w.is_some())),
-            ("UPDATE_B", flag(spec.update_b.is_some())),
-        ];
+        let mut constants = spec.constants();
         // A narrow output needs fewer invocations per workgroup.
         let lanes = n.div_ceil(4).next_power_of_two().clamp(1, 64);
         constants.push(("VEC_WG", lanes as f64));
@@ -272,16 +321,7 @@ impl VectorMatmul {
         // read-only in one dispatch).
         let dummy = spec.b;
         let scratch = Tensor::uninit(device, [4])?;
-        let activation = match form {
-            MatmulForm::AB => Some(ActivationBinding::new(
-                device,
-                &op,
-                spec.activation,
-                &spec.activation_state,
-                n,
-            )?),
-            _ => None,
-        };
+        let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
             entry(bind::A, if spec.gather.is_some() { dummy } else { spec.a }),
@@ -293,36 +333,24 @@ impl VectorMatmul {
                 let binding = activation.as_ref().expect("built for AB");
                 constants.extend(binding.constants.iter().cloned());
                 entries.extend(gather_entries(spec.gather, dummy));
-                entries.push(entry(bind::BIAS, spec.bias.unwrap_or(dummy)));
-                entries.push(entry(
-                    bind::DS_LABELS,
-                    spec.gather.map_or(dummy, |s| &s.labels),
-                ));
-                entries.push(entry(
-                    bind::BATCH_LABELS,
-                    spec.write_labels.unwrap_or(&scratch),
-                ));
-                entries.extend(binding.entries(&spec.activation_state, dummy));
+                entries.extend(spec.ab_entries(binding, dummy, &scratch));
                 "matmul_vector_ab"
             }
             MatmulForm::AtB => {
                 entries.extend(gather_entries(spec.gather, dummy));
                 entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
                 constants.extend(hyper.constants());
-                for ([param, state1, state2], step) in [
-                    (
-                        [bind::W_PARAM, bind::W_STATE1, bind::W_STATE2],
-                        spec.update_w,
-                    ),
-                    (
-                        [bind::B_PARAM, bind::B_STATE1, bind::B_STATE2],
-                        spec.update_b,
-                    ),
-                ] {
-                    entries.push(entry(param, step.map_or(&scratch, |s| &s.slot.param)));
-                    entries.push(entry(state1, step.map_or(&scratch, |s| &s.slot.state1)));
-                    entries.push(entry(state2, step.map_or(&scratch, |s| &s.slot.state2)));
-                }
+                let w_slot = spec.update_w.map(|s| &s.slot);
+                entries.push(entry(bind::W_PARAM, w_slot.map_or(&scratch, |s| &s.param)));
+                entries.push(entry(
+                    bind::W_STATE1,
+                    w_slot.map_or(&scratch, |s| &s.state1),
+                ));
+                entries.push(entry(
+                    bind::W_STATE2,
+                    w_slot.map_or(&scratch, |s| &s.state2),
+                ));
+                entries.extend(spec.bias_update_entries(&scratch));
                 entries.push(hyper.entry());
                 "matmul_vector_atb"
             }
