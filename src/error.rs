@@ -165,17 +165,36 @@ impl Error {
             found: found.to_string(),
         }
     }
+}
 
-    /// Converts an error that wgpu reported (through an error scope or the uncaptured handler).
-    pub(crate) fn from_wgpu(context: &str, error: wgpu::Error) -> Self {
+/// What wgpu reported, kept as plain data: `wgpu::Error` holds a source that is neither `Send`
+/// nor `Sync` on the web, and the uncaptured-error handler has to move it across its closure.
+#[derive(Clone, Debug)]
+pub(crate) enum WgpuError {
+    OutOfMemory,
+    Validation(String),
+}
+
+impl From<wgpu::Error> for WgpuError {
+    fn from(error: wgpu::Error) -> Self {
         match error {
-            wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
+            wgpu::Error::OutOfMemory { .. } => WgpuError::OutOfMemory,
+            wgpu::Error::Validation { description, .. }
+            | wgpu::Error::Internal { description, .. } => WgpuError::Validation(description),
+        }
+    }
+}
+
+impl WgpuError {
+    /// The crate's error for this report, raised while doing `context`.
+    pub(crate) fn into_error(self, context: &str) -> Error {
+        match self {
+            WgpuError::OutOfMemory => Error::OutOfMemory {
                 context: context.to_string(),
             },
-            wgpu::Error::Validation { description, .. }
-            | wgpu::Error::Internal { description, .. } => Error::Validation {
+            WgpuError::Validation(message) => Error::Validation {
                 context: context.to_string(),
-                message: description,
+                message,
             },
         }
     }

@@ -30,9 +30,13 @@
 //!   (`Trainer::state`, `save_state`, `restore_state`, `resume_from`, `TrainingPosition`).
 
 #![warn(missing_docs)]
+// On the web wgpu's handles are JavaScript objects, neither `Send` nor `Sync`; the engine's
+// shared handles stay `Arc`s so that natively (where they are both) it is thread-safe.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 pub mod autograd;
 pub mod capture;
+pub mod conformance;
 pub mod cpu;
 pub mod data;
 pub mod device;
@@ -42,7 +46,11 @@ pub mod kernels;
 pub mod nn;
 mod tensor;
 
-pub use device::{AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters};
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::list_adapters;
+pub use device::{
+    AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters_async,
+};
 pub use error::{Error, Result};
 pub use kernels::{
     activation, elementwise, head, loss, matmul, matmul_broadcast, matmul_vector, metrics, optim,

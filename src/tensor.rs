@@ -259,15 +259,32 @@ impl Tensor {
     }
 
     /// Copies an f32 tensor to the host: one submit and one host sync.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        self.expect_dtype("Tensor::to_vec", DType::F32)?;
-        self.device().read_buffer(self.buffer(), 0, self.byte_len())
+        crate::device::block_on(self.to_vec_async())
     }
 
     /// Copies a u32 tensor to the host: one submit and one host sync.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        crate::device::block_on(self.to_vec_u32_async())
+    }
+
+    /// `Tensor::to_vec` without blocking the thread: the form for the browser, and the one
+    /// the blocking form runs.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        self.expect_dtype("Tensor::to_vec", DType::F32)?;
+        self.device()
+            .read_buffer_async(self.buffer(), 0, self.byte_len())
+            .await
+    }
+
+    /// `Tensor::to_vec_u32` without blocking the thread.
+    pub async fn to_vec_u32_async(&self) -> Result<Vec<u32>> {
         self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
-        self.device().read_buffer(self.buffer(), 0, self.byte_len())
+        self.device()
+            .read_buffer_async(self.buffer(), 0, self.byte_len())
+            .await
     }
 
     /// The element type.

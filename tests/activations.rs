@@ -24,19 +24,9 @@ use wgsl_nn::{Error, Tensor};
 
 const U: f64 = F32_UNIT_ROUNDOFF;
 
-/// (abs, rel) tolerance of `activation`, as the module doc derives.
-fn tolerance(activation: Activation, training: bool) -> (f64, f64) {
-    match activation {
-        Activation::Rrelu { .. } if training => (0.0, 8.0 * U),
-        Activation::Identity
-        | Activation::Relu
-        | Activation::LeakyRelu { .. }
-        | Activation::Prelu
-        | Activation::Rrelu { .. }
-        | Activation::Step { .. } => (0.0, U),
-        _ => (2e-6, 2e-5),
-    }
-}
+/// (abs, rel) tolerance of `activation`, as the module doc derives (the library's, which the
+/// in-browser kernels check uses too).
+use wgsl_nn::cpu::tolerance::activation as tolerance;
 
 /// Awkward inputs: the kinks, signed zeros, tiny and huge values, then uniform in [-6, 6).
 fn inputs(len: usize, seed: u64) -> Vec<f32> {

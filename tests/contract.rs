@@ -117,3 +117,47 @@ fn a_mismatch_is_caught() {
         .map(|(_, b)| *b);
     assert_ne!(out, rust);
 }
+
+/// Every entry point's storage-buffer count, which kernel choice compares with the device's
+/// `max_storage_buffers_per_shader_stage`, is the number of storage buffers the entry point
+/// statically uses (what a WebGPU implementation counts), and every entry point is listed.
+#[test]
+fn storage_buffer_counts_match_the_shaders() {
+    for contract in contracts() {
+        let shader = contract.shader;
+        let module = parse(shader.name, shader.wgsl);
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", shader.name));
+        let mut listed: Vec<&str> = shader.storage_buffers.iter().map(|(n, _)| *n).collect();
+        listed.sort_unstable();
+        let mut entry_points: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        entry_points.sort_unstable();
+        assert_eq!(listed, entry_points, "{}: entry points listed", shader.name);
+        for (i, entry_point) in module.entry_points.iter().enumerate() {
+            let uses = info.get_entry_point(i);
+            let used = module
+                .global_variables
+                .iter()
+                .filter(|(handle, global)| {
+                    matches!(global.space, AddressSpace::Storage { .. })
+                        && !uses[*handle].is_empty()
+                })
+                .count() as u32;
+            assert_eq!(
+                shader.storage_buffers(&entry_point.name),
+                used,
+                "{}: `{}` binds {used} storage buffers",
+                shader.name,
+                entry_point.name
+            );
+        }
+    }
+}

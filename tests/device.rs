@@ -253,8 +253,9 @@ fn counters_are_exact_for_upload_matmul_and_readback() {
     assert_eq!(first.host_syncs, 0, "a matmul must not wait for the device");
     assert_eq!(first.pipelines_created, 1);
     assert_eq!(
-        first.buffers_created, 2,
-        "only the uniforms: sizes and the activation's runtime"
+        first.buffers_created, 3,
+        "only the uniforms (sizes, the activation's runtime) and the 16-byte scratch bound \
+         where a second k pass would keep its partial sums (WebGPU forbids binding C twice)"
     );
 
     let before = device.counters();
@@ -332,6 +333,7 @@ fn invalid_wgsl_is_a_validation_error_naming_the_shader() {
     let broken = ShaderSource {
         name: "broken_kernel",
         wgsl: "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }",
+        storage_buffers: &[],
     };
     let error = device.pipeline(&broken, "main", &[]).unwrap_err();
     assert!(matches!(error, Error::Validation { .. }), "{error:?}");
@@ -450,4 +452,26 @@ fn prepared_kernels_keep_their_tensors_alive() {
     assert_eq!(c.to_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
     assert_eq!(intruder.to_vec().unwrap(), vec![9.0; 4]);
     assert_eq!(late.to_vec().unwrap(), vec![7.0; 4]);
+}
+
+#[test]
+fn an_entry_point_binding_more_storage_buffers_than_the_device_allows_is_refused_first() {
+    let device = gpu();
+    let limit = device.limits().max_storage_buffers_per_shader_stage;
+    // Valid WGSL, declared (as the kernels declare theirs) to bind one more than the limit.
+    let greedy = ShaderSource {
+        name: "greedy_kernel",
+        wgsl: "@compute @workgroup_size(1) fn main() {}",
+        storage_buffers: &[("main", u32::MAX)],
+    };
+    assert!(!device.binds_enough(&greedy, "main"));
+    let error = device.pipeline(&greedy, "main", &[]).unwrap_err();
+    match &error {
+        Error::TooLarge { limit_name, .. } => {
+            assert_eq!(*limit_name, "max_storage_buffers_per_shader_stage")
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(error.to_string().contains("greedy_kernel"), "{error}");
+    assert!(error.to_string().contains(&limit.to_string()), "{error}");
 }

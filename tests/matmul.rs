@@ -20,25 +20,8 @@ fn stored_shapes(form: MatmulForm, m: usize, k: usize, n: usize) -> ([usize; 2],
     (a, b)
 }
 
-/// The oracle's `op(A)·op(B) (+ bias)` and each element's error bound for a sum of `terms`
-/// products: (γ_terms + 2u)·Σₖ|aᵢₖ·bₖⱼ|. The scale Σ|a||b| is itself the oracle's product of
-/// |A| and |B|, rounded once (one more u, covered by the 2u).
-fn reference_and_bound(
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    form: MatmulForm,
-    (m, k, n): (usize, usize, usize),
-    terms: usize,
-) -> (Vec<f32>, Vec<f64>) {
-    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-    let reference = cpu::matmul(a, b, bias, form, m, k, n);
-    let abs_bias = bias.map(abs);
-    let scale = cpu::matmul(&abs(a), &abs(b), abs_bias.as_deref(), form, m, k, n);
-    let factor = gamma(terms) + 2.0 * F32_UNIT_ROUNDOFF;
-    let bound = scale.iter().map(|&s| factor * f64::from(s)).collect();
-    (reference, bound)
-}
+/// The oracle's `op(A)·op(B) (+ bias)` and each element's bound (see the module doc).
+use wgsl_nn::cpu::tolerance::matmul_reference_and_bound as reference_and_bound;
 
 #[derive(Clone, Copy, Debug)]
 struct Case {

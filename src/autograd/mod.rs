@@ -255,6 +255,7 @@ impl Var {
     }
 
     /// The accumulated gradient, read back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn grad_vec(&self) -> Result<Option<Vec<f32>>> {
         self.grad().map(|g| g.to_vec()).transpose()
     }
@@ -290,11 +291,18 @@ impl Var {
     }
 
     /// The value, read back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.node.value.to_vec()
     }
 
+    /// `Var::to_vec` without blocking the thread.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        self.node.value.to_vec_async().await
+    }
+
     /// The one element of a one-element value, read back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
             return Err(Error::shape("item()", "a one-element value", self.shape()));

@@ -388,7 +388,7 @@ fn fuse_head(ops: &mut Vec<Op>) {
                     && m.activation == Activation::Identity =>
             {
                 let (rows, k, n) = m.dims();
-                head::fits(rows, k, n).then(|| id(&m.out))
+                (head::fits(rows, k, n) && head::runs_on(m.b.device())).then(|| id(&m.out))
             }
             _ => None,
         };
@@ -618,6 +618,7 @@ fn fuse_bias_grad(ops: &mut Vec<Op>) {
                 // The fused bias gradient runs in one pass over the k rows.
                 let (mm, k, n) = m.dims();
                 (matmul_vector::supports(MatmulForm::AtB, mm, k, n)
+                    && matmul_vector::runs_on(m.b.device(), MatmulForm::AtB)
                     && k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
                     .then(|| id(&m.b))
             }
@@ -655,7 +656,9 @@ fn fuse_input_grad(ops: &mut Vec<Op>) {
                     && m.bias.is_none() =>
             {
                 let (mm, k, n) = m.dims();
-                matmul_vector::supports(MatmulForm::ABt, mm, k, n).then(|| m.out.share())
+                (matmul_vector::supports(MatmulForm::ABt, mm, k, n)
+                    && matmul_vector::runs_on(m.b.device(), MatmulForm::ABt))
+                .then(|| m.out.share())
             }
             _ => None,
         };
@@ -707,7 +710,8 @@ fn fuse_gather(ops: &mut Vec<Op>) {
                 MatmulForm::AtB => mm == source.features,
                 MatmulForm::ABt => false,
             } && source.features.is_multiple_of(4)
-                && matmul_vector::supports(m.form, mm, k, n);
+                && matmul_vector::supports(m.form, mm, k, n)
+                && matmul_vector::runs_on(m.b.device(), m.form);
             if fits {
                 m.gather = Some(GatherOp {
                     source: source.clone(),
@@ -754,8 +758,9 @@ fn fuse_update(ops: &mut Vec<Op>) {
                     && m.kernel.is_none() =>
             {
                 let (mm, k, n) = m.dims();
-                matmul_vector::supports(MatmulForm::AtB, mm, k, n)
-                    .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
+                (matmul_vector::supports(MatmulForm::AtB, mm, k, n)
+                    && matmul_vector::runs_on(m.b.device(), MatmulForm::AtB))
+                .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
             }
             _ => None,
         };

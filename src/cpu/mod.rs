@@ -10,6 +10,7 @@ mod metrics;
 mod mlp;
 mod optim;
 mod reduce;
+pub mod tolerance;
 
 pub use activation::{
     ActivationParams, activation_backward, activation_derivative, activation_forward,

@@ -20,6 +20,8 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/pixels.wgsl"),
         include_str!("../../shaders/data.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[("gather_batch", 5)],
 };
 
 crate::kernels::bindings! {

@@ -328,6 +328,37 @@ impl Mnist {
         })
     }
 
+    /// Validates and parses the four files from their bytes, each raw or gzip, in [`FILES`]
+    /// order: what a page fetched, where there is no file system. The same checks as
+    /// [`Mnist::load_with`] (magic numbers, dimensions, counts, exact length, label range,
+    /// SHA-256 unless turned off), and no `.gz` is inflated past the file's official length.
+    /// Errors name the file; none panics.
+    pub fn from_bytes(files: [&[u8]; 4], options: LoadOptions) -> Result<Self> {
+        let mut parts = FILES.iter().zip(files).map(|(file, bytes)| {
+            let path = Path::new(file.name);
+            let mut raw = if idx::is_gzip(bytes) {
+                idx::decompress_limited(path, bytes, file.byte_len())?
+            } else {
+                bytes.to_vec()
+            };
+            validate_file(path, file, &raw, options.verify_checksums)?;
+            let header = if file.images {
+                idx::IMAGES_HEADER_LEN
+            } else {
+                idx::LABELS_HEADER_LEN
+            };
+            raw.drain(..header);
+            Ok(raw)
+        });
+        let mut next = || parts.next().expect("four files");
+        Ok(Self {
+            train_images: next()?,
+            train_labels: next()?,
+            test_images: next()?,
+            test_labels: next()?,
+        })
+    }
+
     /// Keeps the first `train` training and `test` test examples (for quick runs).
     pub fn truncate(&mut self, train: Option<usize>, test: Option<usize>) {
         if let Some(n) = train {

@@ -72,16 +72,18 @@ impl DeviceOptions {
     }
 }
 
-/// Parses a backend name: `vulkan` (or `vk`), `metal`, `dx12` (or `d3d12`), `gl` (or `opengl`, `gles`).
+/// Parses a backend name: `vulkan` (or `vk`), `metal`, `dx12` (or `d3d12`), `gl` (or `opengl`,
+/// `gles`), `webgpu` (or `browser`: the browser's WebGPU, on wasm32).
 pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
     match name.trim().to_ascii_lowercase().as_str() {
         "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
         "metal" | "mtl" => Ok(wgpu::Backends::METAL),
         "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
         "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        "webgpu" | "browser" => Ok(wgpu::Backends::BROWSER_WEBGPU),
         other => Err(Error::InvalidArgument(format!(
             "unknown backend `{other}` (from {BACKEND_ENV} or DeviceOptions::with_backend): \
-             expected one of vulkan, metal, dx12, gl"
+             expected one of vulkan, metal, dx12, gl, webgpu"
         ))),
     }
 }
@@ -133,10 +135,18 @@ pub(crate) fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
 }
 
 /// Lists every adapter on the given backends (all when `None`).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterSummary> {
+    super::block_on(list_adapters_async(backends))
+}
+
+/// `list_adapters` without blocking (on the web: the one adapter the browser offers).
+pub async fn list_adapters_async(backends: Option<wgpu::Backends>) -> Vec<AdapterSummary> {
     let backends = backends.unwrap_or(wgpu::Backends::all());
     let instance = new_instance(backends);
-    pollster::block_on(instance.enumerate_adapters(backends))
+    instance
+        .enumerate_adapters(backends)
+        .await
         .iter()
         .map(|adapter| AdapterSummary::from_info(&adapter.get_info()))
         .collect()
@@ -176,12 +186,12 @@ fn pick(adapters: &[wgpu::AdapterInfo], options: &DeviceOptions) -> Option<usize
 }
 
 /// Picks the best adapter that matches `options`, or explains what was found and what to do.
-pub(crate) fn choose_adapter(
+pub(crate) async fn choose_adapter(
     instance: &wgpu::Instance,
     options: &DeviceOptions,
 ) -> Result<wgpu::Adapter> {
     let backends = options.backends();
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let mut adapters = instance.enumerate_adapters(backends).await;
     let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
     if let Some(best) = pick(&infos, options) {
         return Ok(adapters.swap_remove(best));
@@ -192,7 +202,7 @@ pub(crate) fn choose_adapter(
     let elsewhere = if others.is_empty() {
         Vec::new()
     } else {
-        list_adapters(Some(others))
+        list_adapters_async(Some(others)).await
     };
     let icd = ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]
         .into_iter()
@@ -213,6 +223,7 @@ fn backend_name(backend: wgpu::Backend) -> Option<&'static str> {
         wgpu::Backend::Metal => Some("metal"),
         wgpu::Backend::Dx12 => Some("dx12"),
         wgpu::Backend::Gl => Some("gl"),
+        wgpu::Backend::BrowserWebGpu => Some("webgpu"),
         _ => None,
     }
 }
@@ -224,6 +235,7 @@ fn backend_names(backends: wgpu::Backends) -> String {
         (wgpu::Backends::METAL, "metal"),
         (wgpu::Backends::DX12, "dx12"),
         (wgpu::Backends::GL, "gl"),
+        (wgpu::Backends::BROWSER_WEBGPU, "webgpu"),
     ]
     .into_iter()
     .filter(|(b, _)| backends.contains(*b))

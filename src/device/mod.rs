@@ -9,13 +9,16 @@ mod pool;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapter::list_adapters;
 pub use adapter::{
-    ADAPTER_ENV, AdapterSummary, BACKEND_ENV, DeviceOptions, list_adapters, parse_backend,
+    ADAPTER_ENV, AdapterSummary, BACKEND_ENV, DeviceOptions, list_adapters_async, parse_backend,
 };
 pub use counters::CounterSnapshot;
 pub use encoder::Encoder;
 pub use pipelines::ShaderSource;
 
+use crate::error::WgpuError;
 use crate::{Error, Result};
 use counters::Counters;
 use pipelines::{PipelineCache, PipelineKey};
@@ -42,8 +45,9 @@ struct Inner {
     counters: Counters,
     pipelines: Mutex<PipelineCache>,
     pool: Mutex<BufferPool>,
-    /// Errors wgpu raised outside an error scope (e.g. while encoding commands).
-    uncaptured: Arc<Mutex<Vec<wgpu::Error>>>,
+    /// Errors wgpu raised outside an error scope (e.g. while encoding commands; on the web,
+    /// every error: no scope is awaited there).
+    uncaptured: Arc<Mutex<Vec<WgpuError>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
     /// The fewest invocations a subgroup holds, when the device has subgroup operations.
@@ -65,16 +69,37 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// Runs the async core of a blocking call to completion on this thread. Native only: on the
+/// web nothing may block the browser's thread, so only the `_async` forms exist there.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
+
 impl Device {
     /// Opens the best adapter, honouring `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         Self::with_options(&DeviceOptions::from_env()?)
     }
 
     /// Opens the best adapter that matches `options`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(options: &DeviceOptions) -> Result<Self> {
+        block_on(Self::with_options_async(options))
+    }
+
+    /// `Device::new` without blocking: the form the browser needs (and the one the
+    /// blocking form runs). On the web there are no environment variables; it opens the
+    /// browser's adapter.
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options_async(&DeviceOptions::from_env()?).await
+    }
+
+    /// `Device::with_options` without blocking.
+    pub async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
         let instance = adapter::new_instance(options.backends());
-        let adapter = adapter::choose_adapter(&instance, options)?;
+        let adapter = adapter::choose_adapter(&instance, options).await?;
         let info = adapter.get_info();
         let summary = AdapterSummary::from_info(&info);
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
@@ -93,12 +118,13 @@ impl Device {
             trace: wgpu::Trace::Off,
         };
         let (device, queue) =
-            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
-                Error::RequestDevice {
+            adapter
+                .request_device(&descriptor)
+                .await
+                .map_err(|e| Error::RequestDevice {
                     adapter: summary.name.clone(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
         // What the device was actually given, which every size check goes by.
         let limits = device.limits();
 
@@ -106,7 +132,7 @@ impl Device {
         let sink = Arc::clone(&uncaptured);
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             log::error!("wgpu: {error}");
-            lock(&sink).push(error);
+            lock(&sink).push(WgpuError::from(error));
         }));
         let lost = Arc::new(Mutex::new(None));
         let lost_flag = Arc::clone(&lost);
@@ -168,8 +194,56 @@ impl Device {
     }
 
     /// Blocks until the device has finished all submitted work.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn synchronize(&self) -> Result<()> {
         self.wait(None)
+    }
+
+    /// Waits, without blocking the thread, until the device has finished all submitted work:
+    /// on the web the queue's completion callback, natively `Device::synchronize`.
+    pub async fn synchronize_async(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.wait(None)
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.check("wait")?;
+            Counters::add(&self.inner.counters.host_syncs, 1);
+            let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+            self.inner.queue.on_submitted_work_done(move || {
+                let _ = sender.send(());
+            });
+            receiver.receive().await;
+            self.check("wait")
+        }
+    }
+
+    /// Runs `create` inside validation (and, with `out_of_memory`, out-of-memory) error
+    /// scopes and turns what they caught into an error naming `what`. On the web a scope's
+    /// result is a promise this thread may not block on, so no scope is pushed there: wgpu
+    /// reports the error to the uncaptured handler, and the next [`Device::check`] (every
+    /// submit and readback makes one) returns it.
+    fn guarded<T>(&self, what: &str, out_of_memory: bool, create: impl FnOnce() -> T) -> Result<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let device = &self.inner.device;
+            let oom =
+                out_of_memory.then(|| device.push_error_scope(wgpu::ErrorFilter::OutOfMemory));
+            let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let created = create();
+            let invalid = block_on(validation.pop());
+            let exhausted = oom.and_then(|scope| block_on(scope.pop()));
+            match exhausted.or(invalid) {
+                Some(error) => Err(WgpuError::from(error).into_error(what)),
+                None => Ok(created),
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (what, out_of_memory);
+            Ok(create())
+        }
     }
 
     /// Destroys the device: every later operation returns [`Error::DeviceLost`].
@@ -195,7 +269,7 @@ impl Device {
         }
         let first = errors.remove(0);
         errors.clear();
-        Err(Error::from_wgpu(context, first))
+        Err(first.into_error(context))
     }
 
     /// The pipeline for `entry_point` of `shader` specialised with `constants`, compiled on
@@ -226,6 +300,14 @@ impl Device {
         self.pipeline_with(shader, entry_point, constants, false)
     }
 
+    /// Whether the device allows as many storage buffers per shader stage as `entry_point` of
+    /// `shader` binds. Kernel choice asks this, so an adapter with a low limit (SwiftShader's
+    /// 10, WebGPU's default 8) gets a kernel it can run.
+    pub fn binds_enough(&self, shader: &ShaderSource, entry_point: &str) -> bool {
+        shader.storage_buffers(entry_point)
+            <= self.inner.limits.max_storage_buffers_per_shader_stage
+    }
+
     fn pipeline_with(
         &self,
         shader: &ShaderSource,
@@ -234,6 +316,17 @@ impl Device {
         bounds_checks: bool,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         self.check("pipeline creation")?;
+        if !self.binds_enough(shader, entry_point) {
+            return Err(Error::TooLarge {
+                what: format!("shader `{}`, entry point `{entry_point}`", shader.name),
+                requested: format!("{} storage buffers", shader.storage_buffers(entry_point)),
+                limit: format!(
+                    "{} per shader stage on this adapter (choose another kernel family)",
+                    self.inner.limits.max_storage_buffers_per_shader_stage
+                ),
+                limit_name: "max_storage_buffers_per_shader_stage",
+            });
+        }
         let key = PipelineKey::new(shader, entry_point, constants, bounds_checks);
         let mut cache = lock(&self.inner.pipelines);
         if let Some(pipeline) = cache.pipelines.get(&key) {
@@ -244,45 +337,41 @@ impl Device {
         let module = match cache.modules.entry(key.shader) {
             std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
                 let descriptor = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
                 };
-                let module = if bounds_checks {
-                    device.create_shader_module(descriptor)
-                } else {
-                    let checks = wgpu::ShaderRuntimeChecks {
-                        bounds_checks: false,
-                        ..wgpu::ShaderRuntimeChecks::checked()
-                    };
-                    // SAFETY: `pipeline_unchecked`'s caller vouches for every index; loops
-                    // stay bounded and divisions guarded.
-                    unsafe { device.create_shader_module_trusted(descriptor, checks) }
-                };
-                if let Some(error) = pollster::block_on(scope.pop()) {
-                    return Err(Error::from_wgpu(&context, error));
-                }
+                let module = self.guarded(&context, false, || {
+                    if bounds_checks {
+                        device.create_shader_module(descriptor)
+                    } else {
+                        let checks = wgpu::ShaderRuntimeChecks {
+                            bounds_checks: false,
+                            ..wgpu::ShaderRuntimeChecks::checked()
+                        };
+                        // SAFETY: `pipeline_unchecked`'s caller vouches for every index;
+                        // loops stay bounded and divisions guarded.
+                        unsafe { device.create_shader_module_trusted(descriptor, checks) }
+                    }
+                })?;
                 slot.insert(module)
             }
         };
         let module = &*module;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&context),
-            layout: None,
-            module,
-            entry_point: Some(entry_point),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                // Kernels write every workgroup variable before reading it.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        if let Some(error) = pollster::block_on(scope.pop()) {
-            return Err(Error::from_wgpu(&context, error));
-        }
+        let pipeline = self.guarded(&context, false, || {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&context),
+                layout: None,
+                module,
+                entry_point: Some(entry_point),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    // Kernels write every workgroup variable before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        })?;
         Counters::add(&self.inner.counters.pipelines_created, 1);
         let pipeline = Arc::new(pipeline);
         cache.pipelines.insert(key, Arc::clone(&pipeline));
@@ -341,19 +430,14 @@ impl Device {
             return Ok(buffer);
         }
         let device = &self.inner.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size,
-            usage,
-            mapped_at_creation: false,
-        });
-        let invalid = pollster::block_on(validation.pop());
-        let out_of_memory = pollster::block_on(oom.pop());
-        if let Some(error) = out_of_memory.or(invalid) {
-            return Err(Error::from_wgpu(what, error));
-        }
+        let buffer = self.guarded(what, true, || {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        })?;
         Counters::add(&self.inner.counters.buffers_created, 1);
         Ok(buffer)
     }
@@ -379,27 +463,22 @@ impl Device {
             });
         }
         let device = &self.inner.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some(what),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format,
-            usage,
-            view_formats: &[],
-        });
-        let invalid = pollster::block_on(validation.pop());
-        let out_of_memory = pollster::block_on(oom.pop());
-        if let Some(error) = out_of_memory.or(invalid) {
-            return Err(Error::from_wgpu(what, error));
-        }
+        let texture = self.guarded(what, true, || {
+            device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(what),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage,
+                view_formats: &[],
+            })
+        })?;
         Counters::add(&self.inner.counters.textures_created, 1);
         Ok(texture)
     }
@@ -453,6 +532,7 @@ impl Device {
     }
 
     /// Waits for `submission` (or all work) to finish: one host sync.
+    #[cfg(not(target_arch = "wasm32"))]
     fn wait(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.check("wait")?;
         Counters::add(&self.inner.counters.host_syncs, 1);
@@ -470,7 +550,10 @@ impl Device {
     /// their size): a copy into a staging buffer, one submit and one host sync. The host
     /// memory is reserved first, fallibly, so a tensor too large for the host is an error
     /// before the device does anything, not an abort.
-    pub(crate) fn read_buffer<T: bytemuck::Pod>(
+    ///
+    /// Natively the map completes inside a poll that waits for the copy (so this future is
+    /// ready when first polled); on the web the browser completes it and wakes the future.
+    pub(crate) async fn read_buffer_async<T: bytemuck::Pod>(
         &self,
         source: &wgpu::Buffer,
         offset: u64,
@@ -495,17 +578,26 @@ impl Device {
         encoder.copy_buffer(source, offset, &staging, 0, bytes);
         let submission = encoder.submit_indexed()?;
 
-        // Mapping completes inside `poll`; the channel carries its result out of the callback.
+        // Natively the mapping completes inside `poll`; the channel carries its result out of
+        // the callback.
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
             let _ = sender.send(result);
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Err(error) = self.wait(Some(submission)) {
             // The map callback only runs inside a poll; a failed wait may not have polled.
             staging.unmap();
             return Err(error);
         }
-        let mapped = pollster::block_on(receiver.receive());
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = submission;
+            Counters::add(&self.inner.counters.host_syncs, 1);
+        }
+        let mapped = receiver.receive().await;
+        #[cfg(target_arch = "wasm32")]
+        self.check("readback")?;
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),

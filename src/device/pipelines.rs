@@ -13,6 +13,20 @@ pub struct ShaderSource {
     pub name: &'static str,
     /// The WGSL text.
     pub wgsl: &'static str,
+    /// How many storage buffers each entry point binds, which a device must allow per shader
+    /// stage (`max_storage_buffers_per_shader_stage`: 8 in WebGPU's defaults, 10 on
+    /// SwiftShader). Checked against the WGSL by `tests/contract.rs`.
+    pub storage_buffers: &'static [(&'static str, u32)],
+}
+
+impl ShaderSource {
+    /// The storage buffers `entry_point` binds (0 for an entry point not listed).
+    pub fn storage_buffers(&self, entry_point: &str) -> u32 {
+        self.storage_buffers
+            .iter()
+            .find(|(name, _)| *name == entry_point)
+            .map_or(0, |&(_, count)| count)
+    }
 }
 
 /// Identifies one specialised pipeline: shader, entry point and override constants.

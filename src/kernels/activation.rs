@@ -18,6 +18,13 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/activation.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("activation_forward", 3),
+        ("activation_backward", 4),
+        ("activation_backward_from_output", 3),
+        ("prelu_slope_terms", 3),
+    ],
 };
 
 super::bindings! {

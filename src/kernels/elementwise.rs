@@ -14,6 +14,14 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/elementwise.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("binary", 3),
+        ("scalar_broadcast", 3),
+        ("fill_scalar", 2),
+        ("scale", 2),
+        ("axpy", 2),
+    ],
 };
 
 /// The op ids of `shaders/elementwise.wgsl` (its `const`s of the same names).

@@ -10,7 +10,7 @@ use super::activation::Activation;
 use super::optim::{HyperBinding, OptimStep};
 use super::texels::{TEXEL_SHIFT, TexelView};
 use super::{Dispatch, Uniform, entry, flag};
-use crate::device::{Encoder, ShaderSource};
+use crate::device::{Device, Encoder, ShaderSource};
 use crate::loss::Reduction;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -25,6 +25,8 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/head.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[("head_rows", 9), ("head_reduce", 13)],
 };
 
 super::bindings! {
@@ -89,6 +91,14 @@ pub(crate) struct HeadOp {
     pub loss_acc: Option<Tensor>,
     pub correct: Option<Tensor>,
     pub backward: Option<HeadBackward>,
+}
+
+/// Whether `device` allows the storage buffers the head's kernels bind (`head_reduce` binds
+/// 13, past SwiftShader's 10): the capture's fusion rule asks this.
+pub fn runs_on(device: &Device) -> bool {
+    ["head_rows", "head_reduce"]
+        .iter()
+        .all(|entry_point| device.binds_enough(&SHADER, entry_point))
 }
 
 /// Whether a layer `x [rows, k] · w [k, n]` fits the head: at most [`MAX_CLASSES`] classes,

@@ -18,6 +18,15 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/loss.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("gather_label_weights", 3),
+        ("softmax_ce_rows", 7),
+        ("softmax_rows", 3),
+        ("softmax_backward", 4),
+        ("pointwise_loss", 4),
+        ("one_hot", 2),
+    ],
 };
 
 super::bindings! {
@@ -154,19 +163,18 @@ fn params(device: &Device, rows: usize, cols: usize, count: usize, scale: f32) -
 /// The dispatches of a row kernel (one invocation per row) over `rows × cols`: one pass of
 /// every phase in `phases` when a row fits in [`PASS_LENGTH`](super::PASS_LENGTH) columns,
 /// else each phase over each chunk of columns in turn, carrying the row's state in a scratch
-/// tensor. `entries` are every binding but the uniform and the state; `out` (a writable
-/// binding already) stands in for the state when there is one pass.
+/// tensor (a 16-byte scratch when there is one pass). `entries` are every binding but the
+/// uniform and the state.
 #[allow(clippy::too_many_arguments)]
 fn row_passes(
     device: &Device,
     op: &str,
     pipeline: &std::sync::Arc<wgpu::ComputePipeline>,
     entries: &[super::Entry<'_>],
-    out: &Tensor,
     (rows, cols): (usize, usize),
     phases: &[u32],
     state_per_row: usize,
-) -> Result<(Vec<Dispatch>, Option<Tensor>)> {
+) -> Result<(Vec<Dispatch>, Tensor)> {
     let row_grid = grid(device, op, rows)?;
     let base = loss_params(rows, cols, rows, 1.0);
     let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
@@ -178,11 +186,14 @@ fn row_passes(
             .flat_map(|&phase| ranges.iter().map(move |&range| (phase, range)))
             .collect()
     };
-    let state = if passes.len() > 1 {
-        Some(Tensor::uninit(device, [rows.max(1) * state_per_row])?)
+    // With one pass the state is never touched, but WebGPU forbids binding `out` there too
+    // (one buffer in two writable bindings of a dispatch): a 16-byte scratch stands in.
+    let words = if passes.len() > 1 {
+        rows.max(1) * state_per_row
     } else {
-        None
+        4
     };
+    let state = Tensor::uninit(device, [words])?;
     let dispatches = passes
         .into_iter()
         .map(|(phase, (begin, end))| -> Result<Dispatch> {
@@ -195,7 +206,7 @@ fn row_passes(
             let uniform = Uniform::new(device, "loss pass", bytemuck::bytes_of(&params))?;
             let mut all = entries.to_vec();
             all.push(entry(bind::P, &uniform));
-            all.push(entry(bind::STATS, state.as_ref().unwrap_or(out)));
+            all.push(entry(bind::STATS, &state));
             Ok(Dispatch::new(
                 device,
                 std::sync::Arc::clone(pipeline),
@@ -326,7 +337,6 @@ impl SoftmaxCrossEntropy {
             op,
             &pipeline,
             &entries,
-            dlogits,
             (rows, classes),
             &[PHASE_MAX, PHASE_SUM, PHASE_WRITE],
             2,
@@ -336,7 +346,7 @@ impl SoftmaxCrossEntropy {
             normaliser,
             rows: passes,
             sum,
-            _scratch: [Some(terms), Some(label_weights), Some(norm), stats],
+            _scratch: [Some(terms), Some(label_weights), Some(norm), Some(stats)],
         })
     }
 
@@ -542,14 +552,13 @@ impl SoftmaxKernel {
             op,
             &pipeline,
             &entries,
-            out,
             (rows, cols),
             phases,
             state_per_row,
         )?;
         Ok(Self {
             passes,
-            _state: state,
+            _state: Some(state),
         })
     }
 

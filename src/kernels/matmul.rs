@@ -20,6 +20,13 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/matmul.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("matmul_blocked", 6),
+        ("matmul_tiled", 6),
+        ("matmul_texture", 4),
+        ("pack_operand", 1),
+    ],
 };
 
 super::bindings! {
@@ -420,12 +427,9 @@ impl Matmul {
             // PASS_LENGTH is a multiple of the tiled kernel's 16-deep k step.
             super::pass_ranges(k, super::PASS_LENGTH)
         };
-        // With one pass `partial` is never touched: C stands in (it is bound writable already).
-        let partial = if ranges.len() > 1 {
-            Some(Tensor::uninit(device, [m, n])?)
-        } else {
-            None
-        };
+        // With one pass `partial` is never touched, but WebGPU forbids binding C there too (one
+        // buffer in two writable bindings of a dispatch): a 16-byte scratch tensor stands in.
+        let partial = Tensor::uninit(device, if ranges.len() > 1 { [m, n] } else { [1, 4] })?;
         for (k_begin, k_end) in ranges {
             let params = Params {
                 m: m as u32,
@@ -438,7 +442,7 @@ impl Matmul {
             let uniform = Uniform::new(device, "matmul params", bytemuck::bytes_of(&params))?;
             let mut pass = entries.clone();
             pass.push(entry(bind::P, &uniform));
-            pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(c)));
+            pass.push(entry(bind::PARTIAL, &partial));
             steps.push(Dispatch::new(
                 device,
                 Arc::clone(&pipeline),
@@ -449,7 +453,7 @@ impl Matmul {
         }
         Ok(Self {
             steps,
-            _partial: partial,
+            _partial: Some(partial),
             spec_kernel: None,
             kernel,
             activation: Some(activation),
@@ -569,12 +573,16 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
 
 /// The device's choice for an `m×k·k×n` product in `form` (see [`select_kernel`]); operands
 /// too large for [`MatmulKernel::Broadcast`]'s textures go to the family `select_kernel` would
-/// pick without subgroups.
+/// pick without subgroups, and a [`MatmulKernel::Vector`] kernel binding more storage buffers
+/// than the device allows per stage to [`MatmulKernel::Blocked`].
 pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usize) -> MatmulKernel {
     let device_type = device.adapter().device_type;
-    let choice = select_kernel(device_type, device.subgroup_min_size(), form, m, n, k);
+    let mut choice = select_kernel(device_type, device.subgroup_min_size(), form, m, n, k);
     if choice == MatmulKernel::Broadcast && !super::matmul_broadcast::fits(device, m, k, n) {
-        return select_kernel(device_type, None, form, m, n, k);
+        choice = select_kernel(device_type, None, form, m, n, k);
+    }
+    if choice == MatmulKernel::Vector && !super::matmul_vector::runs_on(device, form) {
+        choice = MatmulKernel::Blocked;
     }
     choice
 }

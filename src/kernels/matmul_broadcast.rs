@@ -36,6 +36,12 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/bias_grad.wgsl"),
         include_str!("../../shaders/matmul_broadcast.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("matmul_broadcast_ab", 6),
+        ("matmul_broadcast_atb", 9),
+        ("matmul_broadcast_abt", 1),
+    ],
 };
 
 super::bindings! {

@@ -34,6 +34,12 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/bias_grad.wgsl"),
         include_str!("../../shaders/matmul_vector.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[
+        ("matmul_vector_ab", 10),
+        ("matmul_vector_atb", 13),
+        ("matmul_vector_abt", 5),
+    ],
 };
 
 super::bindings! {
@@ -92,6 +98,21 @@ pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
         MatmulForm::ABt => k.is_multiple_of(4),
     };
     aligned && m > 0 && k > 0 && n > 0
+}
+
+/// The entry point of `form`.
+fn entry_point(form: MatmulForm) -> &'static str {
+    match form {
+        MatmulForm::AB => "matmul_vector_ab",
+        MatmulForm::AtB => "matmul_vector_atb",
+        MatmulForm::ABt => "matmul_vector_abt",
+    }
+}
+
+/// Whether `device` allows the storage buffers `form`'s kernel binds (its Aᵀ·B binds 13,
+/// past SwiftShader's 10): kernel choice and the capture's fusion rules ask this.
+pub fn runs_on(device: &Device, form: MatmulForm) -> bool {
+    device.binds_enough(&SHADER, entry_point(form))
 }
 
 /// Everything one vector matmul computes. `a` is op(A)'s tensor; with `gather` its values are
@@ -367,12 +388,9 @@ impl VectorMatmul {
         let extra_row = usize::from(spec.bias_grad.is_some());
         let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
         let ranges = super::pass_ranges(k, super::PASS_LENGTH);
-        // With one pass `partial` is never touched: C stands in (it is bound writable already).
-        let partial = if ranges.len() > 1 {
-            Some(Tensor::uninit(device, [m, n])?)
-        } else {
-            None
-        };
+        // With one pass `partial` is never touched, but WebGPU forbids binding C there too (one
+        // buffer in two writable bindings of a dispatch): a 16-byte scratch tensor stands in.
+        let partial = Tensor::uninit(device, if ranges.len() > 1 { [m, n] } else { [1, 4] })?;
         let mut passes = Vec::with_capacity(ranges.len());
         let mut uniforms = Vec::with_capacity(ranges.len());
         for (k_begin, k_end) in ranges {
@@ -388,7 +406,7 @@ impl VectorMatmul {
             )?;
             let mut pass = entries.clone();
             pass.push(entry(bind::P, &uniform));
-            pass.push(entry(bind::PARTIAL, partial.as_ref().unwrap_or(spec.c)));
+            pass.push(entry(bind::PARTIAL, &partial));
             passes.push(Dispatch::new(
                 device,
                 Arc::clone(&pipeline),
@@ -402,7 +420,7 @@ impl VectorMatmul {
         Ok(Self {
             passes,
             params: uniforms,
-            _partial: partial,
+            _partial: Some(partial),
             gather: spec.gather.cloned(),
             activation,
             device: device.clone(),

@@ -13,6 +13,8 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/metrics.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[("argmax_rows", 3), ("count_correct", 4)],
 };
 
 super::bindings! {
@@ -112,12 +114,10 @@ impl Metric {
         let pipeline = device.pipeline(&SHADER, entry_point, &[])?;
         let row_grid = grid(device, entry_point, rows)?;
         let ranges = super::pass_ranges(cols, super::PASS_LENGTH);
-        // The running maximum between passes; with one pass, the (writable) output stands in.
-        let state = if ranges.len() > 1 {
-            Some(Tensor::uninit_of(device, [rows.max(1) * 2], DType::U32)?)
-        } else {
-            None
-        };
+        // The running maximum between passes. With one pass it is never touched, but WebGPU
+        // forbids binding the (writable) output there too: a 16-byte scratch stands in.
+        let words = if ranges.len() > 1 { rows.max(1) * 2 } else { 4 };
+        let state = Some(Tensor::uninit_of(device, [words], DType::U32)?);
         let passes = ranges
             .into_iter()
             .map(|(begin, end)| -> Result<Dispatch> {
@@ -167,9 +167,15 @@ pub fn argmax(scores: &Tensor) -> Result<Tensor> {
 }
 
 /// How many rows' argmax equals their label: one submit and one host sync.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn count_correct(scores: &Tensor, labels: &Labels) -> Result<u32> {
+    crate::device::block_on(count_correct_async(scores, labels))
+}
+
+/// `count_correct` without blocking the thread.
+pub async fn count_correct_async(scores: &Tensor, labels: &Labels) -> Result<u32> {
     let correct = Tensor::zeros_of(scores.device(), [1], DType::U32)?;
     let kernel = Metric::count_correct(scores, labels, &correct)?;
     kernel.submit(scores.device())?;
-    Ok(correct.to_vec_u32()?[0])
+    Ok(correct.to_vec_u32_async().await?[0])
 }

@@ -23,6 +23,8 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/optim.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[("optim_step", 4)],
 };
 
 super::bindings! {

@@ -16,6 +16,8 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/reduce.wgsl")
     ),
+    // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+    storage_buffers: &[("sum_rows_blocked", 2), ("sum_columns_blocked", 2)],
 };
 
 super::bindings! {

@@ -4,13 +4,13 @@
 //! are read back.
 
 use std::collections::HashMap;
-use std::time::Instant;
 #[cfg(feature = "checkpoints")]
 use std::{collections::BTreeMap, path::Path};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use web_time::Instant;
 
 #[cfg(feature = "checkpoints")]
 use super::checkpoint::{CheckpointFile, STATE_PREFIX, StoredTensor};
@@ -303,7 +303,7 @@ impl Trainer {
     }
 
     /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
-    /// [`Trainer::train_epoch`] calls it; call it yourself only to drive [`Trainer::step`].
+    /// `Trainer::train_epoch` calls it; call it yourself only to drive `Trainer::step`.
     pub fn begin_epoch(&mut self) -> Result<()> {
         self.upload_order()?;
         self.device.write_buffer(self.loss_sum.buffer(), 0, &[0; 4]);
@@ -356,7 +356,14 @@ impl Trainer {
 
     /// Replays step `step` of the current epoch: one encoder, one submit, no wait. The first
     /// step of each batch shape captures its plan.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, step: usize) -> Result<()> {
+        crate::device::block_on(self.step_async(step))
+    }
+
+    /// `Trainer::step` without blocking the thread (the run's first step reads its loss
+    /// back once, as the yardstick of divergence).
+    pub async fn step_async(&mut self, step: usize) -> Result<()> {
         let batch = self.config.batch_size;
         let offset = step * batch;
         if offset >= self.data.len() {
@@ -386,7 +393,7 @@ impl Trainer {
         self.next_step = step + 1;
         if self.first_loss.is_none() {
             // One host sync in the whole run: the yardstick of divergence.
-            let loss = self.loss_sum.to_vec()?[0] / (step + 1) as f32;
+            let loss = self.loss_sum.to_vec_async().await?[0] / (step + 1) as f32;
             self.first_loss = Some(loss);
             self.check_divergence(loss)?;
         }
@@ -417,12 +424,19 @@ impl Trainer {
     }
 
     /// The loss accumulated so far this epoch, over `steps` steps: one host sync.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn mean_loss_so_far(&self, steps: usize) -> Result<f32> {
-        Ok(self.loss_sum.to_vec()?[0] / steps.max(1) as f32)
+        crate::device::block_on(self.mean_loss_so_far_async(steps))
+    }
+
+    /// `Trainer::mean_loss_so_far` without blocking the thread.
+    pub async fn mean_loss_so_far_async(&self, steps: usize) -> Result<f32> {
+        Ok(self.loss_sum.to_vec_async().await?[0] / steps.max(1) as f32)
     }
 
     /// Trains the rest of the current epoch (all of it, unless a restored state or
     /// [`Trainer::train_epoch_until`] stopped it part-way). See [`Trainer::train_epoch_until`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn train_epoch(
         &mut self,
         progress: impl FnMut(usize, usize, Option<f32>),
@@ -438,7 +452,19 @@ impl Trainer {
     /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
     /// at the end (loss and correct count). A non-finite loss, or one far past the first
     /// step's ([`TrainerConfig::diverge_above`]), is [`Error::Diverged`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn train_epoch_until(
+        &mut self,
+        stop: impl FnMut() -> bool,
+        progress: impl FnMut(usize, usize, Option<f32>),
+    ) -> Result<Option<EpochStats>> {
+        crate::device::block_on(self.train_epoch_until_async(stop, progress))
+    }
+
+    /// `Trainer::train_epoch_until` without blocking the thread. It never yields to the
+    /// browser between steps (nothing in it waits but the readbacks); a page that must stay
+    /// responsive drives [`Trainer::step_async`] itself, a slice of steps per frame.
+    pub async fn train_epoch_until_async(
         &mut self,
         mut stop: impl FnMut() -> bool,
         mut progress: impl FnMut(usize, usize, Option<f32>),
@@ -452,11 +478,11 @@ impl Trainer {
         }
         let steps = self.steps_per_epoch();
         while self.next_step < steps {
-            self.step(self.next_step)?;
+            self.step_async(self.next_step).await?;
             let done = self.next_step;
             let every = self.config.report_loss_every;
             let running = if every > 0 && done.is_multiple_of(every) {
-                let loss = self.mean_loss_so_far(done)?;
+                let loss = self.mean_loss_so_far_async(done).await?;
                 self.check_divergence(loss)?;
                 Some(loss)
             } else {
@@ -468,13 +494,13 @@ impl Trainer {
             let (_, _, updated) = self.plan_key(done - 1);
             if done < steps && updated && stop() {
                 // A diverged state must never replace a good checkpoint: check it first.
-                let loss = self.mean_loss_so_far(done)?;
+                let loss = self.mean_loss_so_far_async(done).await?;
                 self.check_divergence(loss)?;
                 return Ok(None);
             }
         }
-        let mean_loss = self.loss_sum.to_vec()?[0] / steps as f32;
-        let correct = self.correct.to_vec_u32()?[0];
+        let mean_loss = self.loss_sum.to_vec_async().await?[0] / steps as f32;
+        let correct = self.correct.to_vec_u32_async().await?[0];
         self.check_divergence(mean_loss)?;
         self.epoch += 1;
         self.next_step = 0;
@@ -856,7 +882,13 @@ impl Evaluator {
     }
 
     /// The fraction of examples whose argmax matches the label.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn accuracy(&mut self) -> Result<f32> {
+        crate::device::block_on(self.accuracy_async())
+    }
+
+    /// `Evaluator::accuracy` without blocking the thread.
+    pub async fn accuracy_async(&mut self) -> Result<f32> {
         let identity: Vec<u32> = (0..self.data.len() as u32).collect();
         self.data.set_order(&identity)?;
         self.device.write_buffer(self.correct.buffer(), 0, &[0; 4]);
@@ -865,16 +897,22 @@ impl Evaluator {
             self.run(offset)?;
             offset += self.batch_size;
         }
-        Ok(self.correct.to_vec_u32()?[0] as f32 / self.data.len() as f32)
+        Ok(self.correct.to_vec_u32_async().await?[0] as f32 / self.data.len() as f32)
     }
 
     /// The logits of the first batch (after [`Evaluator::accuracy`] or on their own: runs it).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn first_batch_logits(&mut self) -> Result<Vec<f32>> {
+        crate::device::block_on(self.first_batch_logits_async())
+    }
+
+    /// `Evaluator::first_batch_logits` without blocking the thread.
+    pub async fn first_batch_logits_async(&mut self) -> Result<Vec<f32>> {
         if self.data.is_empty() {
             return Err(Error::InvalidArgument("empty data set".into()));
         }
         let identity: Vec<u32> = (0..self.data.len() as u32).collect();
         self.data.set_order(&identity)?;
-        self.run(0)?.logits.to_vec()
+        self.run(0)?.logits.to_vec_async().await
     }
 }

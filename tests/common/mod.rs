@@ -9,8 +9,10 @@ use wgsl_nn::Device;
 use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, resolve_data_dir};
 
-/// Unit roundoff of f32: the relative error of one rounding.
-pub const F32_UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
+/// The bounds are the library's (`wgsl_nn::cpu::tolerance`), which the in-browser kernels
+/// check uses too.
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use wgsl_nn::cpu::tolerance::{F32_UNIT_ROUNDOFF, check_within, gamma};
 
 fn open_device() -> Device {
     Device::new().unwrap_or_else(|error| {
@@ -40,31 +42,6 @@ pub fn rng(seed: u64) -> StdRng {
 /// `len` values uniform in [-1, 1).
 pub fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-/// γₙ = n·u / (1 − n·u): the classic bound on the relative error of a sum of n products in
-/// any order (Higham, Accuracy and Stability of Numerical Algorithms, §3.1).
-pub fn gamma(n: usize) -> f64 {
-    let nu = n as f64 * F32_UNIT_ROUNDOFF;
-    nu / (1.0 - nu)
-}
-
-/// Checks `gpu` against `reference` element by element: |gpu − ref| ≤ bound[i]. Returns the
-/// largest error and, on failure, the first offending index with its values.
-pub fn check_within(gpu: &[f32], reference: &[f32], bound: &[f64]) -> Result<f64, String> {
-    assert_eq!(gpu.len(), reference.len(), "result lengths differ");
-    let mut worst = 0.0f64;
-    for (i, ((&g, &r), &b)) in gpu.iter().zip(reference).zip(bound).enumerate() {
-        let error = (f64::from(g) - f64::from(r)).abs();
-        // Written so that a NaN error fails too.
-        if error.is_nan() || error > b {
-            return Err(format!(
-                "element {i}: gpu {g} vs reference {r}, |error| {error:e} > bound {b:e}"
-            ));
-        }
-        worst = worst.max(error);
-    }
-    Ok(worst)
 }
 
 /// The real MNIST, loaded once per test binary (`MNIST_DIR`).
