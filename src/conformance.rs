@@ -53,6 +53,41 @@ impl CheckRow {
     }
 }
 
+/// What a whole check came to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    /// Cases run (skipped ones included).
+    pub rows: usize,
+    /// Cases outside their bound or in error.
+    pub failed: usize,
+    /// Cases the device cannot run.
+    pub skipped: usize,
+    /// The largest error of the cases that passed.
+    pub worst_error: f64,
+}
+
+impl Summary {
+    /// Counts `rows`.
+    pub fn of(rows: &[CheckRow]) -> Self {
+        let mut summary = Summary {
+            rows: rows.len(),
+            failed: 0,
+            skipped: 0,
+            worst_error: 0.0,
+        };
+        for row in rows {
+            match row.outcome {
+                Outcome::Passed { worst_error } => {
+                    summary.worst_error = summary.worst_error.max(worst_error)
+                }
+                Outcome::Failed(_) => summary.failed += 1,
+                Outcome::Skipped(_) => summary.skipped += 1,
+            }
+        }
+        summary
+    }
+}
+
 type CaseResult = std::result::Result<f64, String>;
 
 fn err(e: crate::Error) -> String {

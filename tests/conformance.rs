@@ -42,17 +42,14 @@ fn every_kernel_family_passes_the_kernels_check() {
             "nothing may be skipped on a device with subgroups of 8"
         );
     }
-    let worst = rows
-        .iter()
-        .filter_map(|r| match r.outcome {
-            Outcome::Passed { worst_error } => Some(worst_error),
-            _ => None,
-        })
-        .fold(0.0f64, f64::max);
+    let summary = conformance::Summary::of(&rows);
+    assert_eq!(summary.failed, 0);
     eprintln!(
-        "{}: {} rows passed, worst error {worst:e}",
+        "{}: {} rows passed ({} skipped), worst error {:e}",
         gpu().adapter(),
-        rows.len()
+        summary.rows,
+        summary.skipped,
+        summary.worst_error
     );
 }
 

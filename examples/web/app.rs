@@ -224,21 +224,13 @@ impl App {
             let _ = on_row.call1(&JsValue::NULL, &JsValue::from_str(&value.to_string()));
         })
         .await;
-        let failed = rows.iter().filter(|r| r.failed()).count();
-        let skipped = rows
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Skipped(_)))
-            .count();
-        let worst = rows
-            .iter()
-            .filter_map(|r| match r.outcome {
-                Outcome::Passed { worst_error } => Some(worst_error),
-                _ => None,
-            })
-            .fold(0.0f64, f64::max);
-        to_js(
-            json!({"rows": rows.len(), "failed": failed, "skipped": skipped, "worst_error": worst}),
-        )
+        let summary = conformance::Summary::of(&rows);
+        to_js(json!({
+            "rows": summary.rows,
+            "failed": summary.failed,
+            "skipped": summary.skipped,
+            "worst_error": summary.worst_error,
+        }))
     }
 }
 
