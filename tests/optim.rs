@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{F32_UNIT_ROUNDOFF, gpu, random_vec, rng};
+use common::{gpu, random_vec, rng};
 use wgsl_nn::optim::{Optimizer, OptimizerConfig};
 use wgsl_nn::{Error, Tensor, cpu};
 
@@ -39,7 +39,7 @@ fn run(config: OptimizerConfig) {
             cpu::optimizer_step(&config, &mut host_params[i], &g, &mut states[i]);
         }
         optimizer.step().unwrap();
-        let tol = 8.0 * (step + 1) as f64 * F32_UNIT_ROUNDOFF * 2.0;
+        let tol = wgsl_nn::cpu::tolerance::optimizer(step + 1);
         for (i, param) in params.iter().enumerate() {
             let got = param.to_vec().unwrap();
             for (j, (g, h)) in got.iter().zip(&host_params[i]).enumerate() {

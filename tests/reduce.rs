@@ -6,14 +6,12 @@
 
 mod common;
 
-use common::{F32_UNIT_ROUNDOFF, gamma, gpu, random_vec, rng};
+use common::{F32_UNIT_ROUNDOFF, gpu, random_vec, rng};
 use wgsl_nn::reduce::{Axis, Sum, mean, sum, sum_columns, sum_rows};
 use wgsl_nn::{Tensor, cpu};
 
-fn bound(values: &[f32]) -> f64 {
-    let abs: f64 = values.iter().map(|&v| f64::from(v).abs()).sum();
-    (gamma(values.len()) + F32_UNIT_ROUNDOFF) * abs
-}
+/// γₙ·Σ|x| plus the oracle's rounding (the library's bound, which the kernels check uses too).
+use wgsl_nn::cpu::tolerance::sum as bound;
 
 const SHAPES: [(usize, usize); 7] = [
     (1, 1),

@@ -617,8 +617,7 @@ fn fuse_bias_grad(ops: &mut Vec<Op>) {
             Some(m) if m.is_plain() && m.form == MatmulForm::AtB => {
                 // The fused bias gradient runs in one pass over the k rows.
                 let (mm, k, n) = m.dims();
-                (matmul_vector::supports(MatmulForm::AtB, mm, k, n)
-                    && matmul_vector::runs_on(m.b.device(), MatmulForm::AtB)
+                (matmul_vector::runs(m.b.device(), MatmulForm::AtB, mm, k, n)
                     && k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
                     .then(|| id(&m.b))
             }
@@ -656,9 +655,7 @@ fn fuse_input_grad(ops: &mut Vec<Op>) {
                     && m.bias.is_none() =>
             {
                 let (mm, k, n) = m.dims();
-                (matmul_vector::supports(MatmulForm::ABt, mm, k, n)
-                    && matmul_vector::runs_on(m.b.device(), MatmulForm::ABt))
-                .then(|| m.out.share())
+                matmul_vector::runs(m.b.device(), MatmulForm::ABt, mm, k, n).then(|| m.out.share())
             }
             _ => None,
         };
@@ -710,8 +707,7 @@ fn fuse_gather(ops: &mut Vec<Op>) {
                 MatmulForm::AtB => mm == source.features,
                 MatmulForm::ABt => false,
             } && source.features.is_multiple_of(4)
-                && matmul_vector::supports(m.form, mm, k, n)
-                && matmul_vector::runs_on(m.b.device(), m.form);
+                && matmul_vector::runs(m.b.device(), m.form, mm, k, n);
             if fits {
                 m.gather = Some(GatherOp {
                     source: source.clone(),
@@ -758,9 +754,8 @@ fn fuse_update(ops: &mut Vec<Op>) {
                     && m.kernel.is_none() =>
             {
                 let (mm, k, n) = m.dims();
-                (matmul_vector::supports(MatmulForm::AtB, mm, k, n)
-                    && matmul_vector::runs_on(m.b.device(), MatmulForm::AtB))
-                .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
+                matmul_vector::runs(m.b.device(), MatmulForm::AtB, mm, k, n)
+                    .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
             }
             _ => None,
         };

@@ -131,6 +131,8 @@ pub(crate) struct Head {
     w: Option<Tensor>,
     rows: Dispatch,
     reduce: Dispatch,
+    /// Distinct stand-ins for the writable bindings this specialisation never uses.
+    _stand_ins: Vec<Tensor>,
 }
 
 impl Head {
@@ -162,8 +164,11 @@ impl Head {
         };
         let uniform = Uniform::new(device, "head params", bytemuck::bytes_of(&params))?;
         let partials = Tensor::uninit(device, [groups])?;
-        // Writable stand-ins for unused writable bindings (never one bound read-only too).
-        let dummy = &Tensor::uninit(device, [4])?;
+        // A stand-in of its own for each writable binding left unused (`super::stand_ins`).
+        let stand_ins = super::stand_ins(device, 9)?;
+        let (correct, dx_in, loss_acc) = (&stand_ins[0], &stand_ins[1], &stand_ins[2]);
+        let (w_grad, b_grad) = (&stand_ins[3], &stand_ins[4]);
+        let (w1, w2, b1, b2) = (&stand_ins[5], &stand_ins[6], &stand_ins[7], &stand_ins[8]);
         let backward = op.backward.as_ref();
         let (dx, act) = match backward.and_then(|b| b.dx.as_ref()) {
             Some((dx, act)) => {
@@ -206,9 +211,9 @@ impl Head {
             entry(bind::LABELS, &op.labels),
             entry(bind::LOGITS, &op.logits),
             entry(bind::DLOGITS, &op.dlogits),
-            entry(bind::CORRECT, op.correct.as_ref().unwrap_or(dummy)),
+            entry(bind::CORRECT, op.correct.as_ref().unwrap_or(correct)),
             entry(bind::P, &uniform),
-            entry(bind::DX, dx.unwrap_or(dummy)),
+            entry(bind::DX, dx.unwrap_or(dx_in)),
             entry(bind::PARTIALS, &partials),
             entry(
                 bind::W_TEXELS,
@@ -225,21 +230,21 @@ impl Head {
             ("GRADS", flag(backward.is_some())),
         ];
         reduce_constants.extend(hyper.constants());
-        let state = |pick: fn(&[OptimStep; 2]) -> &Tensor| update.map_or(dummy, pick);
+        let state = |pick: fn(&[OptimStep; 2]) -> &Tensor, stand_in| update.map_or(stand_in, pick);
         let reduce_entries = [
             entry(bind::X, &op.x),
             entry(bind::W, &op.w),
             entry(bind::BIAS, &op.b),
             entry(bind::DLOGITS, &op.dlogits),
             entry(bind::LOSS, &op.loss),
-            entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(dummy)),
+            entry(bind::LOSS_ACC, op.loss_acc.as_ref().unwrap_or(loss_acc)),
             entry(bind::P, &uniform),
-            entry(bind::W_GRAD, backward.map_or(dummy, |b| &b.w_grad)),
-            entry(bind::B_GRAD, backward.map_or(dummy, |b| &b.b_grad)),
-            entry(bind::W_STATE1, state(|[w, _]| &w.slot.state1)),
-            entry(bind::W_STATE2, state(|[w, _]| &w.slot.state2)),
-            entry(bind::B_STATE1, state(|[_, b]| &b.slot.state1)),
-            entry(bind::B_STATE2, state(|[_, b]| &b.slot.state2)),
+            entry(bind::W_GRAD, backward.map_or(w_grad, |b| &b.w_grad)),
+            entry(bind::B_GRAD, backward.map_or(b_grad, |b| &b.b_grad)),
+            entry(bind::W_STATE1, state(|[w, _]| &w.slot.state1, w1)),
+            entry(bind::W_STATE2, state(|[w, _]| &w.slot.state2, w2)),
+            entry(bind::B_STATE1, state(|[_, b]| &b.slot.state1, b1)),
+            entry(bind::B_STATE2, state(|[_, b]| &b.slot.state2, b2)),
             entry(bind::PARTIALS, &partials),
             hyper.entry(),
         ];
@@ -258,6 +263,7 @@ impl Head {
             w: texels.then(|| op.w.share()),
             rows: rows_dispatch,
             reduce,
+            _stand_ins: stand_ins,
         })
     }
 

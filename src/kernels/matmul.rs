@@ -581,7 +581,7 @@ pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usiz
     if choice == MatmulKernel::Broadcast && !super::matmul_broadcast::fits(device, m, k, n) {
         choice = select_kernel(device_type, None, form, m, n, k);
     }
-    if choice == MatmulKernel::Vector && !super::matmul_vector::runs_on(device, form) {
+    if choice == MatmulKernel::Vector && !super::matmul_vector::runs(device, form, m, k, n) {
         choice = MatmulKernel::Blocked;
     }
     choice

@@ -125,6 +125,8 @@ pub(crate) struct BroadcastMatmul {
     device: Device,
     /// Stand-ins for the texture bindings a specialisation never uses.
     _unused: [TexelView; 2],
+    /// Distinct stand-ins for the writable bindings this specialisation never uses.
+    _stand_ins: Vec<Tensor>,
 }
 
 impl BroadcastMatmul {
@@ -204,10 +206,10 @@ impl BroadcastMatmul {
         };
 
         // Storage bindings this specialisation never uses still need a buffer: B's tensor (not
-        // otherwise bound here) stands in for read-only ones, a scratch tensor for writable
-        // ones.
+        // otherwise bound here) stands in for read-only ones, a stand-in of its own for each
+        // writable one (`super::stand_ins`).
         let dummy = spec.b;
-        let scratch = Tensor::uninit(device, [4])?;
+        let scratch = super::stand_ins(device, super::matmul_vector::WRITABLE_STAND_INS)?;
         let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
@@ -238,23 +240,26 @@ impl BroadcastMatmul {
                 let binding = activation.as_ref().expect("built for AB");
                 constants.extend(binding.constants.iter().cloned());
                 entries.extend(gathered);
-                entries.extend(spec.ab_entries(binding, dummy, &scratch));
+                entries.extend(spec.ab_entries(binding, dummy, &scratch[0]));
                 "matmul_broadcast_ab"
             }
             MatmulForm::AtB => {
                 entries.extend(gathered);
-                entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
+                entries.push(entry(
+                    bind::BIAS_GRAD,
+                    spec.bias_grad.unwrap_or(&scratch[0]),
+                ));
                 entries.extend([bind::W_IN, bind::W_STATE1_IN, bind::W_STATE2_IN].map(texture));
                 // The updated parameter and state go straight into their tensors.
                 let w_step = spec.update_w.map(|s| &s.slot);
-                let out = |pick: fn(&super::optim::OptimSlot) -> &Tensor, used: bool| {
-                    w_step.filter(|_| used).map_or(&scratch, pick)
+                let out = |pick: fn(&super::optim::OptimSlot) -> &Tensor, used: bool, i: usize| {
+                    w_step.filter(|_| used).map_or(&scratch[i], pick)
                 };
-                entries.push(entry(bind::W_OUT, out(|s| &s.param, true)));
-                entries.push(entry(bind::W_STATE1_OUT, out(|s| &s.state1, state1)));
-                entries.push(entry(bind::W_STATE2_OUT, out(|s| &s.state2, state2)));
+                entries.push(entry(bind::W_OUT, out(|s| &s.param, true, 1)));
+                entries.push(entry(bind::W_STATE1_OUT, out(|s| &s.state1, state1, 2)));
+                entries.push(entry(bind::W_STATE2_OUT, out(|s| &s.state2, state2, 3)));
                 constants.extend(hyper.constants());
-                entries.extend(spec.bias_update_entries(&scratch));
+                entries.extend(spec.bias_update_entries(&scratch[4..]));
                 entries.push(hyper.entry());
                 "matmul_broadcast_atb"
             }
@@ -283,6 +288,7 @@ impl BroadcastMatmul {
             activation,
             device: device.clone(),
             _unused: unused,
+            _stand_ins: scratch,
         })
     }
 

@@ -100,6 +100,10 @@ pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
     aligned && m > 0 && k > 0 && n > 0
 }
 
+/// The most writable bindings a specialisation may leave unused (Aᵀ·B: the bias gradient,
+/// the weight and its two states, the bias and its two states), each given its own stand-in.
+pub(crate) const WRITABLE_STAND_INS: usize = 7;
+
 /// The entry point of `form`.
 fn entry_point(form: MatmulForm) -> &'static str {
     match form {
@@ -109,10 +113,11 @@ fn entry_point(form: MatmulForm) -> &'static str {
     }
 }
 
-/// Whether `device` allows the storage buffers `form`'s kernel binds (its Aᵀ·B binds 13,
-/// past SwiftShader's 10): kernel choice and the capture's fusion rules ask this.
-pub fn runs_on(device: &Device, form: MatmulForm) -> bool {
-    device.binds_enough(&SHADER, entry_point(form))
+/// Whether the family computes this product on `device`: the shape lines up
+/// ([`supports`]) and the device allows the storage buffers `form`'s kernel binds (its Aᵀ·B
+/// binds 13, past SwiftShader's 10). Kernel choice and the capture's fusion rules ask this.
+pub fn runs(device: &Device, form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+    supports(form, m, k, n) && device.binds_enough(&SHADER, entry_point(form))
 }
 
 /// Everything one vector matmul computes. `a` is op(A)'s tensor; with `gather` its values are
@@ -242,7 +247,7 @@ impl VectorSpec<'_> {
 
     /// A·B's epilogue bindings, numbered alike in both families: the bias, the labels a
     /// gathered batch writes, and the activation's (`dummy` stands in for unused read-only
-    /// buffers, `scratch` for unused writable ones).
+    /// buffers, `scratch` for the labels when none are written).
     pub fn ab_entries<'a>(
         &'a self,
         activation: &'a ActivationBinding,
@@ -260,13 +265,13 @@ impl VectorSpec<'_> {
     }
 
     /// The fused bias update's bindings (`shaders/bias_grad.wgsl`, numbered alike in both
-    /// families): the bias and its state, or `scratch`.
-    pub fn bias_update_entries<'a>(&'a self, scratch: &'a Tensor) -> [super::Entry<'a>; 3] {
+    /// families): the bias and its state, or three distinct stand-ins.
+    pub fn bias_update_entries<'a>(&'a self, scratch: &'a [Tensor]) -> [super::Entry<'a>; 3] {
         let slot = self.update_b.map(|s| &s.slot);
         [
-            entry(bind::B_PARAM, slot.map_or(scratch, |s| &s.param)),
-            entry(bind::B_STATE1, slot.map_or(scratch, |s| &s.state1)),
-            entry(bind::B_STATE2, slot.map_or(scratch, |s| &s.state2)),
+            entry(bind::B_PARAM, slot.map_or(&scratch[0], |s| &s.param)),
+            entry(bind::B_STATE1, slot.map_or(&scratch[1], |s| &s.state1)),
+            entry(bind::B_STATE2, slot.map_or(&scratch[2], |s| &s.state2)),
         ]
     }
 
@@ -313,6 +318,8 @@ pub(crate) struct VectorMatmul {
     params: Vec<Uniform>,
     /// The accumulators between passes, when there are several.
     _partial: Option<Tensor>,
+    /// Distinct stand-ins for the writable bindings this specialisation never uses.
+    _stand_ins: Vec<Tensor>,
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
     device: Device,
@@ -338,10 +345,9 @@ impl VectorMatmul {
 
         // Bindings the entry point mentions but this specialisation never uses still need a
         // buffer: B stands in for read-only ones (its size is a multiple of 16 bytes), a
-        // scratch tensor for writable ones (a buffer bound writable must not also be bound
-        // read-only in one dispatch).
+        // stand-in of its own for each writable one (`super::stand_ins`).
         let dummy = spec.b;
-        let scratch = Tensor::uninit(device, [4])?;
+        let scratch = super::stand_ins(device, WRITABLE_STAND_INS)?;
         let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
@@ -354,24 +360,30 @@ impl VectorMatmul {
                 let binding = activation.as_ref().expect("built for AB");
                 constants.extend(binding.constants.iter().cloned());
                 entries.extend(gather_entries(spec.gather, dummy));
-                entries.extend(spec.ab_entries(binding, dummy, &scratch));
+                entries.extend(spec.ab_entries(binding, dummy, &scratch[0]));
                 "matmul_vector_ab"
             }
             MatmulForm::AtB => {
                 entries.extend(gather_entries(spec.gather, dummy));
-                entries.push(entry(bind::BIAS_GRAD, spec.bias_grad.unwrap_or(&scratch)));
+                entries.push(entry(
+                    bind::BIAS_GRAD,
+                    spec.bias_grad.unwrap_or(&scratch[0]),
+                ));
                 constants.extend(hyper.constants());
                 let w_slot = spec.update_w.map(|s| &s.slot);
-                entries.push(entry(bind::W_PARAM, w_slot.map_or(&scratch, |s| &s.param)));
+                entries.push(entry(
+                    bind::W_PARAM,
+                    w_slot.map_or(&scratch[1], |s| &s.param),
+                ));
                 entries.push(entry(
                     bind::W_STATE1,
-                    w_slot.map_or(&scratch, |s| &s.state1),
+                    w_slot.map_or(&scratch[2], |s| &s.state1),
                 ));
                 entries.push(entry(
                     bind::W_STATE2,
-                    w_slot.map_or(&scratch, |s| &s.state2),
+                    w_slot.map_or(&scratch[3], |s| &s.state2),
                 ));
-                entries.extend(spec.bias_update_entries(&scratch));
+                entries.extend(spec.bias_update_entries(&scratch[4..]));
                 entries.push(hyper.entry());
                 "matmul_vector_atb"
             }
@@ -421,6 +433,7 @@ impl VectorMatmul {
             passes,
             params: uniforms,
             _partial: Some(partial),
+            _stand_ins: scratch,
             gather: spec.gather.cloned(),
             activation,
             device: device.clone(),

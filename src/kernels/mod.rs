@@ -184,6 +184,14 @@ pub const PASS_LENGTH: usize = 16_384;
 /// loops in one pass), a quarter below the 65535 at which lavapipe stops them.
 pub(crate) const INVOCATION_BUDGET: usize = 3 * PASS_LENGTH;
 
+/// `count` distinct 16-byte tensors to bind where a specialisation declares a writable
+/// storage binding it never uses. WebGPU forbids one buffer in two writable bindings of a
+/// dispatch, so no two such bindings may share a stand-in (nor share one with a real
+/// output). The kernel keeps them, so the pool never hands their buffers to a tensor bound
+/// beside them.
+pub(crate) fn stand_ins(device: &Device, count: usize) -> Result<Vec<Tensor>> {
+    (0..count).map(|_| Tensor::uninit(device, [4])).collect()
+}
 /// The ranges `[begin, end)` of at most `per_pass` (positive) elements that cover `0..len` in
 /// order; one empty range for `len == 0`, so every kernel runs at least once.
 pub(crate) fn pass_ranges(len: usize, per_pass: usize) -> Vec<(u32, u32)> {

@@ -303,7 +303,7 @@ impl Trainer {
     }
 
     /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
-    /// `Trainer::train_epoch` calls it; call it yourself only to drive `Trainer::step`.
+    /// [`Trainer::train_epoch`] calls it; call it yourself only to drive [`Trainer::step`].
     pub fn begin_epoch(&mut self) -> Result<()> {
         self.upload_order()?;
         self.device.write_buffer(self.loss_sum.buffer(), 0, &[0; 4]);
