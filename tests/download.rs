@@ -1,6 +1,8 @@
 //! The MNIST downloader against local HTTP servers on loopback that serve the real files
 //! from `MNIST_DIR`, a corrupted copy, or a connection dropped halfway.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use wgsl_nn::Error;
 use wgsl_nn::data::download::{DownloadOptions, download_mnist};
-use wgsl_nn::data::mnist::{FILES, Mnist, find_file, resolve_data_dir};
+use wgsl_nn::data::mnist::{FILES, Mnist, resolve_data_dir};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Behaviour {
@@ -72,21 +74,13 @@ fn serve(files: Arc<HashMap<String, Vec<u8>>>, behaviour: Behaviour) -> String {
     base
 }
 
+/// The official archives of the real MNIST (`MNIST_DIR`), whatever else its directory holds.
 fn official_gz() -> Arc<HashMap<String, Vec<u8>>> {
-    let (dir, _) = resolve_data_dir(None);
-    let mut files = HashMap::new();
-    for file in &FILES {
-        let path = find_file(&dir, file)
-            .unwrap_or_else(|| panic!("these tests need the real MNIST: set MNIST_DIR"));
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(
-            bytes.starts_with(&[0x1f, 0x8b]),
-            "{} should be gzip",
-            path.display()
-        );
-        files.insert(format!("{}.gz", file.name), bytes);
-    }
-    Arc::new(files)
+    archives_of(&resolve_data_dir(None).0)
+}
+
+fn archives_of(dir: &Path) -> Arc<HashMap<String, Vec<u8>>> {
+    Arc::new(common::official_archives(dir).into_iter().collect())
 }
 
 fn options(mirrors: Vec<String>) -> DownloadOptions {
@@ -167,6 +161,31 @@ fn when_every_mirror_fails_nothing_is_left_half_written() {
         let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(entries.is_empty(), "a failed download left files behind");
     }
+}
+
+/// The quick start in its order: the `mnist` example (here its loader) runs first on a
+/// writable data directory and decompresses the archives beside them; the downloads served
+/// from that directory must still be the archives, not the raw copies. And a directory that
+/// holds only raw files (decompressed by hand) serves too.
+#[test]
+fn the_archives_are_served_after_a_load_decompressed_them_and_when_only_raw_files_remain() {
+    let data = common::archives_copy();
+    Mnist::load(data.path()).unwrap();
+    assert!(
+        FILES.iter().all(|f| data.path().join(f.name).is_file()),
+        "the load should have left raw copies beside the archives"
+    );
+    let check = |data: &Path| {
+        let base = serve(archives_of(data), Behaviour::Good);
+        let dir = tempfile::tempdir().unwrap();
+        download_mnist(dir.path(), &options(vec![base]), &mut |_, _, _| {}).unwrap();
+        assert_eq!(Mnist::load(dir.path()).unwrap().test_labels[0], 7);
+    };
+    check(data.path());
+    for file in &FILES {
+        std::fs::remove_file(data.path().join(format!("{}.gz", file.name))).unwrap();
+    }
+    check(data.path());
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! Files written whole or not at all: atomic replacement, sets of files, the umask's modes,
 //! the removal of a killed process's temporaries; and MNIST decompressed once, not per run.
 
+mod common;
+
 use std::path::Path;
 
-use wgsl_nn::data::mnist::{FILES, Mnist, resolve_data_dir};
+use common::archives_copy;
+use wgsl_nn::data::mnist::{FILES, Mnist};
 use wgsl_nn::files::{check_writable, remove_stale_temporaries, write_atomically, write_set};
 
 fn names(dir: &Path) -> Vec<String> {
@@ -100,19 +103,6 @@ fn an_unusable_output_directory_is_found_before_any_work() {
     let error = check_writable(&below).unwrap_err().to_string();
     assert!(error.contains("sub"), "{error}");
     check_writable(&dir.path().join("new/nested")).unwrap();
-}
-
-/// A writable copy of the real MNIST archives.
-fn archives_copy() -> tempfile::TempDir {
-    let (real, _) = resolve_data_dir(None);
-    let copy = tempfile::tempdir().unwrap();
-    for file in &FILES {
-        let name = format!("{}.gz", file.name);
-        std::fs::copy(real.join(&name), copy.path().join(&name)).unwrap_or_else(|e| {
-            panic!("these tests need the real MNIST .gz files (MNIST_DIR): {e}")
-        });
-    }
-    copy
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! `PROPTEST_CASES=N` sets every block's case count for a longer run; `cargo fuzz run idx`
 //! (in `fuzz/`) is the open-ended campaign.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
@@ -21,7 +23,7 @@ use wgsl_nn::data::idx::{
     self, IMAGES_MAGIC, LABELS_MAGIC, decompress_limited, images_len, labels_len, parse_images,
     parse_labels, read_maybe_gz_limited,
 };
-use wgsl_nn::data::mnist::{DATA_DIR_ENV, FILES, find_file, resolve_data_dir};
+use wgsl_nn::data::mnist::resolve_data_dir;
 
 // ---------------------------------------------------------------------------------------------
 // The largest single allocation, per thread.
@@ -266,13 +268,13 @@ fn check_any(input: &[u8]) {
 // The real files, for their headers and gzip streams.
 
 struct Real {
-    /// t10k-labels-idx1-ubyte as stored (gzip in CI).
+    /// t10k-labels-idx1-ubyte's official archive (gzip).
     labels_stored: Vec<u8>,
     /// Its decompressed content.
     labels_raw: Vec<u8>,
     /// The first 16 bytes of t10k-images-idx3-ubyte, decompressed.
     images_header: Vec<u8>,
-    /// The stored t10k-images-idx3-ubyte (gzip in CI), its path and its decompressed content.
+    /// t10k-images-idx3-ubyte's official archive, its path and its decompressed content.
     images_stored: Vec<u8>,
     images_path: PathBuf,
     images_raw: Vec<u8>,
@@ -281,25 +283,28 @@ struct Real {
 fn real() -> &'static Real {
     static REAL: OnceLock<Real> = OnceLock::new();
     REAL.get_or_init(|| {
+        // The official archives, even where a load has left raw copies beside them.
         let (dir, _) = resolve_data_dir(None);
-        let find = |index: usize| {
-            find_file(&dir, &FILES[index]).unwrap_or_else(|| {
-                panic!(
-                    "these tests need the real MNIST: set {DATA_DIR_ENV} (e.g. ../shared/data/mnist); \
-                     looked for {} in {}",
-                    FILES[index].name,
-                    dir.display()
-                )
-            })
-        };
-        let (images_path, labels_path) = (find(2), find(3));
-        let images_raw = read_maybe_gz_limited(&images_path, images_len(10_000, 28, 28).unwrap())
-            .unwrap();
+        let mut archives = common::official_archives(&dir);
+        let (labels_name, labels_stored) = archives.pop().unwrap();
+        let (images_name, images_stored) = archives.pop().unwrap();
+        let (images_path, labels_path) = (dir.join(images_name), dir.join(labels_name));
+        let images_raw = decompress_limited(
+            &images_path,
+            &images_stored,
+            images_len(10_000, 28, 28).unwrap(),
+        )
+        .unwrap();
         Real {
-            labels_stored: std::fs::read(&labels_path).unwrap(),
-            labels_raw: read_maybe_gz_limited(&labels_path, labels_len(10_000).unwrap()).unwrap(),
+            labels_raw: decompress_limited(
+                &labels_path,
+                &labels_stored,
+                labels_len(10_000).unwrap(),
+            )
+            .unwrap(),
+            labels_stored,
             images_header: images_raw[..16].to_vec(),
-            images_stored: std::fs::read(&images_path).unwrap(),
+            images_stored,
             images_path,
             images_raw,
         }
