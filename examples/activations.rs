@@ -6,7 +6,7 @@
 //! evaluation-mode slope (1/8 + 1/3) / 2; the step (threshold) function has no gradient.
 //!
 //! ```text
-//! cargo run --release --example activations -- [OUTPUT_DIR]   # default runs/lecture
+//! cargo run --release --example activations -- [--out DIR]   # default runs/lecture
 //! ```
 
 mod support;
@@ -167,11 +167,13 @@ pub fn run_in(device: &Device, log: &mut dyn Write, out_dir: &Path) -> Result<Re
     Ok(Report { table, plot: path })
 }
 
-/// [`run_in`] with the output directory from the command line (default `runs/lecture`).
-pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
-    run_in(device, log, &support::out_dir())
+/// Every activation and its derivative on the GPU: a table, and their plot (activations.png).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    out: support::OutArgs,
 }
 
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, args: &Args| run_in(device, log, &args.out.out))
 }

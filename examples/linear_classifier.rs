@@ -9,10 +9,11 @@
 //! class, which is highest for class k.
 //!
 //! ```text
-//! cargo run --release --example linear_classifier -- runs/lecture
+//! cargo run --release --example linear_classifier -- [--out DIR] [--data-dir DIR] [--no-download]
 //! ```
 //!
-//! MNIST is read from `MNIST_DIR`, else `data/mnist` (the `mnist` example downloads it).
+//! MNIST is read from `--data-dir`, else `MNIST_DIR`, else `data/mnist`, and downloaded there
+//! when it is missing (unless `--no-download`), as the `mnist` example does.
 
 mod support;
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use wgsl_nn::Device;
 use wgsl_nn::activation::Activation;
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
-use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, SIDE, resolve_data_dir};
+use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS, SIDE};
 use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
 
@@ -129,18 +130,15 @@ fn plot_templates(weights: &[f32], text: bool) -> std::result::Result<Vec<u8>, S
     })
 }
 
-/// Trains for `epochs` epochs, prints what the lecture shows to `log`, writes `templates.png`
-/// into `out_dir`.
+/// Trains on `mnist` for `epochs` epochs, prints what the lecture shows to `log`, writes
+/// `templates.png` into `out_dir`.
 pub fn run_in(
     device: &Device,
     log: &mut dyn Write,
+    mnist: &Mnist,
     out_dir: &Path,
     epochs: usize,
 ) -> Result<Report> {
-    let (dir, _) = resolve_data_dir(None);
-    let mnist = Mnist::load(&dir).map_err(|e| {
-        format!("{e}\n(the mnist example downloads MNIST: cargo run --release --example mnist)")
-    })?;
     let model = Mlp::new(
         device,
         MlpConfig {
@@ -187,7 +185,7 @@ pub fn run_in(
     }
 
     let weights = trainer.model().layers[0].weight.value().to_vec()?;
-    let means = class_means(&mnist);
+    let means = class_means(mnist);
     let mut correlations = [[0.0; CLASSES]; CLASSES];
     writeln!(
         log,
@@ -227,11 +225,19 @@ pub fn run_in(
     })
 }
 
-/// [`run_in`] with the output directory from the command line (default `runs/lecture`).
-pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
-    run_in(device, log, &support::out_dir(), EPOCHS)
+/// The lecture's linear classifier on MNIST, trained on the GPU; its ten weight columns drawn
+/// as templates (templates.png).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    out: support::OutArgs,
+    #[command(flatten)]
+    data: support::DataArgs,
 }
 
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, args: &Args| {
+        let mnist = args.data.load()?;
+        run_in(device, log, &mnist, &args.out.out, EPOCHS)
+    })
 }

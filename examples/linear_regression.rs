@@ -131,6 +131,10 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     })
 }
 
+/// Fit y = w·x by gradient descent on the GPU, through autograd (the lecture's first example). It takes no arguments.
+#[derive(Debug, clap::Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, _: &Args| run(device, log))
 }

@@ -102,6 +102,10 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Vec<LossValue>> {
     Ok(values)
 }
 
+/// The lecture's losses on small worked examples, each with its gradient from autograd on the GPU. It takes no arguments.
+#[derive(Debug, clap::Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, _: &Args| run(device, log))
 }

@@ -4,11 +4,22 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use wgsl_nn::matmul::{Matmul, MatmulOptions};
 use wgsl_nn::{Device, Shape, Tensor, cpu};
 
+/// Multiplies an M×K by a K×N random matrix on the GPU, times it, and checks the product
+/// against the CPU.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The sizes M K N: all three, or none for 512 512 512.
+    #[arg(num_args = 3, value_names = ["M", "K", "N"], default_values_t = [512, 512, 512])]
+    sizes: Vec<usize>,
+}
+
 fn main() -> std::process::ExitCode {
-    match run() {
+    let args = Args::parse();
+    match run(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -17,17 +28,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init(); // RUST_LOG=info shows the adapter choice and wgpu's messages
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("expected three sizes M K N: {e}"))?;
-    let (m, k, n) = match args[..] {
-        [] => (512, 512, 512),
-        [m, k, n] => (m, k, n),
-        _ => return Err("expected three sizes M K N".into()),
+    let [m, k, n] = args.sizes[..] else {
+        return Err("expected three sizes M K N".into());
     };
 
     let device = Device::new()?;

@@ -73,6 +73,10 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     })
 }
 
+/// Backpropagation through one sigmoid neuron: the chain rule by hand beside autograd on the GPU. It takes no arguments.
+#[derive(Debug, clap::Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, _: &Args| run(device, log))
 }

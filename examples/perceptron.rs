@@ -227,6 +227,10 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     })
 }
 
+/// Rosenblatt's perceptron on the GPU: AND and OR converge, XOR cycles forever. It takes no arguments.
+#[derive(Debug, clap::Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, _: &Args| run(device, log))
 }

@@ -85,6 +85,10 @@ pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
     })
 }
 
+/// Three backward passes through one graph: accumulation, zero_, and a freed graph. It takes no arguments.
+#[derive(Debug, clap::Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, _: &Args| run(device, log))
 }

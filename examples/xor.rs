@@ -13,7 +13,7 @@
 //!    `xor.png` shows its decision regions.
 //!
 //! ```text
-//! cargo run --release --example xor -- [OUTPUT_DIR]   # default runs/lecture
+//! cargo run --release --example xor -- [--out DIR]   # default runs/lecture
 //! ```
 
 mod support;
@@ -273,11 +273,13 @@ pub fn run_in(device: &Device, log: &mut dyn Write, out_dir: &Path) -> Result<Re
     })
 }
 
-/// [`run_in`] with the output directory from the command line (default `runs/lecture`).
-pub fn run(device: &Device, log: &mut dyn Write) -> Result<Report> {
-    run_in(device, log, &support::out_dir())
+/// XOR: no line separates it, a 2-2-1 network trained on the GPU does (xor.png).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    out: support::OutArgs,
 }
 
 fn main() -> ExitCode {
-    support::main_with(run)
+    support::main_with(|device, log, args: &Args| run_in(device, log, &args.out.out))
 }

@@ -118,7 +118,8 @@ fn neuron_backprop_matches_the_lecture_and_the_chain_rule() {
 #[test]
 fn a_linear_classifiers_columns_are_templates_of_their_digits() {
     let dir = tempfile::tempdir().unwrap();
-    let (report, log) = run(|device, log| linear_classifier::run_in(device, log, dir.path(), 1));
+    let (report, log) =
+        run(|device, log| linear_classifier::run_in(device, log, common::mnist(), dir.path(), 1));
     let accuracy = report.test_accuracy[0];
     assert!(
         accuracy >= 0.90,

@@ -4,45 +4,17 @@
 //!
 //! Each test runs the example binary on a few hundred real MNIST images (`MNIST_DIR`).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
 /// The example binary, built once per test run (in the profile these tests run in).
-fn example() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let test_exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/<this test> → target/<profile>/examples/mnist
-        let profile_dir = test_exe.parent().unwrap().parent().unwrap();
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "test",
-            Some(other) => other,
-            None => "test",
-        }
-        .to_string();
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "mnist",
-                "--profile",
-                &profile,
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the mnist example failed");
-        let binary = profile_dir
-            .join("examples")
-            .join(format!("mnist{}", std::env::consts::EXE_SUFFIX));
-        assert!(binary.is_file(), "no example at {}", binary.display());
-        binary
-    })
+fn example() -> PathBuf {
+    common::example("mnist")
 }
 
 /// A quick run: 100 test images, and 640 training images unless `args` says otherwise.

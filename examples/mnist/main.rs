@@ -24,9 +24,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::activation::Activation;
-use wgsl_nn::data::download::{DownloadOptions, download_mnist};
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
-use wgsl_nn::data::mnist::{CLASSES, FILES, Mnist, PIXELS, find_file, resolve_data_dir};
+use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS};
 use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
 use wgsl_nn::nn::{
     CheckpointFile, ClassifierLoss, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
@@ -123,12 +122,8 @@ struct Args {
     /// Use only the first N test images.
     #[arg(long)]
     test_limit: Option<usize>,
-    /// Directory with the MNIST files (else $MNIST_DIR, else data/mnist).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Never download MNIST; fail if the files are missing.
-    #[arg(long)]
-    no_download: bool,
+    #[command(flatten)]
+    data: support::DataArgs,
     /// Where to write metrics.json, model.safetensors, the plots and the checkpoint.
     #[arg(long, default_value = "runs/mnist")]
     out: PathBuf,
@@ -375,35 +370,7 @@ fn save_checkpoint(trainer: &Trainer, path: &Path, history: &History) -> Result<
 }
 
 fn load_data(args: &Args) -> Result<Mnist, Failure> {
-    let (data_dir, _) = resolve_data_dir(args.data_dir.as_deref());
-    let missing = FILES.iter().any(|f| find_file(&data_dir, f).is_none());
-    if missing && args.no_download {
-        return Err(bad_flag(format!(
-            "the MNIST files are not all in {} and --no-download forbids fetching them: put the \
-             four files there (raw or .gz), point --data-dir or MNIST_DIR at a directory that \
-             has them, or drop --no-download",
-            data_dir.display()
-        )));
-    }
-    if missing {
-        println!("downloading MNIST into {}", data_dir.display());
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        download_mnist(
-            &data_dir,
-            &DownloadOptions::default(),
-            &mut |name, done, total| {
-                bar.set_message(name.to_string());
-                bar.set_length(total.unwrap_or(done));
-                bar.set_position(done);
-            },
-        )?;
-        bar.finish_and_clear();
-    }
+    let data_dir = args.data.ensure()?;
     let started = Instant::now();
     let mut mnist = Mnist::load(&data_dir)?;
     mnist.truncate(args.train_limit, args.test_limit);
