@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wgsl_nn::matmul::{Matmul, MatmulForm, MatmulKernel, MatmulOptions};
+use wgsl_nn::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
 use wgsl_nn::{Device, Tensor, cpu};
 
 /// (M, K, N): the MNIST MLP's forward, weight-gradient and input-gradient products, and a cube.
@@ -66,7 +66,7 @@ fn matmul_benches(c: &mut Criterion) {
         let broadcast = wgsl_nn::matmul_broadcast::available(&device);
         for kernel in MatmulKernel::ALL.into_iter().chain(MatmulKernel::ALIGNED) {
             for form in MatmulForm::ALL {
-                if !kernel.supports(form, m, k, n)
+                if !kernel.supports(form, MatmulDims { m, k, n })
                     || (kernel == MatmulKernel::Broadcast && !broadcast)
                 {
                     continue;

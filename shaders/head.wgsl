@@ -68,6 +68,8 @@ override W_TEXELS: bool = false;
 // The largest HEAD_WG (the partial sums' workgroup array).
 const MAX_WG: u32 = 64u;
 const MAX_CLASSES: u32 = 32u;
+// Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
+const REDUCE_BLOCK: u32 = 1024u;
 
 // Mirrors `head::HeadParams` on the Rust side.
 struct HeadParams {
@@ -288,13 +290,13 @@ fn head_reduce(
             update_w(i, acc);
         }
     } else {
-        // The reduce family's additions (reduce.wgsl, reduce.rs): sums of blocks of 1024
-        // rows, then those in order (one level of blocks: the host keeps rows small).
+        // The reduce family's additions (reduce.wgsl, reduce.rs): sums of blocks of
+        // REDUCE_BLOCK rows, then those in order (one level of blocks: the host keeps rows small).
         let j = i - kn;
         var s = 0.0;
         var r0 = 0u;
         while r0 < p.rows {
-            let r1 = min(r0 + 1024u, p.rows);
+            let r1 = min(r0 + REDUCE_BLOCK, p.rows);
             var t = 0.0;
             for (var row = r0; row < r1; row += 1u) {
                 t += dlogits[row * n + j];

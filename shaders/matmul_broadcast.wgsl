@@ -30,7 +30,7 @@
 // instruction cache).
 //
 // Index safety: the Rust side builds this shader without wgpu's injected bounds checks
-// (ShaderSource::unchecked). Every coordinate is in bounds by construction: rows of op(A) and
+// (`Device::pipeline_unchecked`). Every coordinate is in bounds by construction: rows of op(A) and
 // columns of op(B) past the edge are clamped to the last one, k stays below K, and C (like the
 // parameter and state C is the gradient of, which have its shape) is written only for rows
 // below M and columns below N. Other storage buffers are indexed as in matmul_vector.wgsl

@@ -78,6 +78,8 @@ override VEC_WG: u32 = 64u;
 
 // Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
 const REDUCE_BLOCK: u32 = 1024u;
+// Rows of C per invocation (matmul_vector.rs ROWS; the A·B and A·Bᵀ loops are unrolled for it).
+const ROWS: u32 = 16u;
 
 // The accumulators of row `row`, columns col..col+4, this pass starts from: 0, or where the
 // previous pass left them (rows and columns outside C read 0).
@@ -172,9 +174,9 @@ fn matmul_vector_ab(
     if c4 >= n4 {
         return;
     }
-    let r0 = wg.y * 16u;
+    let r0 = wg.y * ROWS;
     if WRITE_LABELS && c4 == 0u && p.k_begin == 0u {
-        for (var i = 0u; i < 16u; i += 1u) {
+        for (var i = 0u; i < ROWS; i += 1u) {
             let row = r0 + i;
             if row < p.m {
                 batch_labels[row] = ds_labels[order[p.offset + row]];
@@ -336,7 +338,7 @@ fn matmul_vector_atb(
         store_bias_grad(col + 3u, s.w);
         return;
     }
-    let m0 = wg.y * 16u;
+    let m0 = wg.y * ROWS;
     let m4n = p.m / 4u;
     let m4_0 = min(m0 / 4u, m4n - 1u);
     let m4_1 = min(m0 / 4u + 1u, m4n - 1u);
@@ -438,7 +440,7 @@ fn matmul_vector_abt(
     if n0 >= p.n {
         return;
     }
-    let r0 = wg.y * 16u;
+    let r0 = wg.y * ROWS;
     let k4n = p.k / 4u;
     let ab0 = min(r0 + 0u, p.m - 1u) * k4n;
     let ab1 = min(r0 + 1u, p.m - 1u) * k4n;

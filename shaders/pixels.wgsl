@@ -1,4 +1,4 @@
-// Shared by the kernels that read images straight from a data set's bytes (data.wgsl's
+// Shared by the kernels that read images straight from a data set's bytes (gather.wgsl's
 // gather and matmul_vector.wgsl's gathered operand; prepended by the Rust side): one pixel's
 // normalised value x = byte · scale + shift, with scale = 1 / (255·std), shift = −mean / std.
 // One fused rounding, so both kernels compute the same bits whatever a compiler does with a

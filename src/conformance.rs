@@ -16,7 +16,7 @@ use crate::activation::{Activation, ActivationState, activation_backward, activa
 use crate::cpu::{self, ActivationParams, CpuLinear, tolerance};
 use crate::data::gpu::{GpuDataset, Normalization};
 use crate::loss::{CrossEntropyOptions, Labels, Reduction, softmax, softmax_cross_entropy};
-use crate::matmul::{MatmulForm, MatmulKernel, MatmulOptions, matmul_into};
+use crate::matmul::{MatmulDims, MatmulForm, MatmulKernel, MatmulOptions, matmul_into};
 use crate::nn::{Mlp, MlpConfig, Trainer, TrainerConfig, epoch_order};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{Device, Tensor};
@@ -136,7 +136,7 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         }
         for form in MatmulForm::ALL {
             for (i, &(m, k, n)) in MATMUL_SHAPES.iter().enumerate() {
-                if !kernel.supports(form, m, k, n) {
+                if !kernel.supports(form, MatmulDims { m, k, n }) {
                     continue;
                 }
                 // Only A·B takes a bias in every family.

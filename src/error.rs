@@ -44,9 +44,9 @@ pub enum Error {
         /// The operation.
         op: String,
         /// The element type it takes.
-        expected: crate::DType,
+        expected: crate::dtype::DType,
         /// The element type it was given.
-        found: crate::DType,
+        found: crate::dtype::DType,
     },
 
     /// A buffer (or a dispatch) larger than the device allows.

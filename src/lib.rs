@@ -40,8 +40,10 @@ pub mod conformance;
 pub mod cpu;
 pub mod data;
 pub mod device;
+mod dtype;
 mod error;
 pub mod files;
+mod graph;
 pub mod kernels;
 pub mod nn;
 mod tensor;
@@ -53,8 +55,8 @@ pub use device::{
 };
 pub use error::{Error, Result};
 pub use kernels::{
-    activation, elementwise, head, loss, matmul, matmul_broadcast, matmul_vector, metrics, optim,
-    reduce,
+    activation, elementwise, gather, head, loss, matmul, matmul_broadcast, matmul_vector, metrics,
+    optim, reduce,
 };
 pub use tensor::{DType, Shape, Tensor};
 

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::device::{Device, TENSOR_USAGE};
+use crate::device::{Device, Storage, TENSOR_USAGE};
+pub use crate::dtype::DType;
 use crate::{Error, Result};
 
 /// A row-major shape: `[rows, cols]` for a matrix, `[n]` for a vector.
@@ -80,16 +81,6 @@ impl From<Vec<usize>> for Shape {
     }
 }
 
-/// The element type of a tensor. Kernels take `F32` data; `U32` holds labels, indices and
-/// counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// 32-bit float.
-    F32,
-    /// 32-bit unsigned integer.
-    U32,
-}
-
 /// A tensor living in a device buffer: 4-byte elements (see [`DType`]), row-major shape.
 ///
 /// Dropping a tensor returns its buffer to the device's pool, so a loop that allocates the
@@ -100,37 +91,6 @@ pub struct Tensor {
     shape: Shape,
     dtype: DType,
     storage: Arc<Storage>,
-}
-
-/// A tensor's device buffer, shared with the kernels that bind it.
-#[derive(Debug)]
-pub(crate) struct Storage {
-    device: Device,
-    /// `Some` until drop hands it back to the pool.
-    buffer: Option<wgpu::Buffer>,
-}
-
-impl Storage {
-    /// Wraps a buffer from the pool; it goes back to the pool when the last holder drops.
-    pub(crate) fn new(device: &Device, buffer: wgpu::Buffer) -> Arc<Self> {
-        Arc::new(Self {
-            device: device.clone(),
-            buffer: Some(buffer),
-        })
-    }
-
-    /// The buffer.
-    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("buffer is present until drop")
-    }
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            self.device.release_buffer(buffer);
-        }
-    }
 }
 
 impl fmt::Debug for Tensor {
@@ -330,7 +290,7 @@ impl Tensor {
 
     /// The device the tensor lives on.
     pub fn device(&self) -> &Device {
-        &self.storage.device
+        self.storage.device()
     }
 
     /// Another handle on the same device buffer, not a copy (a PyTorch tensor's second name):
@@ -367,5 +327,20 @@ impl Tensor {
             offset: 0,
             size: wgpu::BufferSize::new(self.byte_len().max(4)),
         })
+    }
+}
+
+impl Device {
+    /// Checks that a tensor of `shape` fits the device, before anything (on the device or the
+    /// host) is allocated for it: [`Error::TooLarge`] when its element count overflows or
+    /// passes u32 indexing, or its buffer passes the device's limits. Returns its bytes.
+    pub fn check_tensor_size(&self, shape: &Shape) -> Result<u64> {
+        let bytes = Tensor::bytes_for(shape)?;
+        self.check_buffer_size(
+            &format!("a tensor of shape {shape}"),
+            crate::device::buffer_size(bytes),
+            true,
+        )?;
+        Ok(bytes)
     }
 }

@@ -11,7 +11,7 @@ use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
 use wgsl_nn::capture::{Fusion, Rule, capture};
 use wgsl_nn::cpu;
 use wgsl_nn::loss::Reduction;
-use wgsl_nn::matmul::{MatmulForm, MatmulKernel, MatmulOptions, matmul};
+use wgsl_nn::matmul::{MatmulDims, MatmulForm, MatmulKernel, MatmulOptions, matmul};
 use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Error, Tensor};
@@ -239,7 +239,8 @@ fn aligned_matmuls_match_blocked_bits_and_the_cpu_oracle() {
             .into_iter()
             .flat_map(|form| MatmulKernel::ALIGNED.map(|kernel| (form, kernel)))
         {
-            if !kernel.supports(form, m, k, n) || (kernel == MatmulKernel::Broadcast && !broadcast)
+            if !kernel.supports(form, MatmulDims { m, k, n })
+                || (kernel == MatmulKernel::Broadcast && !broadcast)
             {
                 continue;
             }

@@ -10,7 +10,7 @@ mod common;
 
 use common::{F32_UNIT_ROUNDOFF, check_within, gamma, gpu, random_vec, rng};
 use proptest::prelude::*;
-use wgsl_nn::matmul::{MatmulForm, MatmulKernel, MatmulOptions, matmul, matmul_into};
+use wgsl_nn::matmul::{MatmulDims, MatmulForm, MatmulKernel, MatmulOptions, matmul, matmul_into};
 use wgsl_nn::{Tensor, cpu};
 
 /// Stored shapes of A and B for `form`, given op(A) M×K and op(B) K×N.
@@ -195,7 +195,7 @@ const ALIGNED_SHAPES: [(usize, usize, usize); 11] = [
 fn check_aligned_shapes(form: MatmulForm, kernel: MatmulKernel) -> usize {
     let mut ran = 0;
     for (i, &(m, k, n)) in ALIGNED_SHAPES.iter().enumerate() {
-        if !kernel.supports(form, m, k, n) {
+        if !kernel.supports(form, MatmulDims { m, k, n }) {
             continue;
         }
         for (bias, accumulate) in [(false, false), (true, false), (false, true)] {

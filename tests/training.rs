@@ -448,7 +448,7 @@ fn autograd_and_the_fused_trainer_take_the_same_steps() {
     // One gradient path per op: the lecture's MLP trained for 12 steps through autograd must
     // end where the fused layer graph ends, on the same MNIST batches in the same order.
     use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
-    use wgsl_nn::data::gpu::BatchGather;
+    use wgsl_nn::gather::BatchGather;
     use wgsl_nn::loss::Reduction;
 
     let device = fresh_gpu();

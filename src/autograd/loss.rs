@@ -3,8 +3,8 @@
 //! backward pass only scales it by the upstream gradient, which stays on the device.
 
 use super::{Recording, Var};
-use crate::capture::Op;
 use crate::elementwise::ElementwiseOp::MulScalar;
+use crate::graph::Op;
 use crate::loss::{Labels, PointwiseLoss, Reduction};
 use crate::tensor::Tensor;
 use crate::{Error, Result};

@@ -39,6 +39,7 @@
 //! between makes that backward pass [`Error::ModifiedInPlace`] (PyTorch's version counter).
 //! Writes straight into [`Var::value`]'s tensor are not tracked.
 
+mod batch;
 mod loss;
 mod ops;
 mod optim;
@@ -50,6 +51,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use batch::{Batch, BatchCursor};
 pub use loss::{Loss, count_correct, cross_entropy, one_hot};
 pub use optim::VarOptimizer;
 pub(crate) use recording::Recording;

@@ -1,7 +1,7 @@
 //! The optimisers of [`crate::optim`] stepping graph leaves in place.
 
 use super::{Recording, Var};
-use crate::capture::Op;
+use crate::graph::Op;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
 use crate::{Error, Result};

@@ -6,11 +6,12 @@
 //! [`submit`]: Recording::submit
 
 use crate::Result;
-use crate::capture::{self, MatmulOp, Op};
+use crate::capture;
 use crate::device::Device;
+use crate::graph::{MatmulOp, Op};
 use crate::kernels::activation::{Activation, ActivationState};
 use crate::kernels::elementwise::ElementwiseOp;
-use crate::kernels::matmul::{MatmulForm, MatmulOptions};
+use crate::kernels::matmul::{MatmulDims, MatmulForm, MatmulOptions};
 use crate::kernels::reduce::Axis;
 use crate::tensor::{Shape, Tensor};
 
@@ -95,7 +96,7 @@ impl Recording {
         b: &Tensor,
         options: &MatmulOptions<'_>,
     ) -> Result<Tensor> {
-        let (m, _, n) = options.form.dims(a.shape(), b.shape())?;
+        let MatmulDims { m, n, .. } = options.form.dims(a.shape(), b.shape())?;
         let out = Tensor::uninit(&self.device, [m, n])?;
         self.op(Op::Matmul(Box::new(MatmulOp::new(a, b, &out, options))));
         Ok(out)

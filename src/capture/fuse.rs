@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::op::{Access, Op, id};
-use crate::data::gpu::GatherOp;
+use crate::kernels::gather::GatherOp;
 use crate::device::Device;
+use crate::graph::{Access, MatmulOp, Op, id};
 use crate::kernels::activation::Activation;
 use crate::kernels::elementwise::ElementwiseOp;
 use crate::kernels::head::{self, HeadBackward, HeadOp};
-use crate::kernels::matmul::MatmulForm;
+use crate::kernels::matmul::{MatmulDims, MatmulForm};
 use crate::kernels::matmul_vector;
 use crate::kernels::reduce::Axis;
 use crate::tensor::Tensor;
@@ -227,7 +227,7 @@ fn remove(ops: &mut Vec<Op>, mut indices: Vec<usize>) {
     }
 }
 
-fn matmul(op: &Op) -> Option<&super::op::MatmulOp> {
+fn matmul(op: &Op) -> Option<&MatmulOp> {
     match op {
         Op::Matmul(m) => Some(m),
         _ => None,
@@ -387,7 +387,7 @@ fn fuse_head(ops: &mut Vec<Op>) {
                     && m.bias.is_some()
                     && m.activation == Activation::Identity =>
             {
-                let (rows, k, n) = m.dims();
+                let MatmulDims { m: rows, k, n } = m.dims();
                 (head::fits(rows, k, n) && head::runs_on(m.b.device())).then(|| id(&m.out))
             }
             _ => None,
@@ -616,9 +616,9 @@ fn fuse_bias_grad(ops: &mut Vec<Op>) {
         let g = match matmul(&ops[i]) {
             Some(m) if m.is_plain() && m.form == MatmulForm::AtB => {
                 // The fused bias gradient runs in one pass over the k rows.
-                let (mm, k, n) = m.dims();
-                (matmul_vector::runs(m.b.device(), MatmulForm::AtB, mm, k, n)
-                    && k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
+                let dims = m.dims();
+                (matmul_vector::runs(m.b.device(), MatmulForm::AtB, dims)
+                    && dims.k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
                     .then(|| id(&m.b))
             }
             _ => None,
@@ -654,8 +654,7 @@ fn fuse_input_grad(ops: &mut Vec<Op>) {
                     && m.activation == Activation::Identity
                     && m.bias.is_none() =>
             {
-                let (mm, k, n) = m.dims();
-                matmul_vector::runs(m.b.device(), MatmulForm::ABt, mm, k, n).then(|| m.out.share())
+                matmul_vector::runs(m.b.device(), MatmulForm::ABt, m.dims()).then(|| m.out.share())
             }
             _ => None,
         };
@@ -701,13 +700,13 @@ fn fuse_gather(ops: &mut Vec<Op>) {
             if m.gather.is_some() || id(&m.a) != xid || m.kernel.is_some() {
                 continue;
             }
-            let (mm, k, n) = m.dims();
+            let dims = m.dims();
             let fits = match m.form {
-                MatmulForm::AB => k == source.features,
-                MatmulForm::AtB => mm == source.features,
+                MatmulForm::AB => dims.k == source.features,
+                MatmulForm::AtB => dims.m == source.features,
                 MatmulForm::ABt => false,
             } && source.features.is_multiple_of(4)
-                && matmul_vector::runs(m.b.device(), m.form, mm, k, n);
+                && matmul_vector::runs(m.b.device(), m.form, dims);
             if fits {
                 m.gather = Some(GatherOp {
                     source: source.clone(),
@@ -753,8 +752,7 @@ fn fuse_update(ops: &mut Vec<Op>) {
                     && m.update_w.is_none()
                     && m.kernel.is_none() =>
             {
-                let (mm, k, n) = m.dims();
-                matmul_vector::runs(m.b.device(), MatmulForm::AtB, mm, k, n)
+                matmul_vector::runs(m.b.device(), MatmulForm::AtB, m.dims())
                     .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
             }
             _ => None,

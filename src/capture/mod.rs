@@ -3,7 +3,7 @@
 //! `jit` are the models).
 //!
 //! While [`capture`] runs its closure, every op that autograd (or an optimiser, or a
-//! [`Batch`](crate::data::gpu::Batch)) would submit is kept instead: its kernel launch is
+//! [`Batch`](crate::autograd::Batch)) would submit is kept instead: its kernel launch is
 //! described by the tensors it reads and writes (`op.rs`), nothing runs and nothing can be read
 //! back. When the closure returns, rewrite rules ([`Fusion`], `fuse.rs`) merge the ops into
 //! fewer kernels, and each remaining op is lowered once into a prepared kernel (pipeline, bind
@@ -42,15 +42,14 @@
 //! ```
 
 mod fuse;
-pub(crate) mod op;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 pub use fuse::{Fusion, Rule};
-pub(crate) use op::{MatmulOp, Op};
 
-use crate::device::{Device, Encoder};
+use crate::device::{Deferral, Device, Encoder};
+use crate::graph::{self, Op};
 use crate::kernels::Record;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -87,13 +86,16 @@ pub(crate) fn append(ops: Vec<Op>) -> Option<Vec<Op>> {
 pub(crate) fn note_constant(tensor: &Tensor, value: f32) {
     ACTIVE.with(|a| {
         if let Some(active) = a.borrow_mut().as_mut() {
-            active.constants.insert(op::id(tensor), value);
+            active.constants.insert(graph::id(tensor), value);
         }
     });
 }
 
-/// Ends the capture on this thread even when the closure panics or fails.
-struct Guard;
+/// Ends the capture on this thread even when the closure panics or fails, and with it the
+/// device's recording-only mode (which refuses submits and readbacks meanwhile).
+struct Guard {
+    _deferral: Deferral,
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -123,7 +125,15 @@ pub fn capture<T>(
             "capture() inside another capture on the same thread".into(),
         ));
     }
-    let guard = Guard;
+    let Some(deferral) = Deferral::begin() else {
+        ACTIVE.with(|a| a.borrow_mut().take());
+        return Err(Error::InvalidArgument(
+            "capture() while this thread is already recording".into(),
+        ));
+    };
+    let guard = Guard {
+        _deferral: deferral,
+    };
     let value = f()?;
     let Active { mut ops, constants } = ACTIVE
         .with(|a| a.borrow_mut().take())

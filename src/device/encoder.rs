@@ -14,7 +14,7 @@ pub struct Encoder {
     dispatches: u64,
     /// Storage of the tensors bound by recorded dispatches, held until submit so that none is
     /// recycled (and overwritten by a queued upload) before the commands that read it run.
-    bound: Vec<std::sync::Arc<crate::tensor::Storage>>,
+    bound: Vec<std::sync::Arc<super::Storage>>,
 }
 
 impl Encoder {
@@ -79,7 +79,7 @@ impl Encoder {
         self.dispatches += 1;
     }
 
-    pub(crate) fn keep_alive(&mut self, storage: &[std::sync::Arc<crate::tensor::Storage>]) {
+    pub(crate) fn keep_alive(&mut self, storage: &[std::sync::Arc<super::Storage>]) {
         self.bound.extend(storage.iter().cloned());
     }
 

@@ -3,9 +3,11 @@
 
 mod adapter;
 mod counters;
+mod deferral;
 mod encoder;
 mod pipelines;
 mod pool;
+mod storage;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,8 +17,10 @@ pub use adapter::{
     ADAPTER_ENV, AdapterSummary, BACKEND_ENV, DeviceOptions, list_adapters_async, parse_backend,
 };
 pub use counters::CounterSnapshot;
+pub(crate) use deferral::Deferral;
 pub use encoder::Encoder;
 pub use pipelines::ShaderSource;
+pub(crate) use storage::Storage;
 
 use crate::error::WgpuError;
 use crate::{Error, Result};
@@ -403,19 +407,6 @@ impl Device {
         Ok(())
     }
 
-    /// Checks that a tensor of `shape` fits the device, before anything (on the device or the
-    /// host) is allocated for it: [`Error::TooLarge`] when its element count overflows or
-    /// passes u32 indexing, or its buffer passes the device's limits. Returns its bytes.
-    pub fn check_tensor_size(&self, shape: &crate::Shape) -> Result<u64> {
-        let bytes = crate::Tensor::bytes_for(shape)?;
-        self.check_buffer_size(
-            &format!("a tensor of shape {shape}"),
-            buffer_size(bytes),
-            true,
-        )?;
-        Ok(bytes)
-    }
-
     /// A buffer of at least `bytes` (rounded up to 16) with `usage`, from the pool when one is idle.
     pub(crate) fn acquire_buffer(
         &self,
@@ -515,7 +506,7 @@ impl Device {
         commands: wgpu::CommandBuffer,
         dispatches: u64,
     ) -> Result<wgpu::SubmissionIndex> {
-        if crate::capture::is_capturing() {
+        if Deferral::active() {
             return Err(Error::InvalidArgument(
                 "work was submitted (or a tensor read back) while capturing: inside capture() \
                  nothing runs until the plan is replayed; record through autograd, optimisers \
@@ -620,7 +611,7 @@ impl Device {
 
 /// The size of the buffer that holds `bytes` bytes: at least 16, a multiple of 16 (so pooled
 /// buffers can be reused for nearby sizes).
-fn buffer_size(bytes: u64) -> u64 {
+pub(crate) fn buffer_size(bytes: u64) -> u64 {
     bytes.max(16).next_multiple_of(16)
 }
 

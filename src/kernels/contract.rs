@@ -7,6 +7,7 @@ use std::mem::size_of;
 
 use super::activation::{self, ActRuntime, Activation, EwParams};
 use super::elementwise::{self, ElementwiseParams};
+use super::gather::{self, GatherParams};
 use super::head::{self, HeadParams};
 use super::loss::{self, LossParams, PointwiseLoss};
 use super::matmul::{self, PackParams, Params};
@@ -15,7 +16,6 @@ use super::matmul_vector::{self, VectorParams};
 use super::metrics::{self, MetricsParams};
 use super::optim::{self, Hyper, OptimizerConfig, Size};
 use super::reduce::{self, ReduceParams};
-use crate::data::gpu::{self as data, GatherParams};
 use crate::device::ShaderSource;
 
 /// One shader's half of the contract, as the Rust side sees it.
@@ -54,6 +54,15 @@ fn optimiser_ids() -> Vec<(String, u32)> {
     .collect()
 }
 
+/// Sizes the Rust side computes with and the shader hard-codes (rows per invocation, blocks
+/// of a sum, array bounds), as constants to compare.
+fn shape_constants(pairs: &[(&str, usize)]) -> Vec<(String, u32)> {
+    pairs
+        .iter()
+        .map(|&(name, value)| (name.to_string(), value as u32))
+        .collect()
+}
+
 fn join(parts: &[&[(&'static str, u32)]]) -> Vec<(&'static str, u32)> {
     parts.iter().flat_map(|p| p.iter().copied()).collect()
 }
@@ -73,8 +82,8 @@ pub fn contracts() -> Vec<Contract> {
             constants: activation_ids(),
         },
         Contract {
-            shader: data::SHADER,
-            bindings: join(&[data::bind::ALL]),
+            shader: gather::SHADER,
+            bindings: join(&[gather::bind::ALL]),
             uniforms: vec![("GatherParams", size_of::<GatherParams>())],
             constants: Vec::new(),
         },
@@ -96,7 +105,15 @@ pub fn contracts() -> Vec<Contract> {
             shader: head::SHADER,
             bindings: join(&[head::bind::ALL, act_bind, optim_bind]),
             uniforms: vec![("HeadParams", size_of::<HeadParams>()), act_runtime, hyper],
-            constants: [activation_ids(), optimiser_ids()].concat(),
+            constants: [
+                activation_ids(),
+                optimiser_ids(),
+                shape_constants(&[
+                    ("MAX_CLASSES", head::MAX_CLASSES),
+                    ("REDUCE_BLOCK", reduce::BLOCK),
+                ]),
+            ]
+            .concat(),
         },
         Contract {
             shader: loss::SHADER,
@@ -142,7 +159,15 @@ pub fn contracts() -> Vec<Contract> {
                 act_runtime,
                 hyper,
             ],
-            constants: [activation_ids(), optimiser_ids()].concat(),
+            constants: [
+                activation_ids(),
+                optimiser_ids(),
+                shape_constants(&[
+                    ("ROWS", matmul_vector::ROWS),
+                    ("REDUCE_BLOCK", reduce::BLOCK),
+                ]),
+            ]
+            .concat(),
         },
         Contract {
             shader: matmul_broadcast::SHADER,
@@ -152,7 +177,16 @@ pub fn contracts() -> Vec<Contract> {
                 act_runtime,
                 hyper,
             ],
-            constants: [activation_ids(), optimiser_ids()].concat(),
+            constants: [
+                activation_ids(),
+                optimiser_ids(),
+                shape_constants(&[
+                    ("ROWS", matmul_broadcast::ROWS),
+                    ("LANES", matmul_broadcast::LANES),
+                    ("REDUCE_BLOCK", reduce::BLOCK),
+                ]),
+            ]
+            .concat(),
         },
         Contract {
             shader: metrics::SHADER,

@@ -115,7 +115,7 @@ pub fn fits(rows: usize, k: usize, n: usize) -> bool {
     let per_row = k.saturating_mul(n + 1).saturating_mul(2) + 8 * n + HEAD_WG;
     // head_reduce: invocation 0 sums the workgroups' partials, then every gradient element
     // sums over the rows (b_grad in blocks of 1024 rows).
-    let per_element = rows.div_ceil(HEAD_WG) + rows + rows.div_ceil(1024) + 2;
+    let per_element = rows.div_ceil(HEAD_WG) + rows + rows.div_ceil(super::reduce::BLOCK) + 2;
     per_row <= budget && per_element <= budget
 }
 

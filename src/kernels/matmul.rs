@@ -78,6 +78,25 @@ pub enum MatmulForm {
     ABt,
 }
 
+/// The sizes of a product `op(A)·op(B)`: `m×k` by `k×n`, giving `m×n`. Passed as one value
+/// with named fields, so that no call can give them in another order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulDims {
+    /// Rows of op(A) and of the product.
+    pub m: usize,
+    /// Columns of op(A), rows of op(B): the length of each output's sum.
+    pub k: usize,
+    /// Columns of op(B) and of the product.
+    pub n: usize,
+}
+
+impl std::fmt::Display for MatmulDims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let MatmulDims { m, k, n } = self;
+        write!(f, "{m}×{k}·{k}×{n}")
+    }
+}
+
 impl MatmulForm {
     /// Every form, for tests and benchmarks.
     pub const ALL: [MatmulForm; 3] = [MatmulForm::AB, MatmulForm::AtB, MatmulForm::ABt];
@@ -92,8 +111,8 @@ impl MatmulForm {
         self == MatmulForm::ABt
     }
 
-    /// `(M, K, N)` of the product, or a shape error.
-    pub fn dims(self, a: &crate::Shape, b: &crate::Shape) -> Result<(usize, usize, usize)> {
+    /// The product's sizes, or a shape error.
+    pub fn dims(self, a: &crate::Shape, b: &crate::Shape) -> Result<MatmulDims> {
         let op = format!("matmul {self:?}");
         let (a0, a1) = a.dims2(&op)?;
         let (b0, b1) = b.dims2(&op)?;
@@ -111,7 +130,7 @@ impl MatmulForm {
                 format!("A {a} and B {b}"),
             ));
         }
-        Ok((m, ka, n))
+        Ok(MatmulDims { m, k: ka, n })
     }
 }
 
@@ -156,10 +175,10 @@ impl MatmulKernel {
 
     /// Whether this kernel computes `op(A)·op(B)` of `m×k` by `k×n` in `form` (on a device
     /// that has it: see [`MatmulKernel::Broadcast`]).
-    pub fn supports(self, form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+    pub fn supports(self, form: MatmulForm, dims: MatmulDims) -> bool {
         match self {
-            MatmulKernel::Vector => super::matmul_vector::supports(form, m, k, n),
-            MatmulKernel::Broadcast => super::matmul_broadcast::supports(form, m, k, n),
+            MatmulKernel::Vector => super::matmul_vector::supports(form, dims),
+            MatmulKernel::Broadcast => super::matmul_broadcast::supports(form, dims),
             _ => true,
         }
     }
@@ -193,18 +212,15 @@ pub fn select_kernel(
     device_type: wgpu::DeviceType,
     subgroup_min_size: Option<u32>,
     form: MatmulForm,
-    m: usize,
-    n: usize,
-    k: usize,
+    dims: MatmulDims,
 ) -> MatmulKernel {
     let broadcast = subgroup_min_size
         .is_some_and(|size| size >= super::matmul_broadcast::MIN_SUBGROUP_SIZE)
-        && MatmulKernel::Broadcast.supports(form, m, k, n);
+        && MatmulKernel::Broadcast.supports(form, dims);
+    let MatmulDims { m, n, .. } = dims;
     match device_type {
         wgpu::DeviceType::Cpu if broadcast => MatmulKernel::Broadcast,
-        wgpu::DeviceType::Cpu if MatmulKernel::Vector.supports(form, m, k, n) => {
-            MatmulKernel::Vector
-        }
+        wgpu::DeviceType::Cpu if MatmulKernel::Vector.supports(form, dims) => MatmulKernel::Vector,
         wgpu::DeviceType::Cpu => MatmulKernel::Blocked,
         _ if m < 16 || n < 16 => MatmulKernel::Blocked,
         _ => MatmulKernel::Tiled,
@@ -283,7 +299,8 @@ impl Matmul {
         for t in [a, b, c].into_iter().chain(options.bias) {
             t.expect_dtype(&op, crate::DType::F32)?;
         }
-        let (m, k, n) = form.dims(a.shape(), b.shape())?;
+        let dims = form.dims(a.shape(), b.shape())?;
+        let MatmulDims { m, k, n } = dims;
         if c.shape().dims() != [m, n] {
             return Err(Error::shape(&op, format!("output [{m}, {n}]"), c.shape()));
         }
@@ -306,7 +323,7 @@ impl Matmul {
         }
         let kernel = options
             .kernel
-            .unwrap_or_else(|| kernel_for(device, form, m, n, k));
+            .unwrap_or_else(|| kernel_for(device, form, dims));
         if matches!(kernel, MatmulKernel::Vector | MatmulKernel::Broadcast) {
             let spec = super::matmul_vector::VectorSpec {
                 form,
@@ -565,7 +582,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
             "matmul: `accumulate` adds into an existing output; use `matmul_into`".into(),
         ));
     }
-    let (m, _, n) = options.form.dims(a.shape(), b.shape())?;
+    let MatmulDims { m, n, .. } = options.form.dims(a.shape(), b.shape())?;
     let c = Tensor::uninit(a.device(), [m, n])?;
     matmul_into(a, b, &c, options)?;
     Ok(c)
@@ -575,13 +592,13 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
 /// too large for [`MatmulKernel::Broadcast`]'s textures go to the family `select_kernel` would
 /// pick without subgroups, and a [`MatmulKernel::Vector`] kernel binding more storage buffers
 /// than the device allows per stage to [`MatmulKernel::Blocked`].
-pub fn kernel_for(device: &Device, form: MatmulForm, m: usize, n: usize, k: usize) -> MatmulKernel {
+pub fn kernel_for(device: &Device, form: MatmulForm, dims: MatmulDims) -> MatmulKernel {
     let device_type = device.adapter().device_type;
-    let mut choice = select_kernel(device_type, device.subgroup_min_size(), form, m, n, k);
-    if choice == MatmulKernel::Broadcast && !super::matmul_broadcast::fits(device, m, k, n) {
-        choice = select_kernel(device_type, None, form, m, n, k);
+    let mut choice = select_kernel(device_type, device.subgroup_min_size(), form, dims);
+    if choice == MatmulKernel::Broadcast && !super::matmul_broadcast::fits(device, dims) {
+        choice = select_kernel(device_type, None, form, dims);
     }
-    if choice == MatmulKernel::Vector && !super::matmul_vector::runs(device, form, m, k, n) {
+    if choice == MatmulKernel::Vector && !super::matmul_vector::runs(device, form, dims) {
         choice = MatmulKernel::Blocked;
     }
     choice

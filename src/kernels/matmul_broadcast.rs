@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding};
-use super::matmul::MatmulForm;
+use super::gather::BatchSource;
+use super::matmul::{MatmulDims, MatmulForm};
 use super::matmul_vector::VectorSpec;
 use super::optim::HyperBinding;
 use super::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
 use super::{Dispatch, Uniform, entry, groups};
-use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -80,16 +80,17 @@ const _: () = {
 };
 
 /// Rows of C per invocation (the shader's `ROWS`).
-const ROWS: usize = 16;
+pub(crate) const ROWS: usize = 16;
 /// Invocations per workgroup, one subgroup (the shader's `LANES`).
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 /// The fewest invocations per subgroup the broadcasts need (lanes 0–7 hand out rows).
 pub const MIN_SUBGROUP_SIZE: u32 = 8;
 
 /// Whether the family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: every operand and
 /// C is read or written four values at a time along its rows, and K fits one pass under
 /// lavapipe's loop limit (A·B and A·Bᵀ take four values of k per iteration, Aᵀ·B two).
-pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
+    let MatmulDims { m, k, n } = dims;
     let (aligned, per_iteration) = match form {
         MatmulForm::AB | MatmulForm::ABt => (k.is_multiple_of(4) && n.is_multiple_of(4), 4),
         MatmulForm::AtB => (m.is_multiple_of(4) && n.is_multiple_of(4), 2),
@@ -106,7 +107,8 @@ pub fn available(device: &Device) -> bool {
 
 /// Whether the texel views of an `m×k·k×n` product (op(A), op(B), and C's shape for an
 /// accumulated C, a saved activation or a parameter) fit `device`'s textures.
-pub fn fits(device: &Device, m: usize, k: usize, n: usize) -> bool {
+pub fn fits(device: &Device, dims: MatmulDims) -> bool {
+    let MatmulDims { m, k, n } = dims;
     [m * k, k * n, m * n]
         .into_iter()
         .all(|elements| super::texels::fits(device, elements))
@@ -145,8 +147,9 @@ impl BroadcastMatmul {
                 }
             )));
         }
-        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
-        if !supports(form, m, k, n) {
+        let dims = form.dims(spec.a.shape(), spec.b.shape())?;
+        let MatmulDims { m, k, n } = dims;
+        if !supports(form, dims) {
             return Err(Error::InvalidArgument(format!(
                 "{op}: {m}×{k}·{k}×{n} does not line up with four-value texels, or K passes \
                  one pass"

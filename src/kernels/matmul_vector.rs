@@ -14,10 +14,10 @@
 use std::sync::Arc;
 
 use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::matmul::MatmulForm;
+use super::gather::BatchSource;
+use super::matmul::{MatmulDims, MatmulForm};
 use super::optim::{HyperBinding, OptimStep};
 use super::{Dispatch, Uniform, entry, flag, groups};
-use crate::data::gpu::BatchSource;
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -65,8 +65,8 @@ super::bindings! {
     PARTIAL = 17,
 }
 
-/// Rows of C per invocation.
-const ROWS: usize = 16;
+/// Rows of C per invocation (the shader's `ROWS`).
+pub(crate) const ROWS: usize = 16;
 
 /// The `VectorParams` uniform of `shaders/matmul_vector.wgsl`, field for field.
 #[repr(C)]
@@ -91,7 +91,8 @@ pub(crate) const MAX_BIAS_GRAD_ROWS: usize = super::PASS_LENGTH;
 
 /// Whether the vector family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: the
 /// dimensions read as vec4 must be multiples of 4.
-pub fn supports(form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
+pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
+    let MatmulDims { m, k, n } = dims;
     let aligned = match form {
         MatmulForm::AB => k.is_multiple_of(4) && n.is_multiple_of(4),
         MatmulForm::AtB => m.is_multiple_of(4) && n.is_multiple_of(4),
@@ -116,8 +117,8 @@ fn entry_point(form: MatmulForm) -> &'static str {
 /// Whether the family computes this product on `device`: the shape lines up
 /// ([`supports`]) and the device allows the storage buffers `form`'s kernel binds (its Aᵀ·B
 /// binds 13, past SwiftShader's 10). Kernel choice and the capture's fusion rules ask this.
-pub fn runs(device: &Device, form: MatmulForm, m: usize, k: usize, n: usize) -> bool {
-    supports(form, m, k, n) && device.binds_enough(&SHADER, entry_point(form))
+pub fn runs(device: &Device, form: MatmulForm, dims: MatmulDims) -> bool {
+    supports(form, dims) && device.binds_enough(&SHADER, entry_point(form))
 }
 
 /// Everything one vector matmul computes. `a` is op(A)'s tensor; with `gather` its values are
@@ -150,7 +151,8 @@ impl VectorSpec<'_> {
     pub fn check(&self, op: &str) -> Result<(usize, usize, usize)> {
         let spec = self;
         let form = spec.form;
-        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
+        let dims = form.dims(spec.a.shape(), spec.b.shape())?;
+        let MatmulDims { m, k, n } = dims;
         if spec.c.shape().dims() != [m, n] {
             return Err(Error::shape(
                 op,
@@ -330,8 +332,9 @@ impl VectorMatmul {
         let form = spec.form;
         let op = format!("vector matmul {form:?}");
         let device = spec.b.device();
-        let (m, k, n) = form.dims(spec.a.shape(), spec.b.shape())?;
-        if !supports(form, m, k, n) {
+        let dims = form.dims(spec.a.shape(), spec.b.shape())?;
+        let MatmulDims { m, k, n } = dims;
+        if !supports(form, dims) {
             return Err(Error::InvalidArgument(format!(
                 "{op}: {m}×{k}·{k}×{n} does not line up with vec4 loads"
             )));

@@ -7,6 +7,7 @@
 pub mod activation;
 mod contract;
 pub mod elementwise;
+pub mod gather;
 pub mod head;
 pub mod loss;
 pub mod matmul;
@@ -37,8 +38,9 @@ macro_rules! bindings {
 }
 pub(crate) use bindings;
 
+use crate::device::Storage;
 use crate::device::{Device, Encoder};
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// One prepared dispatch: pipeline, bind group and grid, recorded as often as needed. It
@@ -309,7 +311,7 @@ recordable!(
     activation::ActivationKernel,
 );
 
-impl Record for crate::data::gpu::BatchGather {
+impl Record for gather::BatchGather {
     fn record_into(&self, encoder: &mut Encoder) {
         self.record_current(encoder);
     }

@@ -15,9 +15,10 @@ use web_time::Instant;
 #[cfg(feature = "checkpoints")]
 use super::checkpoint::{CheckpointFile, STATE_PREFIX, StoredTensor};
 use super::{Mlp, Schedule};
+use crate::autograd::BatchCursor;
 use crate::autograd::{Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot};
 use crate::capture::{Fusion, Plan, capture};
-use crate::data::gpu::{BatchCursor, GpuDataset, Normalization};
+use crate::data::gpu::{GpuDataset, Normalization};
 use crate::device::Device;
 use crate::kernels::loss::Reduction;
 use crate::kernels::optim::OptimizerConfig;

@@ -1,4 +1,4 @@
-// The data family: gathering a shuffled batch of images and labels on the device.
+// The gather kernel: a shuffled batch of images and labels gathered on the device.
 //
 // The training set stays on the device as bytes (47 MB for MNIST; as f32 it would be 188 MB,
 // beyond many adapters' 128 MiB storage-binding limit). Each step gathers its batch through

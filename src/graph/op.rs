@@ -1,24 +1,24 @@
 //! The ops a recording is made of: a description of each kernel launch by the tensors it reads
 //! and writes, before any kernel exists. Eager autograd lowers them at once; a capture keeps
-//! them, rewrites them (`fuse.rs`) and lowers the result once into a [`Plan`](super::Plan).
+//! them, rewrites them (`capture::fuse`) and lowers the result once into a
+//! [`Plan`](crate::capture::Plan).
 
 use std::collections::HashSet;
 use std::sync::Arc;
-
-use crate::data::gpu::{BatchGather, GatherOp};
 
 use crate::Result;
 use crate::device::Encoder;
 use crate::kernels::Record;
 use crate::kernels::activation::{Activation, ActivationKernel, ActivationState, PreluSlopeGrad};
 use crate::kernels::elementwise::{Elementwise, ElementwiseOp};
+use crate::kernels::gather::{BatchGather, GatherOp};
 use crate::kernels::head::{Head, HeadOp};
 use crate::kernels::loss::{
     CrossEntropyOptions, Labels, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction,
     SoftmaxCrossEntropy,
 };
 use crate::kernels::matmul::kernel_for;
-use crate::kernels::matmul::{Matmul, MatmulForm, MatmulKernel, MatmulOptions};
+use crate::kernels::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
 use crate::kernels::matmul_broadcast::BroadcastMatmul;
 use crate::kernels::matmul_vector::{VectorMatmul, VectorSpec};
 use crate::kernels::metrics::Metric;
@@ -87,7 +87,7 @@ impl MatmulOp {
         !self.is_fused() && !self.accumulate && self.kernel.is_none()
     }
 
-    pub fn dims(&self) -> (usize, usize, usize) {
+    pub fn dims(&self) -> MatmulDims {
         self.form
             .dims(self.a.shape(), self.b.shape())
             .expect("checked when recorded")
@@ -387,7 +387,7 @@ impl Op {
                 if m.accumulate {
                     parts.push("accumulate".into());
                 }
-                let (mm, k, n) = m.dims();
+                let MatmulDims { m: mm, k, n } = m.dims();
                 let form = match m.form {
                     MatmulForm::AB => "A·B",
                     MatmulForm::AtB => "Aᵀ·B",
@@ -599,9 +599,9 @@ fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
     };
     // The broadcast family where the device has it and the shape lines up (the same bits as
     // the vector family, at several times its speed on lavapipe).
-    let (mm, k, n) = m.form.dims(m.a.shape(), m.b.shape())?;
+    let dims = m.form.dims(m.a.shape(), m.b.shape())?;
     let device = m.b.device();
-    let choice = kernel_for(device, m.form, mm, n, k);
+    let choice = kernel_for(device, m.form, dims);
     let pixels_fit = m
         .gather
         .as_ref()

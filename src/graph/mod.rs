@@ -1,0 +1,9 @@
+//! The op graph: what a recording is made of. Each [`Op`] describes one kernel launch by the
+//! tensors it reads and writes, before any kernel exists, and lowers itself into a prepared
+//! kernel. Eager autograd lowers its ops at once; a capture keeps them, rewrites them with its
+//! fusion rules and lowers the result once into a plan. Both build on this floor, which builds
+//! on the kernels alone.
+
+mod op;
+
+pub(crate) use op::{Access, MatmulOp, Op, id};
