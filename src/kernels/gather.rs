@@ -1,5 +1,5 @@
 //! The gather kernel (`shaders/gather.wgsl`): one batch of a data set's images, normalised,
-//! and its labels, gathered on the device through the epoch's order. [`BatchSource`] is what
+//! and its labels, gathered on the device through the epoch's order. `BatchSource` is what
 //! a batch reads, shared with the matmuls that gather their operand themselves in a fused
 //! step.
 
