@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::kernels::gather::GatherOp;
 use crate::device::Device;
 use crate::graph::{Access, MatmulOp, Op, id};
 use crate::kernels::activation::Activation;
 use crate::kernels::elementwise::ElementwiseOp;
+use crate::kernels::gather::GatherOp;
 use crate::kernels::head::{self, HeadBackward, HeadOp};
 use crate::kernels::matmul::{MatmulDims, MatmulForm};
 use crate::kernels::matmul_vector;
