@@ -112,25 +112,14 @@ pub fn capture<T>(
     fusion: &Fusion,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<(Plan, T)> {
-    let started = ACTIVE.with(|a| {
-        let mut active = a.borrow_mut();
-        if active.is_some() {
-            return false;
-        }
-        *active = Some(Active::default());
-        true
-    });
-    if !started {
+    // The device's recording-only mode is the one "capturing" flag: entering it twice is a
+    // nested capture.
+    let Some(deferral) = Deferral::begin() else {
         return Err(Error::InvalidArgument(
             "capture() inside another capture on the same thread".into(),
         ));
-    }
-    let Some(deferral) = Deferral::begin() else {
-        ACTIVE.with(|a| a.borrow_mut().take());
-        return Err(Error::InvalidArgument(
-            "capture() while this thread is already recording".into(),
-        ));
     };
+    ACTIVE.with(|a| *a.borrow_mut() = Some(Active::default()));
     let guard = Guard {
         _deferral: deferral,
     };
