@@ -9,19 +9,22 @@
 //! device's limits are checked before the first step; a checkpoint is saved after every epoch
 //! and on Ctrl-C, and `--resume` continues a run bit for bit; the outputs are replaced only
 //! when the run has finished, and never mixed with an earlier run's.
+//!
+//! This file is the run; the flags are `flags.rs`, the run directory's resume policy
+//! `resume.rs`, the output set and plots `outputs.rs`, Ctrl-C `interrupt.rs`.
 
+mod flags;
 mod interrupt;
 mod outputs;
+mod resume;
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::builder::PossibleValuesParser;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::activation::Activation;
 use wgsl_nn::data::gpu::{GpuDataset, Normalization};
@@ -30,113 +33,12 @@ use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
 use wgsl_nn::nn::{
     CheckpointFile, ClassifierLoss, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
 };
-use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, DeviceOptions, Error, list_adapters};
 
-#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
-enum OptimizerName {
-    Sgd,
-    Momentum,
-    Adam,
-    Adamw,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
-enum Preset {
-    /// The lecture's configuration (the defaults).
-    Lecture,
-    /// The best recipe found for this MLP: 784-256-10, AdamW (lr 0.002, weight decay 0.01),
-    /// one-cycle schedule. Overrides --hidden, --optimizer, --lr, --weight-decay, --schedule.
-    Best,
-}
-
-/// The activations a network can train with: every one the library has but the perceptron's
-/// step, which has no gradient.
-fn trainable_activations() -> PossibleValuesParser {
-    PossibleValuesParser::new(
-        Activation::ALL
-            .into_iter()
-            .filter(|a| a.has_gradient())
-            .map(Activation::name),
-    )
-}
-
-#[derive(Debug, Parser)]
-#[command(about = "Train the lecture's MNIST MLP on the GPU")]
-struct Args {
-    /// A named configuration.
-    #[arg(long, value_enum, default_value = "lecture")]
-    preset: Preset,
-    /// Loss: on the logits, against one-hot targets for mse and bce_with_logits.
-    #[arg(long, default_value = "cross_entropy",
-          value_parser = PossibleValuesParser::new(["cross_entropy", "mse", "bce_with_logits"]))]
-    loss: String,
-    /// Learning-rate schedule (step: ×0.1 every 3 epochs; cosine and onecycle span --epochs).
-    #[arg(long, default_value = "constant",
-          value_parser = PossibleValuesParser::new(["constant", "step", "cosine", "onecycle"]))]
-    schedule: String,
-    /// Continue the run saved in this checkpoint (a checkpoint.safetensors, or the --out
-    /// directory holding one) with the same flags; --epochs may grow.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Start afresh even though --out holds an unfinished run's checkpoint (it is replaced
-    /// after the first epoch).
-    #[arg(long)]
-    restart: bool,
-    /// Passes over the training set (the total, counting resumed ones).
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Examples per step.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Batches whose gradients are summed before each optimiser step.
-    #[arg(long, default_value_t = 1)]
-    accumulate: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.001)]
-    lr: f32,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "sgd")]
-    optimizer: OptimizerName,
-    /// Momentum in [0, 1), for --optimizer momentum [default: 0.9].
-    #[arg(long)]
-    momentum: Option<f32>,
-    /// Weight decay.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Hidden layer widths, comma-separated.
-    #[arg(long, default_value = "128", value_delimiter = ',')]
-    hidden: Vec<usize>,
-    /// Activation between layers.
-    #[arg(long, default_value = "relu", value_parser = trainable_activations())]
-    activation: String,
-    /// Seed of the initialisation and the shuffles.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Skip the test-set evaluation after each epoch (only the final one is made; for speed).
-    #[arg(long)]
-    no_epoch_eval: bool,
-    /// Use only the first N training images.
-    #[arg(long)]
-    train_limit: Option<usize>,
-    /// Use only the first N test images.
-    #[arg(long)]
-    test_limit: Option<usize>,
-    #[command(flatten)]
-    data: support::DataArgs,
-    /// Where to write metrics.json, model.safetensors, the plots and the checkpoint.
-    #[arg(long, default_value = "runs/mnist")]
-    out: PathBuf,
-    /// Part of the adapter's name to use (see --list-adapters).
-    #[arg(long)]
-    adapter: Option<String>,
-    /// Backend: vulkan, metal, dx12 or gl.
-    #[arg(long)]
-    backend: Option<String>,
-    /// List the adapters and exit.
-    #[arg(long)]
-    list_adapters: bool,
-}
+use flags::{Args, Failure, bad_flag, check_flags, optimizer};
+use resume::{
+    HISTORY_KEY, History, check_unfinished, resume_command, resume_path, save_checkpoint,
+};
 
 /// How a run ended without an error.
 enum Ended {
@@ -159,214 +61,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-type Failure = Box<dyn std::error::Error>;
-
-/// A flag's error: what was wrong and the fix.
-fn bad_flag(message: impl Into<String>) -> Failure {
-    message.into().into()
-}
-
-fn optimizer(args: &Args) -> OptimizerConfig {
-    let adam = |decoupled| OptimizerConfig::Adam {
-        lr: args.lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: args.weight_decay,
-        decoupled,
-    };
-    let sgd = |momentum| OptimizerConfig::Sgd {
-        lr: args.lr,
-        momentum,
-        dampening: 0.0,
-        nesterov: false,
-        weight_decay: args.weight_decay,
-    };
-    match args.optimizer {
-        OptimizerName::Sgd => sgd(0.0),
-        OptimizerName::Momentum => sgd(args.momentum.unwrap_or(0.9)),
-        OptimizerName::Adam => adam(false),
-        OptimizerName::Adamw => adam(true),
-    }
-}
-
-/// Applies the preset, checks every flag's value and warns of flags that do nothing; all of it
-/// before any work. `given(id)` says whether a flag was on the command line.
-fn check_flags(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Result<(), Failure> {
-    if args.preset == Preset::Best {
-        for flag in ["hidden", "optimizer", "lr", "weight_decay", "schedule"] {
-            if given(flag) {
-                eprintln!(
-                    "warning: --preset best sets --{}, so the value given is ignored",
-                    flag.replace('_', "-")
-                );
-            }
-        }
-        args.hidden = vec![256];
-        args.optimizer = OptimizerName::Adamw;
-        args.lr = 0.002;
-        args.weight_decay = 0.01;
-        args.schedule = "onecycle".into();
-    }
-    let at_least_one = [
-        ("epochs", Some(args.epochs)),
-        ("batch-size", Some(args.batch_size)),
-        ("accumulate", Some(args.accumulate)),
-        ("train-limit", args.train_limit),
-        ("test-limit", args.test_limit),
-    ];
-    for (flag, value) in at_least_one {
-        if value == Some(0) {
-            let why = match flag {
-                "train-limit" => ": it leaves no images to train on",
-                "test-limit" => ": it leaves no images to evaluate on",
-                "epochs" => ": a run of no epochs trains nothing",
-                _ => "",
-            };
-            return Err(bad_flag(format!("--{flag} 0{why}; give at least 1")));
-        }
-    }
-    if let Some(i) = args.hidden.iter().position(|&w| w == 0) {
-        return Err(bad_flag(format!(
-            "--hidden {}: hidden width {} is 0; every layer needs at least one unit \
-             (e.g. --hidden 128, or --hidden 256,128 for two hidden layers)",
-            args.hidden
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            i + 1
-        )));
-    }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(bad_flag(format!(
-            "--lr {}: the learning rate must be a positive number (the lecture's is 0.001)",
-            args.lr
-        )));
-    }
-    if let Some(momentum) = args.momentum {
-        if !(0.0..1.0).contains(&momentum) {
-            return Err(bad_flag(format!(
-                "--momentum {momentum}: momentum must be in [0, 1) (0.9 is usual); at 1 or more \
-                 the velocity grows without bound"
-            )));
-        }
-        if args.optimizer != OptimizerName::Momentum {
-            eprintln!(
-                "warning: --momentum applies to --optimizer momentum only; with --optimizer {:?} \
-                 it is ignored",
-                args.optimizer
-            );
-        }
-    }
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        return Err(bad_flag(format!(
-            "--weight-decay {}: must be a non-negative number",
-            args.weight_decay
-        )));
-    }
-    optimizer(args)
-        .validate()
-        .map_err(|e| bad_flag(format!("the optimiser flags: {e}")))?;
-    Ok(())
-}
-
-/// The checkpoint `--resume` names: the file, or `checkpoint.safetensors` in a directory.
-fn resume_path(given: &Path) -> Result<PathBuf, Failure> {
-    let path = if given.is_dir() {
-        given.join(outputs::CHECKPOINT)
-    } else {
-        given.to_path_buf()
-    };
-    if !path.is_file() {
-        return Err(bad_flag(format!(
-            "--resume {}: no checkpoint there (a run saves {} in its --out directory after \
-             each epoch and on Ctrl-C)",
-            given.display(),
-            outputs::CHECKPOINT
-        )));
-    }
-    Ok(path)
-}
-
-/// Refuses to start afresh over an unfinished run's checkpoint, which would be replaced: one
-/// that stopped part-way, or that finished training but whose outputs were never written (its
-/// model file is missing or older than the checkpoint).
-fn check_unfinished(out: &Path) -> Result<(), Failure> {
-    let path = out.join(outputs::CHECKPOINT);
-    let Some(position) = CheckpointFile::read(&path)
-        .ok()
-        .and_then(|file| file.training_position())
-    else {
-        return Ok(()); // none, or unreadable: nothing worth keeping
-    };
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let outputs_written = match (modified(&out.join(outputs::MODEL)), modified(&path)) {
-        (Some(model), Some(checkpoint)) => model >= checkpoint,
-        _ => false,
-    };
-    if !position.finished() || !outputs_written {
-        return Err(bad_flag(format!(
-            "{} holds an unfinished run (epoch {} of {} done{}): continue it with --resume {}, \
-             start afresh with --restart, or choose another --out",
-            out.display(),
-            position.epoch,
-            position.epochs,
-            if position.finished() {
-                ", outputs not written"
-            } else {
-                ""
-            },
-            out.display()
-        )));
-    }
-    Ok(())
-}
-
-/// The command that resumes this run from `checkpoint`: the same flags, plus `--resume`.
-fn resume_command(checkpoint: &Path) -> String {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--resume") {
-        args.drain(i..(i + 2).min(args.len()));
-    }
-    args.retain(|a| !a.starts_with("--resume=") && a != "--restart");
-    args.extend(["--resume".into(), checkpoint.display().to_string()]);
-    let quoted: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
-    format!(
-        "cargo run --release --example mnist -- {}",
-        quoted.join(" ")
-    )
-}
-
-/// The run's history so far, kept in the checkpoint so a resumed run reports all of it.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct History {
-    train_loss: Vec<f32>,
-    /// After each epoch (empty with --no-epoch-eval).
-    #[serde(default)]
-    test_accuracy: Vec<f32>,
-    seconds: Vec<f64>,
-}
-
-const HISTORY_KEY: &str = "mnist.history";
-
-fn save_checkpoint(trainer: &Trainer, path: &Path, history: &History) -> Result<(), Failure> {
-    let history = serde_json::to_string(history)?;
-    trainer.save_state(path, [(HISTORY_KEY.to_string(), history)])?;
-    Ok(())
 }
 
 fn load_data(args: &Args) -> Result<Mnist, Failure> {

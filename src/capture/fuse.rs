@@ -1,3 +1,6 @@
+//! (Over 600 lines: eight rules that share one scan and one read/write analysis; one file per
+//! rule behind a `Rule` trait, with GPU-free tests, is issue 20's part 3, still open.)
+//!
 //! The rewrite rules of a capture: each finds a pattern of ops in the captured list and merges
 //! it into fewer kernels, only where the merged kernel computes the same values (the same
 //! arithmetic in the same order) and moving work earlier changes nothing another op sees.

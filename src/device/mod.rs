@@ -1,5 +1,9 @@
 //! The device layer: adapter choice, the logical device and its queue, the pipeline cache,
 //! buffer reuse, counters, error capture and readback.
+//!
+//! (Just over 600 lines: `Device` is one handle whose methods share its inner state; the parts
+//! that stand alone — adapter choice, counters, the encoder, pipelines, the pool and its
+//! buffers, the recording-only mode — are files of their own.)
 
 mod adapter;
 mod counters;

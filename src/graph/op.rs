@@ -3,6 +3,11 @@
 //! them, rewrites them (`capture::fuse`) and lowers the result once into a
 //! [`Plan`](crate::capture::Plan).
 
+//!
+//! (Over 600 lines by design: `Op` is one enum, and each view of it — the tensors it touches,
+//! its label, its lowering into a kernel — is one exhaustive match over every variant, so a
+//! new op fails to compile until every view handles it.)
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

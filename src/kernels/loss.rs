@@ -4,6 +4,9 @@
 //! Every loss writes its gradient in the same pass as its terms and sums the terms in index
 //! order into a one-element loss tensor, which it can overwrite or add to (to accumulate an
 //! epoch's loss on the device without reading it back each step).
+//!
+//! (Just over 600 lines: one launcher per entry point of `shaders/loss.wgsl`, which is one
+//! family: they share its uniform, its bindings and its terms-then-sum reduction.)
 
 use super::reduce::{Sum, TermsThenSum};
 use super::{Dispatch, Record, Uniform, entry, flag, grid};

@@ -4,6 +4,10 @@
 //! ever materialised: `A·B` (forward), `Aᵀ·B` (weight gradient) and `A·Bᵀ` (input gradient).
 //! Five kernel families exist ([`MatmulKernel`]); [`select_kernel`] picks one per device and
 //! shape.
+//!
+//! (Just over 600 lines: the product's vocabulary — forms, sizes, kernels, options — the
+//! device's choice among the five families, and the three families of `shaders/matmul.wgsl`.
+//! Moving the launchers into a `kernels/matmul/` folder is issue 20's part 2, still open.)
 
 use std::sync::Arc;
 

@@ -1,0 +1,228 @@
+//! The example's flags: their definitions (clap), the presets, and every value checked once,
+//! before any work, by the library's own validators where it has them.
+
+use std::path::PathBuf;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Parser, ValueEnum};
+use wgsl_nn::activation::Activation;
+use wgsl_nn::optim::OptimizerConfig;
+
+use crate::support;
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub(crate) enum OptimizerName {
+    Sgd,
+    Momentum,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub(crate) enum Preset {
+    /// The lecture's configuration (the defaults).
+    Lecture,
+    /// The best recipe found for this MLP: 784-256-10, AdamW (lr 0.002, weight decay 0.01),
+    /// one-cycle schedule. Overrides --hidden, --optimizer, --lr, --weight-decay, --schedule.
+    Best,
+}
+
+/// The activations a network can train with: every one the library has but the perceptron's
+/// step, which has no gradient.
+pub(crate) fn trainable_activations() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        Activation::ALL
+            .into_iter()
+            .filter(|a| a.has_gradient())
+            .map(Activation::name),
+    )
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Train the lecture's MNIST MLP on the GPU")]
+pub(crate) struct Args {
+    /// A named configuration.
+    #[arg(long, value_enum, default_value = "lecture")]
+    pub(crate) preset: Preset,
+    /// Loss: on the logits, against one-hot targets for mse and bce_with_logits.
+    #[arg(long, default_value = "cross_entropy",
+          value_parser = PossibleValuesParser::new(["cross_entropy", "mse", "bce_with_logits"]))]
+    pub(crate) loss: String,
+    /// Learning-rate schedule (step: ×0.1 every 3 epochs; cosine and onecycle span --epochs).
+    #[arg(long, default_value = "constant",
+          value_parser = PossibleValuesParser::new(["constant", "step", "cosine", "onecycle"]))]
+    pub(crate) schedule: String,
+    /// Continue the run saved in this checkpoint (a checkpoint.safetensors, or the --out
+    /// directory holding one) with the same flags; --epochs may grow.
+    #[arg(long)]
+    pub(crate) resume: Option<PathBuf>,
+    /// Start afresh even though --out holds an unfinished run's checkpoint (it is replaced
+    /// after the first epoch).
+    #[arg(long)]
+    pub(crate) restart: bool,
+    /// Passes over the training set (the total, counting resumed ones).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch_size: usize,
+    /// Batches whose gradients are summed before each optimiser step.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) accumulate: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.001)]
+    pub(crate) lr: f32,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub(crate) optimizer: OptimizerName,
+    /// Momentum in [0, 1), for --optimizer momentum [default: 0.9].
+    #[arg(long)]
+    pub(crate) momentum: Option<f32>,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) weight_decay: f32,
+    /// Hidden layer widths, comma-separated.
+    #[arg(long, default_value = "128", value_delimiter = ',')]
+    pub(crate) hidden: Vec<usize>,
+    /// Activation between layers.
+    #[arg(long, default_value = "relu", value_parser = trainable_activations())]
+    pub(crate) activation: String,
+    /// Seed of the initialisation and the shuffles.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Skip the test-set evaluation after each epoch (only the final one is made; for speed).
+    #[arg(long)]
+    pub(crate) no_epoch_eval: bool,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub(crate) train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub(crate) test_limit: Option<usize>,
+    #[command(flatten)]
+    pub(crate) data: support::DataArgs,
+    /// Where to write metrics.json, model.safetensors, the plots and the checkpoint.
+    #[arg(long, default_value = "runs/mnist")]
+    pub(crate) out: PathBuf,
+    /// Part of the adapter's name to use (see --list-adapters).
+    #[arg(long)]
+    pub(crate) adapter: Option<String>,
+    /// Backend: vulkan, metal, dx12 or gl.
+    #[arg(long)]
+    pub(crate) backend: Option<String>,
+    /// List the adapters and exit.
+    #[arg(long)]
+    pub(crate) list_adapters: bool,
+}
+
+pub(crate) type Failure = Box<dyn std::error::Error>;
+
+/// A flag's error: what was wrong and the fix.
+pub(crate) fn bad_flag(message: impl Into<String>) -> Failure {
+    message.into().into()
+}
+
+pub(crate) fn optimizer(args: &Args) -> OptimizerConfig {
+    let adam = |decoupled| OptimizerConfig::Adam {
+        lr: args.lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: args.weight_decay,
+        decoupled,
+    };
+    let sgd = |momentum| OptimizerConfig::Sgd {
+        lr: args.lr,
+        momentum,
+        dampening: 0.0,
+        nesterov: false,
+        weight_decay: args.weight_decay,
+    };
+    match args.optimizer {
+        OptimizerName::Sgd => sgd(0.0),
+        OptimizerName::Momentum => sgd(args.momentum.unwrap_or(0.9)),
+        OptimizerName::Adam => adam(false),
+        OptimizerName::Adamw => adam(true),
+    }
+}
+
+/// Applies the preset, checks every flag's value and warns of flags that do nothing; all of it
+/// before any work. `given(id)` says whether a flag was on the command line.
+pub(crate) fn check_flags(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Result<(), Failure> {
+    if args.preset == Preset::Best {
+        for flag in ["hidden", "optimizer", "lr", "weight_decay", "schedule"] {
+            if given(flag) {
+                eprintln!(
+                    "warning: --preset best sets --{}, so the value given is ignored",
+                    flag.replace('_', "-")
+                );
+            }
+        }
+        args.hidden = vec![256];
+        args.optimizer = OptimizerName::Adamw;
+        args.lr = 0.002;
+        args.weight_decay = 0.01;
+        args.schedule = "onecycle".into();
+    }
+    let at_least_one = [
+        ("epochs", Some(args.epochs)),
+        ("batch-size", Some(args.batch_size)),
+        ("accumulate", Some(args.accumulate)),
+        ("train-limit", args.train_limit),
+        ("test-limit", args.test_limit),
+    ];
+    for (flag, value) in at_least_one {
+        if value == Some(0) {
+            let why = match flag {
+                "train-limit" => ": it leaves no images to train on",
+                "test-limit" => ": it leaves no images to evaluate on",
+                "epochs" => ": a run of no epochs trains nothing",
+                _ => "",
+            };
+            return Err(bad_flag(format!("--{flag} 0{why}; give at least 1")));
+        }
+    }
+    if let Some(i) = args.hidden.iter().position(|&w| w == 0) {
+        return Err(bad_flag(format!(
+            "--hidden {}: hidden width {} is 0; every layer needs at least one unit \
+             (e.g. --hidden 128, or --hidden 256,128 for two hidden layers)",
+            args.hidden
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            i + 1
+        )));
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(bad_flag(format!(
+            "--lr {}: the learning rate must be a positive number (the lecture's is 0.001)",
+            args.lr
+        )));
+    }
+    if let Some(momentum) = args.momentum {
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(bad_flag(format!(
+                "--momentum {momentum}: momentum must be in [0, 1) (0.9 is usual); at 1 or more \
+                 the velocity grows without bound"
+            )));
+        }
+        if args.optimizer != OptimizerName::Momentum {
+            eprintln!(
+                "warning: --momentum applies to --optimizer momentum only; with --optimizer {:?} \
+                 it is ignored",
+                args.optimizer
+            );
+        }
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        return Err(bad_flag(format!(
+            "--weight-decay {}: must be a non-negative number",
+            args.weight_decay
+        )));
+    }
+    optimizer(args)
+        .validate()
+        .map_err(|e| bad_flag(format!("the optimiser flags: {e}")))?;
+    Ok(())
+}
