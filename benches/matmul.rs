@@ -63,7 +63,7 @@ fn matmul_benches(c: &mut Criterion) {
 
         let a_host = data(m * k, 1);
         let b_host = data(k * n, 2);
-        let broadcast = wgsl_nn::matmul_broadcast::available(&device);
+        let broadcast = wgsl_nn::matmul::broadcast::available(&device);
         for kernel in MatmulKernel::ALL.into_iter().chain(MatmulKernel::ALIGNED) {
             for form in MatmulForm::ALL {
                 if !kernel.supports(form, MatmulDims { m, k, n })

@@ -78,7 +78,7 @@ override VEC_WG: u32 = 64u;
 
 // Rows per block of the reduce family's sums (reduce.rs BLOCK), for the bias gradient.
 const REDUCE_BLOCK: u32 = 1024u;
-// Rows of C per invocation (matmul_vector.rs ROWS; the A·B and A·Bᵀ loops are unrolled for it).
+// Rows of C per invocation (kernels/matmul/vector.rs ROWS; the A·B and A·Bᵀ loops are unrolled for it).
 const ROWS: u32 = 16u;
 
 // The accumulators of row `row`, columns col..col+4, this pass starts from: 0, or where the

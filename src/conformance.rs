@@ -126,7 +126,7 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         MatmulKernel::Broadcast,
     ] {
         let family = format!("matmul/{kernel:?}");
-        if kernel == MatmulKernel::Broadcast && !crate::matmul_broadcast::available(device) {
+        if kernel == MatmulKernel::Broadcast && !crate::matmul::broadcast::available(device) {
             let why = match device.subgroup_min_size() {
                 Some(size) => format!("subgroups of {size}; the family needs at least 8"),
                 None => "no subgroup operations".to_string(),

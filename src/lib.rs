@@ -54,10 +54,7 @@ pub use device::{
     AdapterSummary, CounterSnapshot, Device, DeviceOptions, Encoder, list_adapters_async,
 };
 pub use error::{Error, Result};
-pub use kernels::{
-    activation, elementwise, gather, head, loss, matmul, matmul_broadcast, matmul_vector, metrics,
-    optim, reduce,
-};
+pub use kernels::{activation, elementwise, gather, head, loss, matmul, metrics, optim, reduce};
 pub use tensor::{DType, Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.

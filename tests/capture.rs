@@ -233,7 +233,7 @@ fn aligned_matmuls_match_blocked_bits_and_the_cpu_oracle() {
         (784, 64, 128),
         (1000, 128, 12),
     ];
-    let broadcast = wgsl_nn::matmul_broadcast::available(device);
+    let broadcast = wgsl_nn::matmul::broadcast::available(device);
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
         for (form, kernel) in MatmulForm::ALL
             .into_iter()

@@ -57,8 +57,6 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("head", "kernels"),
     ("loss", "kernels"),
     ("matmul", "kernels"),
-    ("matmul_broadcast", "kernels"),
-    ("matmul_vector", "kernels"),
     ("metrics", "kernels"),
     ("optim", "kernels"),
     ("reduce", "kernels"),

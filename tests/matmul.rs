@@ -218,7 +218,7 @@ fn check_aligned_shapes(form: MatmulForm, kernel: MatmulKernel) -> usize {
 
 #[test]
 fn aligned_kernels_match_cpu_on_every_form() {
-    let broadcast = wgsl_nn::matmul_broadcast::available(gpu());
+    let broadcast = wgsl_nn::matmul::broadcast::available(gpu());
     for kernel in MatmulKernel::ALIGNED {
         if kernel == MatmulKernel::Broadcast && !broadcast {
             eprintln!(

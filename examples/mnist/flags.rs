@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, ValueEnum};
 use wgsl_nn::activation::Activation;
+use wgsl_nn::data::mnist::{CLASSES, PIXELS};
+use wgsl_nn::nn::{ClassifierLoss, MlpConfig, Schedule, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
 
 use crate::support;
@@ -146,9 +148,23 @@ pub(crate) fn optimizer(args: &Args) -> OptimizerConfig {
     }
 }
 
+/// What the flags configure, validated: the model and the trainer (its batch size still the
+/// flag's, before the data set's size clamps it).
+pub(crate) struct Checked {
+    pub(crate) model: MlpConfig,
+    pub(crate) trainer: TrainerConfig,
+}
+
 /// Applies the preset, checks every flag's value and warns of flags that do nothing; all of it
-/// before any work. `given(id)` says whether a flag was on the command line.
-pub(crate) fn check_flags(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Result<(), Failure> {
+/// before any work. `given(id)` says whether a flag was on the command line. The model's and
+/// the trainer's settings are checked by the library's own validators ([`MlpConfig::validate`],
+/// [`TrainerConfig::validate`], which checks the optimiser's), their errors prefixed with the
+/// flags that set them; only what the library cannot know is checked here (the data limits,
+/// and a learning rate of 0, which the library allows for schedules that anneal to it).
+pub(crate) fn check_flags(
+    args: &mut Args,
+    given: &dyn Fn(&str) -> bool,
+) -> Result<Checked, Failure> {
     if args.preset == Preset::Best {
         for flag in ["hidden", "optimizer", "lr", "weight_decay", "schedule"] {
             if given(flag) {
@@ -164,65 +180,83 @@ pub(crate) fn check_flags(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Resu
         args.weight_decay = 0.01;
         args.schedule = "onecycle".into();
     }
-    let at_least_one = [
-        ("epochs", Some(args.epochs)),
-        ("batch-size", Some(args.batch_size)),
-        ("accumulate", Some(args.accumulate)),
-        ("train-limit", args.train_limit),
-        ("test-limit", args.test_limit),
+    let limits = [
+        (
+            "train-limit",
+            args.train_limit,
+            "it leaves no images to train on",
+        ),
+        (
+            "test-limit",
+            args.test_limit,
+            "it leaves no images to evaluate on",
+        ),
     ];
-    for (flag, value) in at_least_one {
+    for (flag, value, why) in limits {
         if value == Some(0) {
-            let why = match flag {
-                "train-limit" => ": it leaves no images to train on",
-                "test-limit" => ": it leaves no images to evaluate on",
-                "epochs" => ": a run of no epochs trains nothing",
-                _ => "",
-            };
-            return Err(bad_flag(format!("--{flag} 0{why}; give at least 1")));
+            return Err(bad_flag(format!("--{flag} 0: {why}; give at least 1")));
         }
     }
-    if let Some(i) = args.hidden.iter().position(|&w| w == 0) {
-        return Err(bad_flag(format!(
-            "--hidden {}: hidden width {} is 0; every layer needs at least one unit \
-             (e.g. --hidden 128, or --hidden 256,128 for two hidden layers)",
-            args.hidden
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            i + 1
-        )));
+    if args.lr == 0.0 {
+        return Err(bad_flag(
+            "--lr 0: a run at learning rate 0 trains nothing; the learning rate must be positive \
+             (the lecture's is 0.001)",
+        ));
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(bad_flag(format!(
-            "--lr {}: the learning rate must be a positive number (the lecture's is 0.001)",
-            args.lr
-        )));
+    if args.momentum.is_some() && args.optimizer != OptimizerName::Momentum {
+        eprintln!(
+            "warning: --momentum applies to --optimizer momentum only; with --optimizer {:?} \
+             it is ignored",
+            args.optimizer
+        );
     }
-    if let Some(momentum) = args.momentum {
-        if !(0.0..1.0).contains(&momentum) {
-            return Err(bad_flag(format!(
-                "--momentum {momentum}: momentum must be in [0, 1) (0.9 is usual); at 1 or more \
-                 the velocity grows without bound"
-            )));
-        }
-        if args.optimizer != OptimizerName::Momentum {
-            eprintln!(
-                "warning: --momentum applies to --optimizer momentum only; with --optimizer {:?} \
-                 it is ignored",
-                args.optimizer
-            );
-        }
-    }
-    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        return Err(bad_flag(format!(
-            "--weight-decay {}: must be a non-negative number",
-            args.weight_decay
-        )));
-    }
-    optimizer(args)
+    let hidden = args
+        .hidden
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut widths = vec![PIXELS];
+    widths.extend(&args.hidden);
+    widths.push(CLASSES);
+    let model = MlpConfig {
+        widths,
+        activation: Activation::from_name(&args.activation)?,
+        seed: args.seed,
+    };
+    model
         .validate()
-        .map_err(|e| bad_flag(format!("the optimiser flags: {e}")))?;
-    Ok(())
+        .map_err(|e| bad_flag(format!("--hidden {hidden}: {e}")))?;
+    let optimizer = optimizer(args);
+    optimizer.validate().map_err(|e| {
+        let momentum = match optimizer {
+            OptimizerConfig::Sgd { momentum, .. } if momentum > 0.0 => {
+                format!(" --momentum {momentum}")
+            }
+            _ => String::new(),
+        };
+        bad_flag(format!(
+            "--optimizer {:?} --lr {}{momentum} --weight-decay {}: {e}",
+            args.optimizer, args.lr, args.weight_decay
+        ))
+    })?;
+    let trainer = TrainerConfig {
+        loss: ClassifierLoss::from_name(&args.loss)?,
+        batch_size: args.batch_size,
+        optimizer,
+        seed: args.seed,
+        schedule: Schedule::from_name(&args.schedule)?,
+        epochs: args.epochs,
+        accumulation: args.accumulate,
+        // One host sync per 100 steps, for the progress bar's loss and the divergence check.
+        report_loss_every: 100,
+        ..TrainerConfig::lecture()
+    };
+    trainer.validate().map_err(|e| {
+        bad_flag(format!(
+            "--epochs {} --batch-size {} --accumulate {}: {e}",
+            args.epochs, args.batch_size, args.accumulate
+        ))
+    })?;
+    Ok(Checked { model, trainer })
 }

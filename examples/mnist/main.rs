@@ -26,16 +26,13 @@ use std::time::Instant;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use indicatif::{ProgressBar, ProgressStyle};
-use wgsl_nn::activation::Activation;
-use wgsl_nn::data::gpu::{GpuDataset, Normalization};
+use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS};
 use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
-use wgsl_nn::nn::{
-    CheckpointFile, ClassifierLoss, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
-};
+use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Schedule, Trainer};
 use wgsl_nn::{Device, DeviceOptions, Error, list_adapters};
 
-use flags::{Args, Failure, bad_flag, check_flags, optimizer};
+use flags::{Args, Checked, Failure, bad_flag, check_flags};
 use resume::{
     HISTORY_KEY, History, check_unfinished, resume_command, resume_path, save_checkpoint,
 };
@@ -124,10 +121,11 @@ fn predictions(logits: &[f32], rows: usize) -> Vec<usize> {
 
 fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    check_flags(&mut args, &given)?;
-    let schedule = Schedule::from_name(&args.schedule)?;
-    let activation = Activation::from_name(&args.activation)?;
-    let loss = ClassifierLoss::from_name(&args.loss)?;
+    let Checked {
+        model: model_config,
+        trainer: mut config,
+    } = check_flags(&mut args, &given)?;
+    let (schedule, activation) = (config.schedule, model_config.activation);
     let Some(device) = open_device(&args)? else {
         return Ok(Ended::Finished);
     };
@@ -155,18 +153,8 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     interrupt::install()?;
 
     let mnist = load_data(&args)?;
-    let mut widths = vec![PIXELS];
-    widths.extend(&args.hidden);
-    widths.push(CLASSES);
-    let model = Mlp::new(
-        &device,
-        MlpConfig {
-            widths: widths.clone(),
-            activation,
-            seed: args.seed,
-        },
-    )
-    .map_err(|e| -> Failure {
+    let widths = model_config.widths.clone();
+    let model = Mlp::new(&device, model_config).map_err(|e| -> Failure {
         match e {
             Error::TooLarge { .. } => bad_flag(format!(
                 "--hidden {:?}: the model does not fit: {e}",
@@ -188,20 +176,8 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             mnist.train_len()
         );
     }
-    let normalization = Normalization::default();
-    let config = TrainerConfig {
-        loss,
-        batch_size,
-        optimizer: optimizer(&args),
-        normalization,
-        seed: args.seed,
-        schedule,
-        epochs: args.epochs,
-        accumulation: args.accumulate,
-        // One host sync per 100 steps, for the progress bar's loss and the divergence check.
-        report_loss_every: 100,
-        ..TrainerConfig::lecture()
-    };
+    config.batch_size = batch_size;
+    let normalization = config.normalization;
     let dataset =
         |images: &[u8], labels: &[u8]| GpuDataset::new(&device, images, labels, PIXELS, CLASSES);
     // The trainer captures its plans and the evaluators theirs now, so a size past the

@@ -19,8 +19,8 @@ use crate::kernels::activation::Activation;
 use crate::kernels::elementwise::ElementwiseOp;
 use crate::kernels::gather::GatherOp;
 use crate::kernels::head::{self, HeadBackward, HeadOp};
+use crate::kernels::matmul;
 use crate::kernels::matmul::{MatmulDims, MatmulForm};
-use crate::kernels::matmul_vector;
 use crate::kernels::reduce::Axis;
 use crate::tensor::Tensor;
 
@@ -620,8 +620,8 @@ fn fuse_bias_grad(ops: &mut Vec<Op>) {
             Some(m) if m.is_plain() && m.form == MatmulForm::AtB => {
                 // The fused bias gradient runs in one pass over the k rows.
                 let dims = m.dims();
-                (matmul_vector::runs(m.b.device(), MatmulForm::AtB, dims)
-                    && dims.k <= matmul_vector::MAX_BIAS_GRAD_ROWS)
+                (matmul::vector::runs(m.b.device(), MatmulForm::AtB, dims)
+                    && dims.k <= matmul::vector::MAX_BIAS_GRAD_ROWS)
                     .then(|| id(&m.b))
             }
             _ => None,
@@ -657,7 +657,7 @@ fn fuse_input_grad(ops: &mut Vec<Op>) {
                     && m.activation == Activation::Identity
                     && m.bias.is_none() =>
             {
-                matmul_vector::runs(m.b.device(), MatmulForm::ABt, m.dims()).then(|| m.out.share())
+                matmul::vector::runs(m.b.device(), MatmulForm::ABt, m.dims()).then(|| m.out.share())
             }
             _ => None,
         };
@@ -709,7 +709,7 @@ fn fuse_gather(ops: &mut Vec<Op>) {
                 MatmulForm::AtB => dims.m == source.features,
                 MatmulForm::ABt => false,
             } && source.features.is_multiple_of(4)
-                && matmul_vector::runs(m.b.device(), m.form, dims);
+                && matmul::vector::runs(m.b.device(), m.form, dims);
             if fits {
                 m.gather = Some(GatherOp {
                     source: source.clone(),
@@ -755,7 +755,7 @@ fn fuse_update(ops: &mut Vec<Op>) {
                     && m.update_w.is_none()
                     && m.kernel.is_none() =>
             {
-                matmul_vector::runs(m.b.device(), MatmulForm::AtB, m.dims())
+                matmul::vector::runs(m.b.device(), MatmulForm::AtB, m.dims())
                     .then(|| (id(&m.out), m.bias_grad.as_ref().map(id)))
             }
             _ => None,

@@ -22,10 +22,10 @@ use crate::kernels::loss::{
     CrossEntropyOptions, Labels, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction,
     SoftmaxCrossEntropy,
 };
+use crate::kernels::matmul::broadcast::BroadcastMatmul;
 use crate::kernels::matmul::kernel_for;
+use crate::kernels::matmul::vector::{VectorMatmul, VectorSpec};
 use crate::kernels::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
-use crate::kernels::matmul_broadcast::BroadcastMatmul;
-use crate::kernels::matmul_vector::{VectorMatmul, VectorSpec};
 use crate::kernels::metrics::Metric;
 use crate::kernels::optim::{OptimStep, OptimizerShared};
 use crate::kernels::reduce::{Axis, Sum};

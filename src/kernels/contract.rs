@@ -10,9 +10,8 @@ use super::elementwise::{self, ElementwiseParams};
 use super::gather::{self, GatherParams};
 use super::head::{self, HeadParams};
 use super::loss::{self, LossParams, PointwiseLoss};
+use super::matmul::vector::VectorParams;
 use super::matmul::{self, PackParams, Params};
-use super::matmul_broadcast;
-use super::matmul_vector::{self, VectorParams};
 use super::metrics::{self, MetricsParams};
 use super::optim::{self, Hyper, OptimizerConfig, Size};
 use super::reduce::{self, ReduceParams};
@@ -152,8 +151,8 @@ pub fn contracts() -> Vec<Contract> {
             constants: activation_ids(),
         },
         Contract {
-            shader: matmul_vector::SHADER,
-            bindings: join(&[matmul_vector::bind::ALL, act_bind, optim_bind]),
+            shader: matmul::vector::SHADER,
+            bindings: join(&[matmul::vector::bind::ALL, act_bind, optim_bind]),
             uniforms: vec![
                 ("VectorParams", size_of::<VectorParams>()),
                 act_runtime,
@@ -163,15 +162,15 @@ pub fn contracts() -> Vec<Contract> {
                 activation_ids(),
                 optimiser_ids(),
                 shape_constants(&[
-                    ("ROWS", matmul_vector::ROWS),
+                    ("ROWS", matmul::vector::ROWS),
                     ("REDUCE_BLOCK", reduce::BLOCK),
                 ]),
             ]
             .concat(),
         },
         Contract {
-            shader: matmul_broadcast::SHADER,
-            bindings: join(&[matmul_broadcast::bind::ALL, act_bind, optim_bind]),
+            shader: matmul::broadcast::SHADER,
+            bindings: join(&[matmul::broadcast::bind::ALL, act_bind, optim_bind]),
             uniforms: vec![
                 ("VectorParams", size_of::<VectorParams>()),
                 act_runtime,
@@ -181,8 +180,8 @@ pub fn contracts() -> Vec<Contract> {
                 activation_ids(),
                 optimiser_ids(),
                 shape_constants(&[
-                    ("ROWS", matmul_broadcast::ROWS),
-                    ("LANES", matmul_broadcast::LANES),
+                    ("ROWS", matmul::broadcast::ROWS),
+                    ("LANES", matmul::broadcast::LANES),
                     ("REDUCE_BLOCK", reduce::BLOCK),
                 ]),
             ]

@@ -11,8 +11,6 @@ pub mod gather;
 pub mod head;
 pub mod loss;
 pub mod matmul;
-pub mod matmul_broadcast;
-pub mod matmul_vector;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
@@ -306,8 +304,8 @@ recordable!(
 
 recordable!(
     rng: matmul::Matmul,
-    matmul_vector::VectorMatmul,
-    matmul_broadcast::BroadcastMatmul,
+    matmul::vector::VectorMatmul,
+    matmul::broadcast::BroadcastMatmul,
     activation::ActivationKernel,
 );
 

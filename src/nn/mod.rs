@@ -103,6 +103,31 @@ impl MlpConfig {
             seed: 0,
         }
     }
+
+    /// Checks the shape before anything is built: at least an input and an output width, no
+    /// width of 0, an activation with a gradient. [`Mlp::new`] calls it; call it yourself to
+    /// refuse a configuration before any work (as the `mnist` example checks its flags).
+    pub fn validate(&self) -> Result<()> {
+        if self.widths.len() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "an MLP needs at least two widths (input and output), got {:?}",
+                self.widths
+            )));
+        }
+        if let Some(i) = self.widths.iter().position(|&w| w == 0) {
+            return Err(Error::InvalidArgument(format!(
+                "width {i} of {:?} is 0: every layer needs at least one unit",
+                self.widths
+            )));
+        }
+        if !self.activation.has_gradient() {
+            return Err(Error::InvalidArgument(format!(
+                "the activation `{}` has no gradient, so an MLP with it cannot be trained",
+                self.activation.name()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The learnable slope of a PReLU activation (one, shared, as `torch.nn.PReLU()`).
@@ -125,24 +150,7 @@ pub struct Mlp {
 impl Mlp {
     /// Builds and initialises the model.
     pub fn new(device: &Device, config: MlpConfig) -> Result<Self> {
-        if config.widths.len() < 2 {
-            return Err(Error::InvalidArgument(format!(
-                "an MLP needs at least two widths (input and output), got {:?}",
-                config.widths
-            )));
-        }
-        if let Some(i) = config.widths.iter().position(|&w| w == 0) {
-            return Err(Error::InvalidArgument(format!(
-                "width {i} of {:?} is 0: every layer needs at least one unit",
-                config.widths
-            )));
-        }
-        if !config.activation.has_gradient() {
-            return Err(Error::InvalidArgument(format!(
-                "the activation `{}` has no gradient, so an MLP with it cannot be trained",
-                config.activation.name()
-            )));
-        }
+        config.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let layers = config
             .widths

@@ -110,6 +110,37 @@ impl TrainerConfig {
             diverge_above: Some(10.0),
         }
     }
+
+    /// Checks every setting that needs no data or device: counts of at least 1, the
+    /// optimiser's hyper-parameters ([`OptimizerConfig::validate`]) and the divergence factor.
+    /// [`Trainer::new`] calls it; call it yourself to refuse a configuration before any work.
+    pub fn validate(&self) -> Result<()> {
+        let counts = [
+            ("epochs", self.epochs, "a run of no epochs trains nothing"),
+            ("batch size", self.batch_size, "a step needs examples"),
+            (
+                "accumulation count",
+                self.accumulation,
+                "a step needs a batch",
+            ),
+        ];
+        for (what, value, why) in counts {
+            if value == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "the {what} is 0: {why}; give at least 1"
+                )));
+            }
+        }
+        self.optimizer.validate()?;
+        if let Some(factor) = self.diverge_above
+            && !(factor.is_finite() && factor > 1.0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "diverge_above {factor} must be a finite factor above 1"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What one epoch did.
@@ -192,26 +223,13 @@ impl Trainer {
                 format!("{first} inputs to {last} outputs"),
             ));
         }
-        if config.batch_size == 0 || config.accumulation == 0 || config.epochs == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "the batch size, the accumulation count and the epochs must be at least 1 \
-                 (got batch size {}, accumulation {}, epochs {})",
-                config.batch_size, config.accumulation, config.epochs
-            )));
-        }
+        config.validate()?;
         if data.is_empty() {
             return Err(Error::InvalidArgument(
                 "the training set is empty: there is nothing to train on; give the trainer a \
                  data set with at least one example"
                     .into(),
             ));
-        }
-        if let Some(factor) = config.diverge_above
-            && !(factor.is_finite() && factor > 1.0)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "diverge_above {factor} must be a finite factor above 1"
-            )));
         }
         let params: Vec<&Var> = model.parameter_vars().into_iter().map(|(_, v)| v).collect();
         let optimizer = VarOptimizer::new(config.optimizer, &params)?;

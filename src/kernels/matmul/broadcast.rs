@@ -12,14 +12,14 @@
 
 use std::sync::Arc;
 
-use super::activation::{Activation, ActivationBinding};
-use super::gather::BatchSource;
-use super::matmul::{MatmulDims, MatmulForm};
-use super::matmul_vector::VectorSpec;
-use super::optim::HyperBinding;
-use super::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
-use super::{Dispatch, Uniform, entry, groups};
+use super::vector::VectorSpec;
+use super::{MatmulDims, MatmulForm};
 use crate::device::{Device, Encoder, ShaderSource};
+use crate::kernels::activation::{Activation, ActivationBinding};
+use crate::kernels::gather::BatchSource;
+use crate::kernels::optim::HyperBinding;
+use crate::kernels::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
+use crate::kernels::{Dispatch, Uniform, entry, groups};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -28,13 +28,13 @@ use crate::{Error, Result};
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_broadcast",
     wgsl: concat!(
-        include_str!("../../shaders/texels.wgsl"),
-        include_str!("../../shaders/vector_params.wgsl"),
-        include_str!("../../shaders/pixels.wgsl"),
-        include_str!("../../shaders/activation_functions.wgsl"),
-        include_str!("../../shaders/optim_functions.wgsl"),
-        include_str!("../../shaders/bias_grad.wgsl"),
-        include_str!("../../shaders/matmul_broadcast.wgsl")
+        include_str!("../../../shaders/texels.wgsl"),
+        include_str!("../../../shaders/vector_params.wgsl"),
+        include_str!("../../../shaders/pixels.wgsl"),
+        include_str!("../../../shaders/activation_functions.wgsl"),
+        include_str!("../../../shaders/optim_functions.wgsl"),
+        include_str!("../../../shaders/bias_grad.wgsl"),
+        include_str!("../../../shaders/matmul_broadcast.wgsl")
     ),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
     storage_buffers: &[
@@ -44,7 +44,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     ],
 };
 
-super::bindings! {
+crate::kernels::bindings! {
     /// The binding numbers of `shaders/matmul_broadcast.wgsl`, by the WGSL variable each names.
     bind:
     A = 0,
@@ -72,7 +72,7 @@ super::bindings! {
 
 // The epilogue bindings `VectorSpec` builds for both families share their numbers.
 const _: () = {
-    use super::matmul_vector::bind as vector;
+    use super::vector::bind as vector;
     assert!(bind::BIAS == vector::BIAS && bind::P == vector::P);
     assert!(bind::DS_LABELS == vector::DS_LABELS && bind::BATCH_LABELS == vector::BATCH_LABELS);
     assert!(bind::BIAS_GRAD == vector::BIAS_GRAD && bind::B_PARAM == vector::B_PARAM);
@@ -95,7 +95,7 @@ pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
         MatmulForm::AB | MatmulForm::ABt => (k.is_multiple_of(4) && n.is_multiple_of(4), 4),
         MatmulForm::AtB => (m.is_multiple_of(4) && n.is_multiple_of(4), 2),
     };
-    aligned && m > 0 && k > 0 && n > 0 && k <= per_iteration * super::PASS_LENGTH
+    aligned && m > 0 && k > 0 && n > 0 && k <= per_iteration * crate::kernels::PASS_LENGTH
 }
 
 /// Whether `device` runs the family: it needs subgroups of at least [`MIN_SUBGROUP_SIZE`].
@@ -111,7 +111,7 @@ pub fn fits(device: &Device, dims: MatmulDims) -> bool {
     let MatmulDims { m, k, n } = dims;
     [m * k, k * n, m * n]
         .into_iter()
-        .all(|elements| super::texels::fits(device, elements))
+        .all(|elements| crate::kernels::texels::fits(device, elements))
 }
 
 /// A prepared broadcast matmul: fills, then one dispatch.
@@ -210,9 +210,9 @@ impl BroadcastMatmul {
 
         // Storage bindings this specialisation never uses still need a buffer: B's tensor (not
         // otherwise bound here) stands in for read-only ones, a stand-in of its own for each
-        // writable one (`super::stand_ins`).
+        // writable one (`crate::kernels::stand_ins`).
         let dummy = spec.b;
-        let scratch = super::stand_ins(device, super::matmul_vector::WRITABLE_STAND_INS)?;
+        let scratch = crate::kernels::stand_ins(device, super::vector::WRITABLE_STAND_INS)?;
         let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
@@ -255,7 +255,9 @@ impl BroadcastMatmul {
                 entries.extend([bind::W_IN, bind::W_STATE1_IN, bind::W_STATE2_IN].map(texture));
                 // The updated parameter and state go straight into their tensors.
                 let w_step = spec.update_w.map(|s| &s.slot);
-                let out = |pick: fn(&super::optim::OptimSlot) -> &Tensor, used: bool, i: usize| {
+                let out = |pick: fn(&crate::kernels::optim::OptimSlot) -> &Tensor,
+                           used: bool,
+                           i: usize| {
                     w_step.filter(|_| used).map_or(&scratch[i], pick)
                 };
                 entries.push(entry(bind::W_OUT, out(|s| &s.param, true, 1)));

@@ -8,17 +8,17 @@
 //! Each output is the same fma chain in k order as [`MatmulKernel::Blocked`] and
 //! [`MatmulKernel::Tiled`] compute, so every family gives the same bits.
 //!
-//! [`MatmulKernel::Blocked`]: super::matmul::MatmulKernel::Blocked
-//! [`MatmulKernel::Tiled`]: super::matmul::MatmulKernel::Tiled
+//! [`MatmulKernel::Blocked`]: super::MatmulKernel::Blocked
+//! [`MatmulKernel::Tiled`]: super::MatmulKernel::Tiled
 
 use std::sync::Arc;
 
-use super::activation::{Activation, ActivationBinding, ActivationState};
-use super::gather::BatchSource;
-use super::matmul::{MatmulDims, MatmulForm};
-use super::optim::{HyperBinding, OptimStep};
-use super::{Dispatch, Uniform, entry, flag, groups};
+use super::{MatmulDims, MatmulForm};
 use crate::device::{Device, Encoder, ShaderSource};
+use crate::kernels::activation::{Activation, ActivationBinding, ActivationState};
+use crate::kernels::gather::BatchSource;
+use crate::kernels::optim::{HyperBinding, OptimStep};
+use crate::kernels::{Dispatch, Uniform, entry, flag, groups};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -27,12 +27,12 @@ use crate::{Error, Result};
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_vector",
     wgsl: concat!(
-        include_str!("../../shaders/vector_params.wgsl"),
-        include_str!("../../shaders/pixels.wgsl"),
-        include_str!("../../shaders/activation_functions.wgsl"),
-        include_str!("../../shaders/optim_functions.wgsl"),
-        include_str!("../../shaders/bias_grad.wgsl"),
-        include_str!("../../shaders/matmul_vector.wgsl")
+        include_str!("../../../shaders/vector_params.wgsl"),
+        include_str!("../../../shaders/pixels.wgsl"),
+        include_str!("../../../shaders/activation_functions.wgsl"),
+        include_str!("../../../shaders/optim_functions.wgsl"),
+        include_str!("../../../shaders/bias_grad.wgsl"),
+        include_str!("../../../shaders/matmul_vector.wgsl")
     ),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
     storage_buffers: &[
@@ -42,7 +42,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     ],
 };
 
-super::bindings! {
+crate::kernels::bindings! {
     /// The binding numbers of `shaders/matmul_vector.wgsl`, by the WGSL variable each names.
     bind:
     A = 0,
@@ -86,8 +86,8 @@ pub(crate) struct VectorParams {
 }
 
 /// The most rows (K) of B a fused bias gradient sums: it runs in one pass (see
-/// [`PASS_LENGTH`](super::PASS_LENGTH)).
-pub(crate) const MAX_BIAS_GRAD_ROWS: usize = super::PASS_LENGTH;
+/// [`PASS_LENGTH`](crate::kernels::PASS_LENGTH)).
+pub(crate) const MAX_BIAS_GRAD_ROWS: usize = crate::kernels::PASS_LENGTH;
 
 /// Whether the vector family computes `op(A)·op(B)` of `m×k` by `k×n` in `form`: the
 /// dimensions read as vec4 must be multiples of 4.
@@ -255,7 +255,7 @@ impl VectorSpec<'_> {
         activation: &'a ActivationBinding,
         dummy: &'a Tensor,
         scratch: &'a Tensor,
-    ) -> [super::Entry<'a>; 5] {
+    ) -> [crate::kernels::Entry<'a>; 5] {
         let [slopes, runtime] = activation.entries(&self.activation_state, dummy);
         [
             entry(bind::BIAS, self.bias.unwrap_or(dummy)),
@@ -268,7 +268,10 @@ impl VectorSpec<'_> {
 
     /// The fused bias update's bindings (`shaders/bias_grad.wgsl`, numbered alike in both
     /// families): the bias and its state, or three distinct stand-ins.
-    pub fn bias_update_entries<'a>(&'a self, scratch: &'a [Tensor]) -> [super::Entry<'a>; 3] {
+    pub fn bias_update_entries<'a>(
+        &'a self,
+        scratch: &'a [Tensor],
+    ) -> [crate::kernels::Entry<'a>; 3] {
         let slot = self.update_b.map(|s| &s.slot);
         [
             entry(bind::B_PARAM, slot.map_or(&scratch[0], |s| &s.param)),
@@ -348,9 +351,9 @@ impl VectorMatmul {
 
         // Bindings the entry point mentions but this specialisation never uses still need a
         // buffer: B stands in for read-only ones (its size is a multiple of 16 bytes), a
-        // stand-in of its own for each writable one (`super::stand_ins`).
+        // stand-in of its own for each writable one (`crate::kernels::stand_ins`).
         let dummy = spec.b;
-        let scratch = super::stand_ins(device, WRITABLE_STAND_INS)?;
+        let scratch = crate::kernels::stand_ins(device, WRITABLE_STAND_INS)?;
         let activation = spec.activation_binding(device, &op, n)?;
         let hyper = HyperBinding::new(device, spec.update_w.or(spec.update_b));
         let mut entries = vec![
@@ -402,7 +405,7 @@ impl VectorMatmul {
         let x = groups(device, &op, n.div_ceil(4), lanes)?;
         let extra_row = usize::from(spec.bias_grad.is_some());
         let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
-        let ranges = super::pass_ranges(k, super::PASS_LENGTH);
+        let ranges = crate::kernels::pass_ranges(k, crate::kernels::PASS_LENGTH);
         // With one pass `partial` is never touched, but WebGPU forbids binding C there too (one
         // buffer in two writable bindings of a dispatch): a 16-byte scratch tensor stands in.
         let partial = Tensor::uninit(device, if ranges.len() > 1 { [m, n] } else { [1, 4] })?;
@@ -474,7 +477,7 @@ impl VectorMatmul {
 fn gather_entries<'a>(
     gather: Option<&'a Arc<BatchSource>>,
     dummy: &'a Tensor,
-) -> [super::Entry<'a>; 2] {
+) -> [crate::kernels::Entry<'a>; 2] {
     [
         entry(bind::PIXELS, gather.map_or(dummy, |s| &s.pixels)),
         entry(bind::ORDER, gather.map_or(dummy, |s| &s.order)),
