@@ -5,7 +5,7 @@
 //! While [`capture`] runs its closure, every op that autograd (or an optimiser, or a
 //! [`Batch`](crate::autograd::Batch)) would submit is kept instead: its kernel launch is
 //! described by the tensors it reads and writes (`op.rs`), nothing runs and nothing can be read
-//! back. When the closure returns, rewrite rules ([`Fusion`], `fuse.rs`) merge the ops into
+//! back. When the closure returns, rewrite rules ([`Fusion`], `rules/`, one file per rule) merge the ops into
 //! fewer kernels, and each remaining op is lowered once into a prepared kernel (pipeline, bind
 //! group, uniforms). [`Plan::replay`] then records those kernels into one encoder and submits:
 //! no allocation, no pipeline or bind-group creation, no host sync. Inputs change between
@@ -41,12 +41,12 @@
 //! # }
 //! ```
 
-mod fuse;
+mod rules;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-pub use fuse::{Fusion, Rule};
+pub use rules::{Fusion, Rule};
 
 use crate::device::{Deferral, Device, Encoder};
 use crate::graph::{self, Op};
@@ -129,7 +129,11 @@ pub fn capture<T>(
         .expect("capture in progress");
     drop(guard);
     let captured = ops.len();
-    fuse::run(&mut ops, &constants, fusion, device);
+    let cx = rules::Context {
+        constants: &constants,
+        max_storage: device.limits().max_storage_buffers_per_shader_stage as usize,
+    };
+    rules::run(&mut ops, fusion, &cx);
     let labels = ops.iter().map(Op::label).collect();
     let kernels = ops.iter().map(Op::lower).collect::<Result<Vec<_>>>()?;
     Ok((

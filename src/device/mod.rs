@@ -108,6 +108,35 @@ impl Device {
     pub async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
         let instance = adapter::new_instance(options.backends());
         let adapter = adapter::choose_adapter(&instance, options).await?;
+        Self::from_adapter(&adapter).await
+    }
+
+    /// A device on wgpu's no-op backend, reporting `device_type` and WebGPU's default limits (but 16 storage buffers per stage): buffers
+    /// and pipelines are created, nothing runs. For unit tests of host-side logic (the fusion
+    /// rules, kernel choice) on any machine, GPU or not.
+    #[cfg(all(test, not(target_arch = "wasm32")))]
+    pub(crate) fn noop(device_type: wgpu::DeviceType) -> Result<Self> {
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::NOOP;
+        // WebGPU's defaults but lavapipe's 16 storage buffers per stage (enough for every
+        // fused kernel); wgpu-core's maximal limits overflow its own validation tables.
+        let limits = wgpu::Limits {
+            max_storage_buffers_per_shader_stage: 16,
+            ..wgpu::Limits::default()
+        };
+        descriptor.backend_options.noop = wgpu::NoopBackendOptions {
+            device_type: Some(device_type),
+            limits: Some(limits),
+            ..wgpu::NoopBackendOptions::enabled()
+        };
+        let instance = wgpu::Instance::new(descriptor);
+        let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .map_err(|e| Error::InvalidArgument(format!("no noop adapter: {e}")))?;
+        block_on(Self::from_adapter(&adapter))
+    }
+
+    /// Opens `adapter`'s device with the adapter's own limits and its subgroup operations.
+    async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let summary = AdapterSummary::from_info(&info);
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and

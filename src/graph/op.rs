@@ -1,6 +1,6 @@
 //! The ops a recording is made of: a description of each kernel launch by the tensors it reads
 //! and writes, before any kernel exists. Eager autograd lowers them at once; a capture keeps
-//! them, rewrites them (`capture::fuse`) and lowers the result once into a
+//! them, rewrites them (`capture::rules`) and lowers the result once into a
 //! [`Plan`](crate::capture::Plan).
 
 //!
@@ -188,9 +188,10 @@ pub(crate) enum Access {
     ReadWrite,
 }
 
-/// A tensor's identity: its storage (a reshape or a share is the same tensor).
+/// A tensor's identity: its storage's id (a reshape or a share is the same tensor), never
+/// reused within a process, so an id read before a tensor is dropped cannot name another.
 pub(crate) fn id(tensor: &Tensor) -> usize {
-    Arc::as_ptr(tensor.storage()) as usize
+    tensor.storage().id() as usize
 }
 
 impl Op {

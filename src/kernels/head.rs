@@ -3,7 +3,7 @@
 //! optimiser update, in two passes over many workgroups: `head_rows` (HEAD_WG rows per
 //! workgroup: logits, softmax, the row's loss and gradient) and `head_reduce` (the weight and
 //! bias gradients, the update and the loss's sum). A captured training step fuses into it (see
-//! `src/capture/fuse.rs`); it computes the unfused kernels' bits for everything but the loss's
+//! `src/capture/rules/head.rs`); it computes the unfused kernels' bits for everything but the loss's
 //! summation order.
 
 use super::activation::Activation;
