@@ -56,6 +56,85 @@ fn the_lecture_step_is_four_dispatches_in_one_submit_with_no_host_sync() {
     assert_eq!(t.dispatches_per_step(), Some(five.dispatches / 5));
 }
 
+#[test]
+fn an_epoch_is_a_few_submits_of_many_steps_with_no_host_write_per_step_and_the_same_bits() {
+    // The lecture run's epoch: 60,000 images, 938 steps.
+    let device = fresh_gpu();
+    let per_submit = |n| TrainerConfig {
+        steps_per_submit: Some(n),
+        ..TrainerConfig::lecture()
+    };
+    let mut one = trainer(&device, MlpConfig::lecture(), per_submit(1), 60_000);
+    let before = device.counters();
+    let one_stats = one.train_epoch(|_, _, _| {}).unwrap();
+    let singly = device.counters() - before;
+    // One per step, and the readbacks' copies (the first step's loss, the epoch's two sums).
+    assert_eq!((one_stats.steps, singly.submits), (938, 938 + 3));
+
+    let n = 16;
+    let mut many = trainer(&device, MlpConfig::lecture(), per_submit(n), 60_000);
+    let before = device.counters();
+    let stats = many.train_epoch(|_, _, _| {}).unwrap();
+    let epoch = device.counters() - before;
+    eprintln!("an epoch at {n} steps per submit: {epoch:#?}");
+    // The run's first step alone (its loss is the divergence yardstick), then 16 at a time,
+    // and the three readbacks' copies.
+    assert!(
+        epoch.submits <= 938u64.div_ceil(n as u64) + 1 + 3,
+        "{} submits",
+        epoch.submits
+    );
+    // One write per submit (the rows of its steps), and the epoch's order and accumulators.
+    assert!(
+        epoch.host_writes <= epoch.submits + 3,
+        "{} host writes in {} submits",
+        epoch.host_writes,
+        epoch.submits
+    );
+    assert_eq!(epoch.dispatches, 938 * 4, "the same four kernels per step");
+    assert_eq!(
+        epoch.buffers_created, 0,
+        "the tables were sized when the plans were built"
+    );
+    assert_eq!(
+        weights(&one),
+        weights(&many),
+        "the same bits as one step per submit"
+    );
+    assert_eq!(one_stats.mean_loss.to_bits(), stats.mean_loss.to_bits());
+    assert_eq!(one_stats.running_accuracy, stats.running_accuracy);
+}
+
+#[test]
+fn steps_per_submit_change_no_bit_with_rrelu_adam_a_schedule_and_accumulation() {
+    // Every per-step input moves here: the batch offset, RReLU's key, Adam's bias corrections
+    // and the one-cycle learning rate, with accumulation alternating two plans in a submit.
+    let device = gpu();
+    let mlp = MlpConfig {
+        activation: Activation::RRELU,
+        ..MlpConfig::lecture()
+    };
+    let run = |n: usize| {
+        let config = TrainerConfig {
+            optimizer: OptimizerConfig::adam(0.002),
+            schedule: wgsl_nn::nn::Schedule::OneCycle,
+            epochs: 2,
+            accumulation: 2,
+            steps_per_submit: Some(n),
+            ..TrainerConfig::lecture()
+        };
+        let mut t = trainer(device, mlp.clone(), config, 700);
+        let losses: Vec<u32> = (0..2)
+            .map(|_| t.train_epoch(|_, _, _| {}).unwrap().mean_loss.to_bits())
+            .collect();
+        (weights(&t), losses)
+    };
+    let singly = run(1);
+    for n in [3, 4, 64] {
+        assert_eq!(run(n), singly, "{n} steps per submit");
+    }
+}
+
 /// Trains `steps` steps of `config` under `fusion` and returns the weights.
 fn run(fusion: Fusion, mlp: MlpConfig, optimizer: OptimizerConfig, steps: usize) -> Vec<Vec<f32>> {
     let device = gpu();

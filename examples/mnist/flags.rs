@@ -89,6 +89,10 @@ pub(crate) struct Args {
     /// Activation between layers.
     #[arg(long, default_value = "relu", value_parser = trainable_activations())]
     pub(crate) activation: String,
+    /// Training steps recorded into one submit (the same bits whatever the number)
+    /// [default: 16 on software adapters, 64 on GPUs].
+    #[arg(long)]
+    pub(crate) steps_per_submit: Option<usize>,
     /// Seed of the initialisation and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
@@ -248,14 +252,19 @@ pub(crate) fn check_flags(
         schedule: Schedule::from_name(&args.schedule)?,
         epochs: args.epochs,
         accumulation: args.accumulate,
+        steps_per_submit: args.steps_per_submit,
         // One host sync per 100 steps, for the progress bar's loss and the divergence check.
         report_loss_every: 100,
         ..TrainerConfig::lecture()
     };
     trainer.validate().map_err(|e| {
         bad_flag(format!(
-            "--epochs {} --batch-size {} --accumulate {}: {e}",
-            args.epochs, args.batch_size, args.accumulate
+            "--epochs {} --batch-size {} --accumulate {}{}: {e}",
+            args.epochs,
+            args.batch_size,
+            args.accumulate,
+            args.steps_per_submit
+                .map_or(String::new(), |n| format!(" --steps-per-submit {n}"))
         ))
     })?;
     Ok(Checked { model, trainer })

@@ -321,10 +321,11 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             .dispatches_per_step()
             .map_or_else(|| "?".to_string(), |d| d.to_string());
         println!(
-            "epoch {epoch:>2}: train loss {:.4}{tested}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step",
+            "epoch {epoch:>2}: train loss {:.4}{tested}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step, {} steps/submit",
             stats.mean_loss,
             stats.seconds,
-            (stats.steps * batch_size) as f64 / stats.seconds
+            (stats.steps * batch_size) as f64 / stats.seconds,
+            trainer.steps_per_submit()
         );
         if interrupt::requested() {
             println!(

@@ -42,6 +42,7 @@
 //! ```
 
 mod rules;
+mod table;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use crate::graph::{self, Op};
 use crate::kernels::Record;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+use table::StepTable;
 
 /// What a capture in progress has collected.
 #[derive(Default)]
@@ -136,6 +138,7 @@ pub fn capture<T>(
     rules::run(&mut ops, fusion, &cx);
     let labels = ops.iter().map(Op::label).collect();
     let kernels = ops.iter().map(Op::lower).collect::<Result<Vec<_>>>()?;
+    let table = StepTable::new(kernels.iter().flat_map(|k| k.step_inputs()).collect());
     Ok((
         Plan {
             device: device.clone(),
@@ -143,6 +146,8 @@ pub fn capture<T>(
             labels,
             captured,
             dispatches: Cell::new(None),
+            table,
+            rng: Cell::new((0, 0)),
         },
         value,
     ))
@@ -156,6 +161,10 @@ pub struct Plan {
     labels: Vec<String>,
     captured: usize,
     dispatches: Cell<Option<u64>>,
+    /// The per-step inputs, filled on the device from one row per step.
+    table: StepTable,
+    /// RReLU's key for the next recording.
+    rng: Cell<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -168,21 +177,34 @@ impl std::fmt::Debug for Plan {
 }
 
 impl Plan {
-    /// Records the plan into one encoder and submits it (no host sync).
+    /// Records one step of the plan into one encoder and submits it (no host sync).
     pub fn replay(&self) -> Result<()> {
         let mut encoder = self.device.encoder();
-        self.record(&mut encoder);
+        self.record(&mut encoder)?;
         encoder.submit()
     }
 
-    /// Records the plan into `encoder`. Host-side writes (batch offsets, optimiser numbers)
-    /// happen now and reach the device with the next submit: record one plan per submit.
-    pub fn record(&self, encoder: &mut Encoder) {
+    /// Records one step of the plan into `encoder`; record it several times for several steps
+    /// in one submit. The step's inputs are taken now, from the host-side state: the batch's
+    /// offset (as [`BatchCursor::set_offset`](crate::autograd::BatchCursor::set_offset) left
+    /// it), the RNG key ([`Plan::set_rng`]), and each optimiser's next step (counted now, at
+    /// its learning rate now). They become the step's row in the plan's table, written with
+    /// the encoder's submit (the rows of one encoder in one write), and reach the kernels by
+    /// copies on the device. Record a plan into one encoder at a time.
+    pub fn record(&self, encoder: &mut Encoder) -> Result<()> {
+        self.table.record(encoder, self.rng.get())?;
         let before = encoder.dispatch_count();
         for kernel in &self.kernels {
             kernel.record_into(encoder);
         }
         self.dispatches.set(Some(encoder.dispatch_count() - before));
+        Ok(())
+    }
+
+    /// Makes room for `steps` recordings per submit, so that recording them allocates
+    /// nothing (the table grows by itself otherwise).
+    pub fn reserve_steps(&self, steps: usize) -> Result<()> {
+        self.table.reserve(&self.device, steps)
     }
 
     /// What the plan runs, one line per step (a fused kernel lists what it absorbed).
@@ -200,10 +222,8 @@ impl Plan {
         self.dispatches.get()
     }
 
-    /// Keys every RReLU in the plan to `(seed, step)` for the next replay (queued).
+    /// Keys every RReLU in the plan to `(seed, step)` from the next recording on.
     pub fn set_rng(&self, seed: u32, step: u32) {
-        for kernel in &self.kernels {
-            kernel.set_rng(seed, step);
-        }
+        self.rng.set((seed, step));
     }
 }

@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     pub dispatches: AtomicU64,
     pub host_syncs: AtomicU64,
     pub bytes_read_back: AtomicU64,
+    pub host_writes: AtomicU64,
     pub bytes_uploaded: AtomicU64,
     pub pipelines_created: AtomicU64,
     pub buffers_created: AtomicU64,
@@ -29,6 +30,7 @@ impl Counters {
             dispatches: get(&self.dispatches),
             host_syncs: get(&self.host_syncs),
             bytes_read_back: get(&self.bytes_read_back),
+            host_writes: get(&self.host_writes),
             bytes_uploaded: get(&self.bytes_uploaded),
             pipelines_created: get(&self.pipelines_created),
             buffers_created: get(&self.buffers_created),
@@ -48,6 +50,8 @@ pub struct CounterSnapshot {
     pub host_syncs: u64,
     /// Bytes copied from the device to the host.
     pub bytes_read_back: u64,
+    /// Writes from the host into device buffers (each queued write, however large).
+    pub host_writes: u64,
     /// Bytes written from the host to device buffers.
     pub bytes_uploaded: u64,
     /// Compute pipelines compiled (cache misses).
@@ -67,6 +71,7 @@ impl std::ops::Sub for CounterSnapshot {
             dispatches: self.dispatches - earlier.dispatches,
             host_syncs: self.host_syncs - earlier.host_syncs,
             bytes_read_back: self.bytes_read_back - earlier.bytes_read_back,
+            host_writes: self.host_writes - earlier.host_writes,
             bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
             pipelines_created: self.pipelines_created - earlier.pipelines_created,
             buffers_created: self.buffers_created - earlier.buffers_created,

@@ -1,7 +1,12 @@
 //! Command recording: many dispatches, one command buffer, one submit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::Device;
 use crate::Result;
+
+/// The next encoder's id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Records dispatches and copies for one submit.
 ///
@@ -15,6 +20,10 @@ pub struct Encoder {
     /// Storage of the tensors bound by recorded dispatches, held until submit so that none is
     /// recycled (and overwritten by a queued upload) before the commands that read it run.
     bound: Vec<std::sync::Arc<super::Storage>>,
+    /// Host writes that must land before this encoder's commands run: made, one queued write
+    /// per contiguous run of bytes, just before the submit.
+    staged: Vec<(wgpu::Buffer, u64, Vec<u8>)>,
+    id: u64,
 }
 
 impl Encoder {
@@ -31,12 +40,35 @@ impl Encoder {
             pass: None,
             dispatches: 0,
             bound: Vec::new(),
+            staged: Vec::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     /// The device this encoder records for.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Unique among the encoders of the process: what a plan recorded several times into one
+    /// encoder tells its recordings apart by.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues `data` for `buffer` at `offset`, written just before this encoder's submit (so
+    /// before any of its commands run). Bytes staged right after the previous staged bytes of
+    /// the same buffer join their write: a plan recorded N times into one encoder writes its
+    /// table of per-step inputs once.
+    pub(crate) fn stage_write(&mut self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        if let Some((last, at, bytes)) = self.staged.last_mut()
+            && last == buffer
+            && *at + bytes.len() as u64 == offset
+        {
+            bytes.extend_from_slice(data);
+            return;
+        }
+        self.staged.push((buffer.clone(), offset, data.to_vec()));
     }
 
     /// Dispatches recorded so far.
@@ -130,6 +162,9 @@ impl Encoder {
 
     pub(crate) fn submit_indexed(mut self) -> Result<wgpu::SubmissionIndex> {
         self.pass = None;
+        for (buffer, offset, bytes) in std::mem::take(&mut self.staged) {
+            self.device.write_buffer(&buffer, offset, &bytes);
+        }
         let commands = self
             .encoder
             .take()

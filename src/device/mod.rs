@@ -531,7 +531,21 @@ impl Device {
             return;
         }
         self.inner.queue.write_buffer(buffer, offset, data);
+        Counters::add(&self.inner.counters.host_writes, 1);
         Counters::add(&self.inner.counters.bytes_uploaded, data.len() as u64);
+    }
+
+    /// A buffer of `bytes` that is only copied into (from the host) and out of (into the
+    /// buffers kernels bind): a plan's table of per-step inputs.
+    pub(crate) fn table_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_buffer_size(label, bytes, false)?;
+        Counters::add(&self.inner.counters.buffers_created, 1);
+        Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
     }
 
     pub(crate) fn submit(

@@ -29,6 +29,7 @@ use crate::kernels::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, Matmu
 use crate::kernels::metrics::Metric;
 use crate::kernels::optim::{OptimStep, OptimizerShared};
 use crate::kernels::reduce::{Axis, Sum};
+use crate::kernels::step::{StepInput, StepValue};
 use crate::tensor::Tensor;
 
 /// A matmul with everything a fusion can attach to it.
@@ -418,7 +419,7 @@ impl Op {
             Op::CountCorrect { .. } => "correct count".into(),
             Op::OneHot { .. } => "one-hot".into(),
             Op::Gather(_) => "gather batch".into(),
-            Op::OptimizerTick(_) => "optimiser step numbers (host write)".into(),
+            Op::OptimizerTick(_) => "optimiser step numbers".into(),
             Op::OptimizerStep(_) => "optimiser update".into(),
             Op::Head(h) => {
                 let (_, k) = h.x.shape().dims2("head").unwrap_or((0, 0));
@@ -651,12 +652,20 @@ impl Record for ClearKernel {
     }
 }
 
-/// An optimiser's per-step numbers as a plan step.
+/// An optimiser's per-step numbers as a plan step: no dispatch, a per-step input (only a
+/// capture records the op: the plan counts the step when it fills its row of per-step values,
+/// and copies the numbers in on the device).
 #[derive(Debug)]
 struct TickKernel(Arc<OptimizerShared>);
 
 impl Record for TickKernel {
-    fn record_into(&self, _encoder: &mut Encoder) {
-        self.0.tick();
+    fn record_into(&self, _encoder: &mut Encoder) {}
+
+    fn step_inputs(&self) -> Vec<StepInput> {
+        vec![StepInput {
+            value: StepValue::Optimizer(self.0.clone()),
+            buffer: self.0.hyper.clone(),
+            offset: 0,
+        }]
     }
 }

@@ -5,6 +5,7 @@
 //! both use the same WGSL functions (`shaders/activation_functions.wgsl`).
 
 use super::reduce::{Axis, Sum, TermsThenSum};
+use super::step::{StepInput, StepValue};
 use super::{Dispatch, Entry, Record, Uniform, entry, flag, grid};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::tensor::Tensor;
@@ -227,8 +228,8 @@ pub struct ActivationState<'a> {
 pub(crate) struct ActivationBinding {
     pub constants: Vec<(&'static str, f64)>,
     pub runtime: wgpu::Buffer,
-    features: u32,
-    slope_count: u32,
+    /// RReLU: the runtime's RNG key changes per step.
+    keyed: bool,
 }
 
 impl ActivationBinding {
@@ -276,8 +277,7 @@ impl ActivationBinding {
         Ok(Self {
             constants,
             runtime,
-            features,
-            slope_count,
+            keyed: matches!(activation, Activation::Rrelu { .. }),
         })
     }
 
@@ -294,15 +294,14 @@ impl ActivationBinding {
         ]
     }
 
-    /// Rewrites RReLU's RNG key (queued; no host sync).
-    pub fn set_rng(&self, device: &Device, seed: u32, step: u32) {
-        let words = ActRuntime {
-            seed,
-            step,
-            features: self.features,
-            slope_count: self.slope_count,
-        };
-        device.write_buffer(&self.runtime, 0, bytemuck::bytes_of(&words));
+    /// Where RReLU reads its RNG key (`seed`, `step`: the runtime's first two words), when the
+    /// activation is RReLU.
+    pub fn step_input(&self) -> Option<StepInput> {
+        self.keyed.then(|| StepInput {
+            value: StepValue::RngKey,
+            buffer: self.runtime.clone(),
+            offset: std::mem::offset_of!(ActRuntime, seed) as u64,
+        })
     }
 }
 
@@ -517,7 +516,12 @@ impl ActivationKernel {
 
     /// Sets RReLU's RNG key for the next recorded passes (queued; no host sync).
     pub fn set_rng(&self, seed: u32, step: u32) {
-        self.binding.set_rng(&self.device, seed, step);
+        super::step::write_rng(&self.device, &self.step_inputs(), seed, step);
+    }
+
+    /// RReLU's key, when the activation is RReLU.
+    pub(crate) fn step_inputs(&self) -> Vec<StepInput> {
+        self.binding.step_input().into_iter().collect()
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::loss::Labels;
+use super::step::{StepInput, StepValue};
 use super::texels::{TexelFormat, TexelView};
 use super::{Dispatch, Uniform, entry, grid};
 use crate::device::{Encoder, ShaderSource};
@@ -181,10 +182,25 @@ impl BatchGather {
         Ok(())
     }
 
-    /// Records the gather at the source's current offset.
-    pub(crate) fn record_current(&self, encoder: &mut Encoder) {
+    /// Records the gather at the source's current offset (written now, queued).
+    fn record_current(&self, encoder: &mut Encoder) {
         let device = self.source.pixels.device();
         device.write_buffer(self.params.buffer(), 0, &self.source.offset().to_le_bytes());
+        self.record_dispatch(encoder);
+    }
+
+    /// Records the dispatch alone: the offset is what the parameters hold when it runs (the
+    /// offset at lowering, or what a plan copies in from its table).
+    pub(crate) fn record_dispatch(&self, encoder: &mut Encoder) {
         self.dispatch.record(encoder);
+    }
+
+    /// Where the gather reads the batch's offset.
+    pub(crate) fn offset_input(&self) -> StepInput {
+        StepInput {
+            value: StepValue::BatchOffset(self.source.clone()),
+            buffer: self.params.buffer().clone(),
+            offset: std::mem::offset_of!(GatherParams, offset) as u64,
+        }
     }
 }

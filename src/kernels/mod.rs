@@ -14,6 +14,7 @@ pub mod matmul;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
+pub(crate) mod step;
 pub(crate) mod texels;
 
 use std::sync::Arc;
@@ -263,8 +264,11 @@ pub(crate) trait Record {
         encoder.submit()
     }
 
-    /// Keys the kernel's RReLU (if any) to `(seed, step)` for the next recording.
-    fn set_rng(&self, _seed: u32, _step: u32) {}
+    /// The per-step values the kernel reads, and where (a replayed plan copies them there
+    /// from its table before the kernel runs). None by default.
+    fn step_inputs(&self) -> Vec<step::StepInput> {
+        Vec::new()
+    }
 }
 
 macro_rules! recordable {
@@ -275,15 +279,15 @@ macro_rules! recordable {
             }
         })*
     };
-    // Kernels with an RReLU epilogue or pass, keyed per step.
-    (rng: $($kernel:ty),* $(,)?) => {
+    // Kernels with per-step inputs (a batch offset, an RReLU key).
+    (stepped: $($kernel:ty),* $(,)?) => {
         $(impl Record for $kernel {
             fn record_into(&self, encoder: &mut Encoder) {
                 self.record(encoder);
             }
 
-            fn set_rng(&self, seed: u32, step: u32) {
-                <$kernel>::set_rng(self, seed, step);
+            fn step_inputs(&self) -> Vec<step::StepInput> {
+                <$kernel>::step_inputs(self)
             }
         })*
     };
@@ -303,7 +307,7 @@ recordable!(
 );
 
 recordable!(
-    rng: matmul::Matmul,
+    stepped: matmul::Matmul,
     matmul::vector::VectorMatmul,
     matmul::broadcast::BroadcastMatmul,
     activation::ActivationKernel,
@@ -311,6 +315,10 @@ recordable!(
 
 impl Record for gather::BatchGather {
     fn record_into(&self, encoder: &mut Encoder) {
-        self.record_current(encoder);
+        self.record_dispatch(encoder);
+    }
+
+    fn step_inputs(&self) -> Vec<step::StepInput> {
+        vec![self.offset_input()]
     }
 }

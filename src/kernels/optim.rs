@@ -330,10 +330,16 @@ impl HyperBinding {
 impl OptimizerShared {
     /// Counts a step and writes its numbers; they reach the device with the next submit.
     pub fn tick(&self) {
-        let t = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
-        let hyper = self.config().hyper(t);
+        let hyper = self.next_hyper();
         self.device
             .write_buffer(&self.hyper, 0, bytemuck::bytes_of(&hyper));
+    }
+
+    /// Counts a step and gives its numbers, from the configuration as it is now (the
+    /// schedule's learning rate), for a plan's table of per-step inputs.
+    pub fn next_hyper(&self) -> Hyper {
+        let t = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        self.config().hyper(t)
     }
 
     pub fn config(&self) -> OptimizerConfig {

@@ -12,7 +12,10 @@ pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpo
 pub use schedule::Schedule;
 #[cfg(feature = "checkpoints")]
 pub use train::TrainingPosition;
-pub use train::{ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, epoch_order};
+pub use train::{
+    ClassifierLoss, EpochStats, Evaluator, Trainer, TrainerConfig, default_steps_per_submit,
+    epoch_order,
+};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -18,6 +18,7 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::activation::{Activation, ActivationBinding};
 use crate::kernels::gather::BatchSource;
 use crate::kernels::optim::HyperBinding;
+use crate::kernels::step::{StepInput, StepValue};
 use crate::kernels::texels::{TEXEL_SHIFT, TexelFormat, TexelView};
 use crate::kernels::{Dispatch, Uniform, entry, groups};
 use crate::tensor::Tensor;
@@ -124,7 +125,6 @@ pub(crate) struct BroadcastMatmul {
     params: Uniform,
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
-    device: Device,
     /// Stand-ins for the texture bindings a specialisation never uses.
     _unused: [TexelView; 2],
     /// Distinct stand-ins for the writable bindings this specialisation never uses.
@@ -291,20 +291,14 @@ impl BroadcastMatmul {
             params,
             gather: spec.gather.cloned(),
             activation,
-            device: device.clone(),
             _unused: unused,
             _stand_ins: scratch,
         })
     }
 
-    /// Records the fills and the dispatch; a gathered operand reads the batch at its source's
-    /// current offset.
+    /// Records the fills and the dispatch; a gathered operand reads the batch at the offset
+    /// its parameters hold (the source's at lowering, or what a plan copies in per step).
     pub fn record(&self, encoder: &mut Encoder) {
-        if let Some(source) = &self.gather {
-            // `offset` is the fourth word of VectorParams.
-            self.device
-                .write_buffer(self.params.buffer(), 12, &source.offset().to_le_bytes());
-        }
         for (view, tensor) in &self.fills {
             view.fill(encoder, tensor);
         }
@@ -316,10 +310,17 @@ impl BroadcastMatmul {
         1
     }
 
-    /// Sets the fused RReLU's RNG key (queued; no host sync).
-    pub fn set_rng(&self, seed: u32, step: u32) {
-        if let Some(binding) = &self.activation {
-            binding.set_rng(&self.device, seed, step);
-        }
+    /// The batch offset a gathered operand reads and the fused RReLU's key.
+    pub fn step_inputs(&self) -> Vec<StepInput> {
+        let offset = self.gather.iter().map(|source| StepInput {
+            value: StepValue::BatchOffset(source.clone()),
+            buffer: self.params.buffer().clone(),
+            offset: std::mem::offset_of!(super::vector::VectorParams, offset) as u64,
+        });
+        let rng = self
+            .activation
+            .as_ref()
+            .and_then(ActivationBinding::step_input);
+        offset.chain(rng).collect()
     }
 }

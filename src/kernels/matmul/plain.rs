@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{MatmulDims, MatmulKernel, MatmulOptions, kernel_for};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::activation::ActivationBinding;
+use crate::kernels::step::StepInput;
 use crate::kernels::{Dispatch, Uniform, entry, flag};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -296,13 +297,20 @@ impl Matmul {
 
     /// Sets the fused RReLU's RNG key for the next recorded passes (queued; no host sync).
     pub fn set_rng(&self, seed: u32, step: u32) {
+        crate::kernels::step::write_rng(&self.device, &self.step_inputs(), seed, step);
+    }
+
+    /// The per-step values the product reads: a gathered operand's batch offset, the fused
+    /// RReLU's key.
+    pub(crate) fn step_inputs(&self) -> Vec<StepInput> {
         match &self.spec_kernel {
-            Some(prepared) => prepared.set_rng(seed, step),
-            None => {
-                if let Some(binding) = &self.activation {
-                    binding.set_rng(&self.device, seed, step);
-                }
-            }
+            Some(prepared) => prepared.step_inputs(),
+            None => self
+                .activation
+                .as_ref()
+                .and_then(ActivationBinding::step_input)
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::activation::{Activation, ActivationBinding, ActivationState};
 use crate::kernels::gather::BatchSource;
 use crate::kernels::optim::{HyperBinding, OptimStep};
+use crate::kernels::step::{StepInput, StepValue};
 use crate::kernels::{Dispatch, Uniform, entry, flag, groups};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -327,7 +328,6 @@ pub(crate) struct VectorMatmul {
     _stand_ins: Vec<Tensor>,
     gather: Option<Arc<BatchSource>>,
     activation: Option<ActivationBinding>,
-    device: Device,
 }
 
 impl VectorMatmul {
@@ -442,20 +442,12 @@ impl VectorMatmul {
             _stand_ins: scratch,
             gather: spec.gather.cloned(),
             activation,
-            device: device.clone(),
         })
     }
 
-    /// Records the dispatches; a gathered operand reads the batch at its source's current
-    /// offset.
+    /// Records the dispatches; a gathered operand reads the batch at the offset its
+    /// parameters hold (the source's at lowering, or what a plan copies in per step).
     pub fn record(&self, encoder: &mut Encoder) {
-        if let Some(source) = &self.gather {
-            // `offset` is the fourth word of VectorParams.
-            for params in &self.params {
-                self.device
-                    .write_buffer(params.buffer(), 12, &source.offset().to_le_bytes());
-            }
-        }
         for pass in &self.passes {
             pass.record(encoder);
         }
@@ -466,11 +458,20 @@ impl VectorMatmul {
         self.passes.len()
     }
 
-    /// Sets the fused RReLU's RNG key (queued; no host sync).
-    pub fn set_rng(&self, seed: u32, step: u32) {
-        if let Some(binding) = &self.activation {
-            binding.set_rng(&self.device, seed, step);
-        }
+    /// The batch offset each pass reads (a gathered operand) and the fused RReLU's key.
+    pub fn step_inputs(&self) -> Vec<StepInput> {
+        let offsets = self.gather.iter().flat_map(|source| {
+            self.params.iter().map(|params| StepInput {
+                value: StepValue::BatchOffset(source.clone()),
+                buffer: params.buffer().clone(),
+                offset: std::mem::offset_of!(VectorParams, offset) as u64,
+            })
+        });
+        let rng = self
+            .activation
+            .as_ref()
+            .and_then(ActivationBinding::step_input);
+        offsets.chain(rng).collect()
     }
 }
 

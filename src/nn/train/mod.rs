@@ -27,7 +27,7 @@ use crate::autograd::{
 };
 use crate::capture::{Fusion, Plan, capture};
 use crate::data::gpu::{GpuDataset, Normalization};
-use crate::device::Device;
+use crate::device::{Device, Encoder};
 use crate::kernels::loss::Reduction;
 use crate::kernels::optim::OptimizerConfig;
 use crate::tensor::{DType, Tensor};
@@ -91,6 +91,21 @@ pub struct TrainerConfig {
     /// steps and at the end of each epoch). A non-finite loss always stops. `Some(10.0)` by
     /// default; `None` checks only for non-finite losses.
     pub diverge_above: Option<f32>,
+    /// Steps recorded into one submit (each step still its own kernels, reading its inputs
+    /// from one row of the plan's table): fewer submits, the same bits. The running loss is
+    /// read back at `report_loss_every` steps and a stop asked at any step ends the submit
+    /// there. `None` (the default) takes [`default_steps_per_submit`] for the device.
+    pub steps_per_submit: Option<usize>,
+}
+
+/// Steps per submit where [`TrainerConfig::steps_per_submit`] is `None`: 16 on software
+/// adapters (lavapipe, SwiftShader, WARP), where a submit costs ~0.2 ms and the steps in one
+/// run back to back; 64 on GPUs, whose steps are far shorter than a submit and its wait.
+pub fn default_steps_per_submit(device: &Device) -> usize {
+    match device.adapter().device_type {
+        wgpu::DeviceType::Cpu => 16,
+        _ => 64,
+    }
 }
 
 impl TrainerConfig {
@@ -108,6 +123,7 @@ impl TrainerConfig {
             report_loss_every: 0,
             fusion: Fusion::all(),
             diverge_above: Some(10.0),
+            steps_per_submit: None,
         }
     }
 
@@ -122,6 +138,11 @@ impl TrainerConfig {
                 "accumulation count",
                 self.accumulation,
                 "a step needs a batch",
+            ),
+            (
+                "steps per submit",
+                self.steps_per_submit.unwrap_or(1),
+                "a submit needs a step",
             ),
         ];
         for (what, value, why) in counts {
@@ -192,6 +213,8 @@ pub struct Trainer {
     /// The loss of the run's first step, the yardstick of divergence.
     first_loss: Option<f32>,
     dispatches_per_step: Option<u64>,
+    /// Steps recorded into one submit by the epoch loop.
+    steps_per_submit: usize,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -233,6 +256,9 @@ impl Trainer {
         }
         let params: Vec<&Var> = model.parameter_vars().into_iter().map(|(_, v)| v).collect();
         let optimizer = VarOptimizer::new(config.optimizer, &params)?;
+        let steps_per_submit = config
+            .steps_per_submit
+            .unwrap_or_else(|| default_steps_per_submit(&device));
         let loss_sum = Tensor::zeros(&device, [1])?;
         let correct = Tensor::zeros_of(&device, [1], DType::U32)?;
         let mut trainer = Self {
@@ -248,6 +274,7 @@ impl Trainer {
             next_step: 0,
             first_loss: None,
             dispatches_per_step: None,
+            steps_per_submit,
         };
         trainer.prepare()?;
         Ok(trainer)
@@ -272,6 +299,9 @@ impl Trainer {
     fn prepare(&mut self) -> Result<()> {
         for step in 0..self.steps_per_epoch() {
             self.ensure_plan(self.plan_key(step))?;
+        }
+        for captured in self.plans.values() {
+            captured.plan.reserve_steps(self.steps_per_submit)?;
         }
         Ok(())
     }
@@ -391,6 +421,16 @@ impl Trainer {
     /// `Trainer::step` without blocking the thread (the run's first step reads its loss
     /// back once, as the yardstick of divergence).
     pub async fn step_async(&mut self, step: usize) -> Result<()> {
+        let mut encoder = self.device.encoder();
+        self.record_step(step, &mut encoder)?;
+        encoder.submit()?;
+        self.take_first_loss(step + 1).await
+    }
+
+    /// Records step `step` of the current epoch into `encoder`: the schedule's learning rate,
+    /// the batch's offset and the RNG key are set on the host, and the plan takes them into
+    /// its row of per-step inputs (no host write of their own).
+    fn record_step(&mut self, step: usize, encoder: &mut Encoder) -> Result<()> {
         let batch = self.config.batch_size;
         let offset = step * batch;
         if offset >= self.data.len() {
@@ -415,16 +455,41 @@ impl Trainer {
         captured
             .plan
             .set_rng(self.config.seed as u32, global_step as u32);
-        captured.plan.replay()?;
+        captured.plan.record(encoder)?;
         self.dispatches_per_step = captured.plan.dispatches();
         self.next_step = step + 1;
+        Ok(())
+    }
+
+    /// After the run's first submit: reads the mean loss of its `done` steps back, once, as
+    /// the yardstick of divergence.
+    async fn take_first_loss(&mut self, done: usize) -> Result<()> {
         if self.first_loss.is_none() {
-            // One host sync in the whole run: the yardstick of divergence.
-            let loss = self.loss_sum.to_vec_async().await?[0] / (step + 1) as f32;
+            let loss = self.loss_sum.to_vec_async().await?[0] / done as f32;
             self.first_loss = Some(loss);
             self.check_divergence(loss)?;
         }
         Ok(())
+    }
+
+    /// Where the submit that starts at step `start` ends: after `steps_per_submit` steps (the
+    /// run's first step alone, for the yardstick), at the next loss report, or at the end of
+    /// the epoch.
+    fn submit_end(&self, start: usize, steps: usize) -> usize {
+        if self.first_loss.is_none() {
+            return start + 1;
+        }
+        let mut end = (start + self.steps_per_submit).min(steps);
+        let every = self.config.report_loss_every;
+        if every > 0 {
+            end = end.min((start / every + 1) * every);
+        }
+        end
+    }
+
+    /// Steps the epoch loop records into one submit.
+    pub fn steps_per_submit(&self) -> usize {
+        self.steps_per_submit
     }
 
     /// [`Error::Diverged`] if `mean_loss` is not finite or is far past the first step's loss.
@@ -504,26 +569,50 @@ impl Trainer {
             self.upload_order()?;
         }
         let steps = self.steps_per_epoch();
+        let every = self.config.report_loss_every;
         while self.next_step < steps {
-            self.step_async(self.next_step).await?;
-            let done = self.next_step;
-            let every = self.config.report_loss_every;
-            let running = if every > 0 && done.is_multiple_of(every) {
-                let loss = self.mean_loss_so_far_async(done).await?;
-                self.check_divergence(loss)?;
-                Some(loss)
-            } else {
-                None
-            };
-            progress(done, steps, running);
-            // Only where the optimiser has just stepped: mid-way through an accumulation group
-            // the gradients summed so far would be part of the state too.
-            let (_, _, updated) = self.plan_key(done - 1);
-            if done < steps && updated && stop() {
-                // A diverged state must never replace a good checkpoint: check it first.
-                let loss = self.mean_loss_so_far_async(done).await?;
-                self.check_divergence(loss)?;
-                return Ok(None);
+            let end = self.submit_end(self.next_step, steps);
+            let mut encoder = Some(self.device.encoder());
+            loop {
+                let step = self.next_step;
+                let recorded =
+                    self.record_step(step, encoder.as_mut().expect("open until the submit"));
+                if let Err(error) = recorded {
+                    // The steps recorded before (a failed step records nothing) still run, as
+                    // the trainer's position says they did.
+                    if let Some(encoder) = encoder.take() {
+                        encoder.submit()?;
+                    }
+                    return Err(error);
+                }
+                let done = step + 1;
+                let mut running = None;
+                if done == end {
+                    encoder.take().expect("open until the submit").submit()?;
+                    self.take_first_loss(done).await?;
+                    if every > 0 && done.is_multiple_of(every) {
+                        let loss = self.mean_loss_so_far_async(done).await?;
+                        self.check_divergence(loss)?;
+                        running = Some(loss);
+                    }
+                }
+                progress(done, steps, running);
+                // Only where the optimiser has just stepped: mid-way through an accumulation
+                // group the gradients summed so far would be part of the state too.
+                let (_, _, updated) = self.plan_key(step);
+                if done < steps && updated && stop() {
+                    if let Some(encoder) = encoder.take() {
+                        encoder.submit()?;
+                        self.take_first_loss(done).await?;
+                    }
+                    // A diverged state must never replace a good checkpoint: check it first.
+                    let loss = self.mean_loss_so_far_async(done).await?;
+                    self.check_divergence(loss)?;
+                    return Ok(None);
+                }
+                if done == end {
+                    break;
+                }
             }
         }
         let mean_loss = self.loss_sum.to_vec_async().await?[0] / steps as f32;
