@@ -8,10 +8,12 @@
 //! back. When the closure returns, rewrite rules ([`Fusion`], `rules/`, one file per rule) merge the ops into
 //! fewer kernels, and each remaining op is lowered once into a prepared kernel (pipeline, bind
 //! group, uniforms). [`Plan::replay`] then records those kernels into one encoder and submits:
-//! no allocation, no pipeline or bind-group creation, no host sync. Inputs change between
-//! replays by writing into the buffers the plan was captured with (the batch's offset, the
-//! optimiser's step numbers, the learning rate), exactly as a TinyJit'd function reads new
-//! data through the same input buffers.
+//! no allocation, no pipeline or bind-group creation, no host sync; [`Plan::record`] records one
+//! step into an encoder of the caller's, so N steps can share a submit. What changes per step
+//! (the batch's offset, RReLU's key, the optimiser's step numbers and learning rate) is set on
+//! the host and taken into the step's row of the plan's table when the step is recorded
+//! (`table.rs`): one host write per submit, and copies on the device into the uniforms the
+//! kernels read, as a TinyJit'd function reads new data through the same input buffers.
 //!
 //! Every fused kernel computes the same bits as the ops it replaces (the same fma chains in
 //! the same order), except the classifier head's loss value, whose terms are summed in a

@@ -1,7 +1,7 @@
 //! Training on the device. A step is written once, through autograd ([`Mlp::forward`], the
 //! loss, `backward`, the optimiser), and captured into a fused [`Plan`] per batch shape; each
-//! step replays it: one encoder, one submit, no host sync until the epoch's loss and accuracy
-//! are read back.
+//! step records it, [`TrainerConfig::steps_per_submit`] steps to an encoder and a submit, with
+//! no host sync until the epoch's loss and accuracy are read back.
 //!
 //! The loop is here; the saved training state a run resumes from is `state.rs`, evaluation
 //! `evaluate.rs`.
@@ -479,12 +479,12 @@ impl Trainer {
         if self.first_loss.is_none() {
             return start + 1;
         }
-        let mut end = (start + self.steps_per_submit).min(steps);
+        let end = (start + self.steps_per_submit).min(steps);
         let every = self.config.report_loss_every;
-        if every > 0 {
-            end = end.min((start / every + 1) * every);
+        match start.checked_div(every) {
+            Some(reports) => end.min((reports + 1) * every),
+            None => end,
         }
-        end
     }
 
     /// Steps the epoch loop records into one submit.
@@ -540,8 +540,11 @@ impl Trainer {
     /// Trains the rest of the current epoch, checking `stop()` after each optimiser step (each
     /// step, or each accumulation group's last): if it says yes, returns `None` there (after
     /// checking the loss, so a diverged state is an error, not a state to save), where
-    /// `Trainer::state` (the `checkpoints` feature) saves a state that resumes bit for bit. `progress(step, steps, running_loss)` runs after each step is
-    /// submitted, with the running mean loss every `report_loss_every` steps. Reads back twice
+    /// `Trainer::state` (the `checkpoints` feature) saves a state that resumes bit for bit.
+    /// `progress(step, steps, running_loss)` runs after each step is recorded (the steps of a
+    /// submit are recorded, then submitted together; a stop ends the submit at its step), with
+    /// the running mean loss every `report_loss_every` steps (a submit ends there, and the
+    /// loss is read back after it). Reads back twice
     /// at the end (loss and correct count). A non-finite loss, or one far past the first
     /// step's ([`TrainerConfig::diverge_above`]), is [`Error::Diverged`].
     #[cfg(not(target_arch = "wasm32"))]
