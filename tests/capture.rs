@@ -10,11 +10,12 @@ use wgsl_nn::activation::Activation;
 use wgsl_nn::autograd::{Var, VarOptimizer, cross_entropy};
 use wgsl_nn::capture::{Fusion, Rule, capture};
 use wgsl_nn::cpu;
+use wgsl_nn::data::gpu::Normalization;
 use wgsl_nn::loss::Reduction;
 use wgsl_nn::matmul::{MatmulDims, MatmulForm, MatmulKernel, MatmulOptions, matmul};
-use wgsl_nn::nn::{Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
-use wgsl_nn::{Device, Error, Tensor};
+use wgsl_nn::{Device, DeviceOptions, Error, Profile, Tensor};
 
 fn trainer(device: &Device, config: MlpConfig, train: TrainerConfig, limit: usize) -> Trainer {
     let model = Mlp::new(device, config).unwrap();
@@ -133,6 +134,48 @@ fn steps_per_submit_change_no_bit_with_rrelu_adam_a_schedule_and_accumulation() 
     for n in [3, 4, 64] {
         assert_eq!(run(n), singly, "{n} steps per submit");
     }
+}
+
+#[test]
+fn the_gpu_profile_trains_and_evaluates_to_the_cpu_profile_s_bits() {
+    // The same adapter under both profiles: other kernel families (the vector family for the
+    // fused products instead of the broadcast one, Tiled for the evaluator's products), the
+    // same fma chains.
+    let open = |profile| {
+        let options = DeviceOptions::from_env().unwrap().with_profile(profile);
+        Device::with_options(&options).unwrap()
+    };
+    let run = |device: &Device| {
+        let mut t = trainer(device, MlpConfig::lecture(), TrainerConfig::lecture(), 1280);
+        let stats = t.train_epoch(|_, _, _| {}).unwrap();
+        let mut evaluator = Evaluator::new(
+            t.model(),
+            dataset(device, false, 1000),
+            500,
+            Normalization::default(),
+        )
+        .unwrap();
+        let accuracy = evaluator.accuracy().unwrap();
+        (
+            weights(&t),
+            stats.mean_loss.to_bits(),
+            accuracy,
+            t.dispatches_per_step(),
+        )
+    };
+    let (cpu, gpu) = (open(Profile::Cpu), open(Profile::Gpu));
+    assert_eq!((cpu.profile(), gpu.profile()), (Profile::Cpu, Profile::Gpu));
+    let (on_cpu, on_gpu) = (run(&cpu), run(&gpu));
+    assert!(
+        on_gpu.3.is_some_and(|d| d <= 6),
+        "{:?} dispatches per step",
+        on_gpu.3
+    );
+    assert_eq!(
+        (on_cpu.0, on_cpu.1, on_cpu.2),
+        (on_gpu.0, on_gpu.1, on_gpu.2),
+        "weights, mean loss and accuracy"
+    );
 }
 
 /// Trains `steps` steps of `config` under `fusion` and returns the weights.

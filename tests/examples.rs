@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 /// Every native example (the web example is a cdylib for the browser).
 const EXAMPLES: &[&str] = &[
     "activations",
+    "check",
     "linear_classifier",
     "linear_regression",
     "losses",
@@ -116,5 +117,36 @@ fn matmul_takes_three_sizes_or_none() {
     let (output, _) = run("matmul", &["7", "5", "3"]);
     let all = text(&output);
     assert!(output.status.success(), "{all}");
-    assert!(all.contains("7x5 · 5x3"), "{all}");
+    assert!(all.contains("7x5x3 AB"), "{all}");
+    // A form, a kernel and the number of timed runs.
+    let (output, _) = run(
+        "matmul",
+        &[
+            "36", "20", "24", "--form", "atb", "--kernel", "tiled", "--runs", "3",
+        ],
+    );
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains("36x20x24 AtB with the Tiled kernel: median of 3 runs"),
+        "{all}"
+    );
+    for bad in [
+        &["--form", "ba"][..],
+        &["--kernel", "fast"],
+        &["--runs", "0"],
+    ] {
+        let (output, _) = run("matmul", bad);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}:\n{}", text(&output));
+    }
+}
+
+/// The kernels check runs natively and says how it went; every case passes here.
+#[test]
+fn check_runs_the_kernels_check_and_passes_here() {
+    let (output, _) = run("check", &[]);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains(" 0 failed"), "{all}");
+    assert!(all.contains("matmul/Tiled"), "{all}");
 }

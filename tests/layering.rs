@@ -46,6 +46,8 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("Encoder", "device"),
     ("AdapterSummary", "device"),
     ("CounterSnapshot", "device"),
+    ("BuiltPipeline", "device"),
+    ("Profile", "device"),
     ("list_adapters", "device"),
     ("list_adapters_async", "device"),
     ("Tensor", "tensor"),

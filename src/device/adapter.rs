@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::profile::{PROFILE_ENV, Profile};
 use crate::{Error, Result};
 
 /// Environment variable naming the backend to use: `vulkan`, `metal`, `dx12` or `gl`.
@@ -26,6 +27,8 @@ pub struct DeviceOptions {
     pub adapter_name: Option<String>,
     /// Which kind of adapter to prefer when several match.
     pub power_preference: wgpu::PowerPreference,
+    /// The device profile; `None` takes the adapter's ([`Profile::of`]).
+    pub profile: Option<Profile>,
 }
 
 impl Default for DeviceOptions {
@@ -34,12 +37,14 @@ impl Default for DeviceOptions {
             backends: None,
             adapter_name: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
+            profile: None,
         }
     }
 }
 
 impl DeviceOptions {
-    /// Defaults, overridden by `WGSL_NN_BACKEND` and `WGSL_NN_ADAPTER` when they are set.
+    /// Defaults, overridden by `WGSL_NN_BACKEND`, `WGSL_NN_ADAPTER` and `WGSL_NN_PROFILE` when
+    /// they are set.
     pub fn from_env() -> Result<Self> {
         let mut options = Self::default();
         if let Ok(value) = std::env::var(BACKEND_ENV)
@@ -51,6 +56,11 @@ impl DeviceOptions {
             && !value.trim().is_empty()
         {
             options.adapter_name = Some(value.trim().to_string());
+        }
+        if let Ok(value) = std::env::var(PROFILE_ENV)
+            && !value.trim().is_empty()
+        {
+            options.profile = Some(Profile::from_name(&value)?);
         }
         Ok(options)
     }
@@ -64,6 +74,12 @@ impl DeviceOptions {
     /// Keeps only adapters whose name contains `name` (case-insensitive).
     pub fn with_adapter_name(mut self, name: impl Into<String>) -> Self {
         self.adapter_name = Some(name.into());
+        self
+    }
+
+    /// Forces the device profile, whatever the adapter.
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
         self
     }
 

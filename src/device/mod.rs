@@ -11,6 +11,7 @@ mod deferral;
 mod encoder;
 mod pipelines;
 mod pool;
+mod profile;
 mod storage;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +24,8 @@ pub use adapter::{
 pub use counters::CounterSnapshot;
 pub(crate) use deferral::Deferral;
 pub use encoder::Encoder;
-pub use pipelines::ShaderSource;
+pub use pipelines::{BuiltPipeline, ShaderSource};
+pub use profile::{PROFILE_ENV, Profile};
 pub(crate) use storage::Storage;
 
 use crate::error::WgpuError;
@@ -60,6 +62,7 @@ struct Inner {
     lost: Arc<Mutex<Option<String>>>,
     /// The fewest invocations a subgroup holds, when the device has subgroup operations.
     subgroup_min_size: Option<u32>,
+    profile: Profile,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent.
@@ -108,7 +111,7 @@ impl Device {
     pub async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
         let instance = adapter::new_instance(options.backends());
         let adapter = adapter::choose_adapter(&instance, options).await?;
-        Self::from_adapter(&adapter).await
+        Self::from_adapter(&adapter, options.profile).await
     }
 
     /// A device on wgpu's no-op backend, reporting `device_type` and WebGPU's default limits (but 16 storage buffers per stage): buffers
@@ -132,12 +135,14 @@ impl Device {
         let instance = wgpu::Instance::new(descriptor);
         let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
             .map_err(|e| Error::InvalidArgument(format!("no noop adapter: {e}")))?;
-        block_on(Self::from_adapter(&adapter))
+        block_on(Self::from_adapter(&adapter, None))
     }
 
-    /// Opens `adapter`'s device with the adapter's own limits and its subgroup operations.
-    async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+    /// Opens `adapter`'s device with the adapter's own limits and its subgroup operations,
+    /// under `profile` (`None`: the adapter's).
+    async fn from_adapter(adapter: &wgpu::Adapter, profile: Option<Profile>) -> Result<Self> {
         let info = adapter.get_info();
+        let profile = profile.unwrap_or(Profile::of(info.device_type));
         let summary = AdapterSummary::from_info(&info);
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
         // workgroups at 256 invocations, far below what most adapters offer.
@@ -176,7 +181,7 @@ impl Device {
         device.set_device_lost_callback(move |reason, message| {
             *lock(&lost_flag) = Some(format!("{reason:?}: {message}"));
         });
-        log::info!("wgsl-nn device: {summary}");
+        log::info!("wgsl-nn device: {summary}, profile {profile}");
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -190,8 +195,15 @@ impl Device {
                 uncaptured,
                 lost,
                 subgroup_min_size,
+                profile,
             }),
         })
+    }
+
+    /// How the engine shapes its work for this device (kernel choice, fusion shapes, steps per
+    /// submit): the adapter's type, unless forced.
+    pub fn profile(&self) -> Profile {
+        self.inner.profile
     }
 
     /// The fewest invocations one subgroup holds, or `None` when the device has no subgroup
@@ -337,6 +349,13 @@ impl Device {
         self.pipeline_with(shader, entry_point, constants, false)
     }
 
+    /// Every pipeline this device has built, in order: each entry point with the `override`
+    /// values it was specialised with (what `tests/portability.rs` translates for other
+    /// backends).
+    pub fn built_pipelines(&self) -> Vec<BuiltPipeline> {
+        lock(&self.inner.pipelines).built.clone()
+    }
+
     /// Whether the device allows as many storage buffers per shader stage as `entry_point` of
     /// `shader` binds. Kernel choice asks this, so an adapter with a low limit (SwiftShader's
     /// 10, WebGPU's default 8) gets a kernel it can run.
@@ -369,6 +388,11 @@ impl Device {
         if let Some(pipeline) = cache.pipelines.get(&key) {
             return Ok(Arc::clone(pipeline));
         }
+        cache.built.push(BuiltPipeline {
+            shader: *shader,
+            entry_point: entry_point.to_string(),
+            constants: constants.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        });
         let device = &self.inner.device;
         let context = format!("shader `{}`, entry point `{entry_point}`", shader.name);
         let module = match cache.modules.entry(key.shader) {

@@ -83,4 +83,17 @@ impl ModuleKey {
 pub(crate) struct PipelineCache {
     pub modules: HashMap<ModuleKey, wgpu::ShaderModule>,
     pub pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
+    /// What was built, in order.
+    pub built: Vec<BuiltPipeline>,
+}
+
+/// One pipeline a device built: an entry point of a shader with its `override` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuiltPipeline {
+    /// The shader.
+    pub shader: ShaderSource,
+    /// The entry point.
+    pub entry_point: String,
+    /// The `override` constants it was specialised with.
+    pub constants: Vec<(String, f64)>,
 }

@@ -99,11 +99,15 @@ pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
     aligned && m > 0 && k > 0 && n > 0 && k <= per_iteration * crate::kernels::PASS_LENGTH
 }
 
-/// Whether `device` runs the family: it needs subgroups of at least [`MIN_SUBGROUP_SIZE`].
+/// Whether `device` runs the family: it needs subgroups of at least [`MIN_SUBGROUP_SIZE`],
+/// and a native build. In the browser the family is left out: Tint (the WGSL compiler of
+/// Chromium's WebGPU) requires `enable subgroups;`, which naga 30 (wgpu's, natively) rejects,
+/// so no one text serves both.
 pub fn available(device: &Device) -> bool {
-    device
-        .subgroup_min_size()
-        .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
+    !cfg!(target_arch = "wasm32")
+        && device
+            .subgroup_min_size()
+            .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
 }
 
 /// Whether the texel views of an `m×k·k×n` product (op(A), op(B), and C's shape for an

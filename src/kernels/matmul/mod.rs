@@ -19,7 +19,7 @@ pub(crate) use plain::{PackParams, Params, bind};
 
 use super::Record;
 use super::activation::{Activation, ActivationState};
-use crate::device::Device;
+use crate::device::{Device, Profile};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -141,10 +141,10 @@ impl MatmulKernel {
     }
 }
 
-/// Picks the kernel for a device type, its smallest subgroup (`None`: no subgroup operations)
-/// and a product of `m×k` by `k×n` in `form`.
+/// Picks the kernel for a device profile, its smallest subgroup (`None`: no subgroup
+/// operations) and a product of `m×k` by `k×n` in `form`.
 ///
-/// - CPU devices (lavapipe, SwiftShader, WARP) run invocations as SIMD lanes of a thread;
+/// - The [`Profile::Cpu`] (lavapipe, SwiftShader, WARP) runs invocations as SIMD lanes of a thread;
 ///   a workgroup barrier there means switching between invocations, and on lavapipe
 ///   (Mesa 22.3) every storage-buffer or workgroup-memory load is a loop over the lanes with a
 ///   bounds check (~6.5 ns per lane and value), where a texel fetch is one gather (~0.6 ns per
@@ -154,7 +154,7 @@ impl MatmulKernel {
 ///   where the shape lines up, else [`Blocked`] (~1.8); never [`Tiled`] (~0.6). [`Texture`]
 ///   packs both operands with dispatches first and rounds differently from the fused kernels
 ///   of a captured step.
-/// - Real GPUs reuse operands from workgroup memory: [`Tiled`], unless the output is so thin
+/// - The [`Profile::Gpu`] reuses operands from workgroup memory: [`Tiled`], unless the output is so thin
 ///   (fewer than 16 rows or columns) that most of a 64×64 tile would idle.
 ///
 /// [`Blocked`], [`Tiled`], [`Vector`] and [`Broadcast`] compute each output as the same fma
@@ -166,7 +166,7 @@ impl MatmulKernel {
 /// [`Vector`]: MatmulKernel::Vector
 /// [`Broadcast`]: MatmulKernel::Broadcast
 pub fn select_kernel(
-    device_type: wgpu::DeviceType,
+    profile: Profile,
     subgroup_min_size: Option<u32>,
     form: MatmulForm,
     dims: MatmulDims,
@@ -174,12 +174,12 @@ pub fn select_kernel(
     let broadcast = subgroup_min_size.is_some_and(|size| size >= broadcast::MIN_SUBGROUP_SIZE)
         && MatmulKernel::Broadcast.supports(form, dims);
     let MatmulDims { m, n, .. } = dims;
-    match device_type {
-        wgpu::DeviceType::Cpu if broadcast => MatmulKernel::Broadcast,
-        wgpu::DeviceType::Cpu if MatmulKernel::Vector.supports(form, dims) => MatmulKernel::Vector,
-        wgpu::DeviceType::Cpu => MatmulKernel::Blocked,
-        _ if m < 16 || n < 16 => MatmulKernel::Blocked,
-        _ => MatmulKernel::Tiled,
+    match profile {
+        Profile::Cpu if broadcast => MatmulKernel::Broadcast,
+        Profile::Cpu if MatmulKernel::Vector.supports(form, dims) => MatmulKernel::Vector,
+        Profile::Cpu => MatmulKernel::Blocked,
+        Profile::Gpu if m < 16 || n < 16 => MatmulKernel::Blocked,
+        Profile::Gpu => MatmulKernel::Tiled,
     }
 }
 
@@ -234,10 +234,13 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: &MatmulOptions<'_>) -> Result<Ten
 /// pick without subgroups, and a [`MatmulKernel::Vector`] kernel binding more storage buffers
 /// than the device allows per stage to [`MatmulKernel::Blocked`].
 pub fn kernel_for(device: &Device, form: MatmulForm, dims: MatmulDims) -> MatmulKernel {
-    let device_type = device.adapter().device_type;
-    let mut choice = select_kernel(device_type, device.subgroup_min_size(), form, dims);
+    let profile = device.profile();
+    let subgroups = device
+        .subgroup_min_size()
+        .filter(|_| broadcast::available(device));
+    let mut choice = select_kernel(profile, subgroups, form, dims);
     if choice == MatmulKernel::Broadcast && !broadcast::fits(device, dims) {
-        choice = select_kernel(device_type, None, form, dims);
+        choice = select_kernel(profile, None, form, dims);
     }
     if choice == MatmulKernel::Vector && !vector::runs(device, form, dims) {
         choice = MatmulKernel::Blocked;

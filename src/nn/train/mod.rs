@@ -27,7 +27,7 @@ use crate::autograd::{
 };
 use crate::capture::{Fusion, Plan, capture};
 use crate::data::gpu::{GpuDataset, Normalization};
-use crate::device::{Device, Encoder};
+use crate::device::{Device, Encoder, Profile};
 use crate::kernels::loss::Reduction;
 use crate::kernels::optim::OptimizerConfig;
 use crate::tensor::{DType, Tensor};
@@ -98,13 +98,13 @@ pub struct TrainerConfig {
     pub steps_per_submit: Option<usize>,
 }
 
-/// Steps per submit where [`TrainerConfig::steps_per_submit`] is `None`: 16 on software
-/// adapters (lavapipe, SwiftShader, WARP), where a submit costs ~0.2 ms and the steps in one
-/// run back to back; 64 on GPUs, whose steps are far shorter than a submit and its wait.
+/// Steps per submit where [`TrainerConfig::steps_per_submit`] is `None`, by the device's
+/// profile: 16 under [`Profile::Cpu`] (software adapters, where a step takes milliseconds and
+/// a submit ~0.2 ms), 64 under [`Profile::Gpu`], whose steps are far shorter than a submit.
 pub fn default_steps_per_submit(device: &Device) -> usize {
-    match device.adapter().device_type {
-        wgpu::DeviceType::Cpu => 16,
-        _ => 64,
+    match device.profile() {
+        Profile::Cpu => 16,
+        Profile::Gpu => 64,
     }
 }
 
