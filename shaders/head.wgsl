@@ -7,6 +7,13 @@
 //   (COUNT), and with HAS_DX the row's input gradient dx = (dlogits·Wᵀ) ⊙ act'(x) (DACT: x is
 //   the activation output of the layer below). Each workgroup sums its rows' loss terms in
 //   order into partials[workgroup].
+// head_rows_staged: the GPU profile's head_rows, a workgroup of 32 × 8 invocations per 8 rows,
+//   one invocation per (class, row): the logits with W and x staged in workgroup memory by
+//   tiles of STAGED_K, the softmax with the row's logits shared through workgroup memory (each
+//   invocation of a row computes the row's maximum and sum in class order, alike), and dx one
+//   invocation per (row, k) per tile of W. It writes each row's loss term into partials[row];
+//   head_reduce (ROW_TERMS) sums them in groups of HEAD_WG rows, as head_rows' workgroups
+//   would: the same bits as head_rows, loss included.
 // head_reduce: invocation 0 sums the partials in order into `loss` and, with ACCUMULATE_LOSS,
 //   adds it to `loss_acc` (an epoch's running sum); with GRADS, one invocation per element of
 //   W_grad and b_grad: W_grad = xᵀ·dlogits, b_grad = column sums of dlogits, then (OPTIM ≠ 0)
@@ -50,7 +57,8 @@
 //  18: w_texels  texture              W as a linear texel view (W_TEXELS: k·n a multiple of 4)
 //  20, 21: activation_functions.wgsl; 30: optim_functions.wgsl
 //
-// Dispatch: head_rows (ceil(rows / HEAD_WG), 1, 1); head_reduce a 2-D grid over k·n + n.
+// Dispatch: head_rows (ceil(rows / HEAD_WG), 1, 1) or head_rows_staged (ceil(rows / 8), 1, 1);
+// head_reduce a 2-D grid over k·n + n.
 
 override MEAN: bool = true;
 override COUNT: bool = false;
@@ -64,6 +72,9 @@ override GRADS: bool = false;
 override HEAD_WG: u32 = 16u;
 // Whether head_rows reads W from `w_texels`.
 override W_TEXELS: bool = false;
+// Whether `partials` holds one loss term per row (head_rows_staged) rather than one sum per
+// head_rows workgroup.
+override ROW_TERMS: bool = false;
 
 // The largest HEAD_WG (the partial sums' workgroup array).
 const MAX_WG: u32 = 64u;
@@ -101,6 +112,16 @@ struct HeadParams {
 @group(0) @binding(18) var w_texels: texture_2d<f32>;
 
 var<workgroup> partial: array<f32, MAX_WG>;
+
+// head_rows_staged's rows per workgroup, values of k per staged tile, and padded row of w_tile.
+const STAGED_ROWS: u32 = 8u;
+const STAGED_K: u32 = 32u;
+const W_STRIDE: u32 = 33u;
+
+var<workgroup> w_tile: array<f32, 1056>;
+var<workgroup> x_tile: array<f32, 256>;
+// The rows' logits, then their dlogits: [row][class].
+var<workgroup> z_tile: array<f32, 256>;
 
 // As metrics.wgsl: NaN by its bits, since compilers may fold `v != v`.
 fn is_nan(v: f32) -> bool {
@@ -217,6 +238,126 @@ fn head_rows(
     }
 }
 
+// Stages rows k0..k0+kt of W (each [n]) into w_tile, rows padded to W_STRIDE: four elements
+// per invocation of the 256.
+fn stage_w(li: u32, k0: u32, kt: u32) {
+    for (var t = 0u; t < 4u; t += 1u) {
+        let e = li + 256u * t;
+        let kk = e / MAX_CLASSES;
+        let j = e % MAX_CLASSES;
+        if kk < kt && j < p.n {
+            w_tile[kk * W_STRIDE + j] = w[(k0 + kk) * p.n + j];
+        }
+    }
+}
+
+@compute @workgroup_size(32, 8)
+fn head_rows_staged(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let n = p.n;
+    let j = lid.x;
+    let r = lid.y;
+    let row = wg.x * STAGED_ROWS + r;
+    let live = row < p.rows;
+    // Rows past the batch load the last row (in bounds) and store nothing.
+    let xrow = min(row, p.rows - 1u);
+    // The logit of (row, j): one fma chain over k from 0, as forward_row's.
+    var z = 0.0;
+    for (var k0 = 0u; k0 < p.k; k0 += STAGED_K) {
+        let kt = min(STAGED_K, p.k - k0);
+        if j < kt {
+            x_tile[r * STAGED_K + j] = x[xrow * p.k + k0 + j];
+        }
+        stage_w(li, k0, kt);
+        workgroupBarrier();
+        if j < n {
+            for (var kk = 0u; kk < kt; kk += 1u) {
+                z = fma(x_tile[r * STAGED_K + kk], w_tile[kk * W_STRIDE + j], z);
+            }
+        }
+        workgroupBarrier();
+    }
+    let zb = r * MAX_CLASSES;
+    if j < n {
+        z = z + bias[j];
+        if live {
+            logits[row * n + j] = z;
+        }
+    }
+    z_tile[zb + j] = z;
+    workgroupBarrier();
+    // softmax_ce_rows' arithmetic (loss.wgsl), as forward_row: the row's maximum and sum in
+    // class order, computed alike by every invocation of the row.
+    var normaliser = 1.0;
+    if MEAN {
+        normaliser = f32(p.rows);
+    }
+    let scale = 1.0 / normaliser;
+    var m = z_tile[zb];
+    for (var jj = 1u; jj < n; jj += 1u) {
+        m = max(m, z_tile[zb + jj]);
+    }
+    var s = 0.0;
+    for (var jj = 0u; jj < n; jj += 1u) {
+        s += exp(z_tile[zb + jj] - m);
+    }
+    let label = labels[xrow];
+    let inv_s = 1.0 / s;
+    var d = 0.0;
+    if j < n {
+        let q = exp(z - m) * inv_s;
+        d = scale * select(q, q - 1.0, j == label);
+        if live {
+            dlogits[row * n + j] = d;
+        }
+    }
+    if live && j == 0u {
+        if COUNT {
+            // metrics.wgsl's row_argmax: the first maximum, a NaN counting as the maximum.
+            var best = z_tile[zb];
+            var index = 0u;
+            for (var jj = 1u; jj < n; jj += 1u) {
+                let v = z_tile[zb + jj];
+                if !is_nan(best) && (v > best || is_nan(v)) {
+                    best = v;
+                    index = jj;
+                }
+            }
+            if index == label {
+                atomicAdd(&correct[0], 1u);
+            }
+        }
+        partials[row] = scale * (m + log(s) - z_tile[zb + label]);
+    }
+    if HAS_DX {
+        // Everyone has read the logits: the tile takes the dlogits.
+        workgroupBarrier();
+        z_tile[zb + j] = d;
+        // dx of (row, k0 + j) = dlogits·Wᵀ (⊙ act'), one fma chain over the classes in order,
+        // from the weights before their update (head_reduce updates them).
+        for (var k0 = 0u; k0 < p.k; k0 += STAGED_K) {
+            let kt = min(STAGED_K, p.k - k0);
+            stage_w(li, k0, kt);
+            workgroupBarrier();
+            if live && j < kt {
+                var acc = 0.0;
+                for (var jj = 0u; jj < n; jj += 1u) {
+                    acc = fma(z_tile[zb + jj], w_tile[j * W_STRIDE + jj], acc);
+                }
+                let i = row * p.k + k0 + j;
+                if DACT {
+                    acc = acc * act_grad_from_output(x[i]);
+                }
+                dx[i] = acc;
+            }
+            workgroupBarrier();
+        }
+    }
+}
+
 fn update_w(index: u32, g: f32) {
     var s1 = 0.0;
     var s2 = 0.0;
@@ -265,7 +406,17 @@ fn head_reduce(
     if i == 0u {
         var t = 0.0;
         for (var g = 0u; g < p.groups; g += 1u) {
-            t += partials[g];
+            if ROW_TERMS {
+                // head_rows' workgroup sums, from the rows' terms (0 past the batch).
+                var sum = 0.0;
+                for (var lane = 0u; lane < HEAD_WG; lane += 1u) {
+                    let row = g * HEAD_WG + lane;
+                    sum += select(0.0, partials[row], row < p.rows);
+                }
+                t += sum;
+            } else {
+                t += partials[g];
+            }
         }
         loss[0] = t;
         if ACCUMULATE_LOSS {

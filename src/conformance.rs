@@ -124,6 +124,7 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         MatmulKernel::Texture,
         MatmulKernel::Vector,
         MatmulKernel::Broadcast,
+        MatmulKernel::Staged,
     ] {
         let family = format!("matmul/{kernel:?}");
         if kernel == MatmulKernel::Broadcast && !crate::matmul::broadcast::available(device) {

@@ -178,6 +178,41 @@ fn the_gpu_profile_trains_and_evaluates_to_the_cpu_profile_s_bits() {
     );
 }
 
+#[test]
+fn under_the_gpu_profile_the_lecture_step_fills_a_gpu() {
+    let options = DeviceOptions::from_env()
+        .unwrap()
+        .with_profile(Profile::Gpu);
+    let device = Device::with_options(&options).unwrap();
+    let mut t = trainer(&device, MlpConfig::lecture(), TrainerConfig::lecture(), 640);
+    t.begin_epoch().unwrap();
+    t.step(0).unwrap();
+    let grids = t.step_grids().unwrap();
+    for grid in &grids {
+        eprintln!("{grid}");
+    }
+    assert!(grids.len() <= 6, "{} dispatches", grids.len());
+    let invocations = |entry: &str| {
+        grids
+            .iter()
+            .find(|g| g.entry_point == entry)
+            .and_then(|g| g.invocations())
+            .unwrap_or_else(|| panic!("no {entry} in {grids:#?}"))
+    };
+    // The first layer's forward (64×128 outputs) and weight gradient (784×128).
+    assert!(invocations("matmul_staged_ab") >= 2048);
+    assert!(invocations("matmul_staged_atb") >= 2048);
+    // The head's per-row pass: at least one invocation per logit (64 rows × 10 classes).
+    let head = invocations("head_rows_staged");
+    assert!(
+        head >= 640,
+        "the head runs {head} invocations for 640 logits"
+    );
+    for grid in &grids {
+        assert!(grid.workgroup_count() >= 8, "{grid}");
+    }
+}
+
 /// Trains `steps` steps of `config` under `fusion` and returns the weights.
 fn run(fusion: Fusion, mlp: MlpConfig, optimizer: OptimizerConfig, steps: usize) -> Vec<Vec<f32>> {
     let device = gpu();

@@ -48,6 +48,7 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("CounterSnapshot", "device"),
     ("BuiltPipeline", "device"),
     ("Profile", "device"),
+    ("DispatchGrid", "device"),
     ("list_adapters", "device"),
     ("list_adapters_async", "device"),
     ("Tensor", "tensor"),

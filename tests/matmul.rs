@@ -395,9 +395,15 @@ const LOOP_LIMIT: usize = 65_535;
 /// (without passes it stopped near k = 58,000).
 fn k_per_iteration(kernel: MatmulKernel, form: MatmulForm) -> usize {
     match (kernel, form) {
-        (MatmulKernel::Vector, MatmulForm::AtB) => 1,
+        (MatmulKernel::Vector | MatmulKernel::Staged, MatmulForm::AtB) => 1,
         (MatmulKernel::Broadcast, MatmulForm::AtB) => 2,
-        (MatmulKernel::Vector | MatmulKernel::Texture | MatmulKernel::Broadcast, _) => 4,
+        (
+            MatmulKernel::Vector
+            | MatmulKernel::Texture
+            | MatmulKernel::Broadcast
+            | MatmulKernel::Staged,
+            _,
+        ) => 4,
         (MatmulKernel::Blocked | MatmulKernel::Tiled, _) => 1,
     }
 }
@@ -423,8 +429,9 @@ fn long_k_case(
     let b = Tensor::from_slice(device, &b_host, b_shape).unwrap();
     let bias = Tensor::from_slice(device, &bias_host, [n]).unwrap();
     let c = Tensor::from_slice(device, &c_host, [m, n]).unwrap();
-    // The vector kernel's A·Bᵀ and Aᵀ·B have no bias epilogue.
-    let with_bias = epilogue && !(kernel == MatmulKernel::Vector && form != MatmulForm::AB);
+    // The fused families' A·Bᵀ and Aᵀ·B have no bias epilogue.
+    let fused = matches!(kernel, MatmulKernel::Vector | MatmulKernel::Staged);
+    let with_bias = epilogue && !(fused && form != MatmulForm::AB);
     let options = MatmulOptions {
         form,
         kernel: Some(kernel),
@@ -511,18 +518,20 @@ fn matmul_with_k_past_the_loop_limit_matches_cpu() {
 }
 
 #[test]
-fn vector_matmul_with_k_past_the_loop_limit_matches_cpu() {
-    // The vector kernels need vec4-aligned shapes: M and N multiples of 4 cover every form.
-    for form in MatmulForm::ALL {
-        for k in [LONG_K, LONGER_K] {
-            long_k_case(form, MatmulKernel::Vector, (4, k, 8), false);
+fn vector_and_staged_matmul_with_k_past_the_loop_limit_match_cpu() {
+    // The fused families need vec4-aligned shapes: M and N multiples of 4 cover every form.
+    for kernel in [MatmulKernel::Vector, MatmulKernel::Staged] {
+        for form in MatmulForm::ALL {
+            for k in [LONG_K, LONGER_K] {
+                long_k_case(form, kernel, (4, k, 8), false);
+            }
+            long_k_case(form, kernel, (4, LONG_K, 8), true);
         }
-        long_k_case(form, MatmulKernel::Vector, (4, LONG_K, 8), true);
     }
 }
 
 #[test]
-fn blocked_tiled_and_vector_agree_in_bits_past_the_loop_limit() {
+fn blocked_tiled_vector_and_staged_agree_in_bits_past_the_loop_limit() {
     // Each output is one fma chain in k order whichever kernel runs it, across passes too.
     for form in MatmulForm::ALL {
         for epilogue in [false, true] {
@@ -530,10 +539,12 @@ fn blocked_tiled_and_vector_agree_in_bits_past_the_loop_limit() {
                 MatmulKernel::Blocked,
                 MatmulKernel::Tiled,
                 MatmulKernel::Vector,
+                MatmulKernel::Staged,
             ]
             .into_iter()
             .filter(|kernel| {
-                !(epilogue && *kernel == MatmulKernel::Vector && form != MatmulForm::AB)
+                let fused = matches!(kernel, MatmulKernel::Vector | MatmulKernel::Staged);
+                !(epilogue && fused && form != MatmulForm::AB)
             })
             .map(|kernel| long_k_case(form, kernel, (4, LONG_K, 8), epilogue))
             .collect();

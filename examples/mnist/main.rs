@@ -92,7 +92,11 @@ fn open_device(args: &Args) -> Result<Option<Device>, Failure> {
         options = options.with_adapter_name(name.clone());
     }
     let device = Device::with_options(&options)?;
-    println!("adapter: {}", device.adapter());
+    println!(
+        "adapter: {} (profile {})",
+        device.adapter(),
+        device.profile()
+    );
     Ok(Some(device))
 }
 
@@ -316,6 +320,12 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             for (i, kernel) in plan.iter().enumerate() {
                 println!("  {}. {kernel}", i + 1);
             }
+            if let Some(grids) = trainer.step_grids() {
+                println!("its dispatches:");
+                for grid in grids {
+                    println!("  {grid}");
+                }
+            }
         }
         let dispatches = trainer
             .dispatches_per_step()
@@ -362,7 +372,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             "normalization": {"mean": exact(normalization.mean), "std": exact(normalization.std)},
             "train_images": mnist.train_len(), "test_images": mnist.test_len(),
         },
-        "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend)},
+        "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend), "profile": device.profile().name()},
         "resumed_from": resume.as_ref().map(|p| p.display().to_string()),
         "train_loss": exacts(&history.train_loss),
         "test_accuracy_per_epoch": exacts(&history.test_accuracy),

@@ -51,7 +51,7 @@ use std::collections::HashMap;
 
 pub use rules::{Fusion, Rule};
 
-use crate::device::{Deferral, Device, Encoder};
+use crate::device::{Deferral, Device, DispatchGrid, Encoder};
 use crate::graph::{self, Op};
 use crate::kernels::Record;
 use crate::tensor::Tensor;
@@ -150,6 +150,7 @@ pub fn capture<T>(
             dispatches: Cell::new(None),
             table,
             rng: Cell::new((0, 0)),
+            grids: Default::default(),
         },
         value,
     ))
@@ -167,6 +168,8 @@ pub struct Plan {
     table: StepTable,
     /// RReLU's key for the next recording.
     rng: Cell<(u32, u32)>,
+    /// The grid of each dispatch, noted at the first recording.
+    grids: std::cell::RefCell<Option<Vec<DispatchGrid>>>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -196,11 +199,24 @@ impl Plan {
     pub fn record(&self, encoder: &mut Encoder) -> Result<()> {
         self.table.record(encoder, self.rng.get())?;
         let before = encoder.dispatch_count();
+        let first = self.grids.borrow().is_none();
+        if first {
+            encoder.open_log();
+        }
         for kernel in &self.kernels {
             kernel.record_into(encoder);
         }
+        if first {
+            *self.grids.borrow_mut() = Some(encoder.take_log());
+        }
         self.dispatches.set(Some(encoder.dispatch_count() - before));
         Ok(())
+    }
+
+    /// Each dispatch of a step with its grid (workgroups × invocations), known after the first
+    /// recording.
+    pub fn grids(&self) -> Option<Vec<DispatchGrid>> {
+        self.grids.borrow().clone()
     }
 
     /// Makes room for `steps` recordings per submit, so that recording them allocates

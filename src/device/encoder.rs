@@ -24,6 +24,44 @@ pub struct Encoder {
     /// per contiguous run of bytes, just before the submit.
     staged: Vec<(wgpu::Buffer, u64, Vec<u8>)>,
     id: u64,
+    /// The grids of the dispatches recorded while a log is open ([`Encoder::open_log`]).
+    log: Option<Vec<DispatchGrid>>,
+}
+
+/// One recorded dispatch's grid: how many workgroups, of how many invocations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchGrid {
+    /// The entry point (or the kernel's label).
+    pub entry_point: String,
+    /// Workgroups in x, y and z.
+    pub workgroups: [u32; 3],
+    /// Invocations per workgroup in x, y and z, as the WGSL declares them (`None` when the
+    /// shader's text does not say).
+    pub workgroup_size: Option<[u32; 3]>,
+}
+
+impl DispatchGrid {
+    /// Workgroups in all.
+    pub fn workgroup_count(&self) -> u64 {
+        self.workgroups.iter().map(|&n| u64::from(n)).product()
+    }
+
+    /// Invocations in all, when the workgroup size is known.
+    pub fn invocations(&self) -> Option<u64> {
+        let size = self.workgroup_size?;
+        Some(self.workgroup_count() * size.iter().map(|&n| u64::from(n)).product::<u64>())
+    }
+}
+
+impl std::fmt::Display for DispatchGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [x, y, z] = self.workgroups;
+        write!(f, "{}: {x}×{y}×{z} workgroups", self.entry_point)?;
+        if let (Some([a, b, c]), Some(total)) = (self.workgroup_size, self.invocations()) {
+            write!(f, " of {a}×{b}×{c} = {total} invocations")?;
+        }
+        Ok(())
+    }
 }
 
 impl Encoder {
@@ -42,6 +80,7 @@ impl Encoder {
             bound: Vec::new(),
             staged: Vec::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            log: None,
         }
     }
 
@@ -69,6 +108,23 @@ impl Encoder {
             return;
         }
         self.staged.push((buffer.clone(), offset, data.to_vec()));
+    }
+
+    /// Starts noting the grid of every dispatch recorded from now on.
+    pub(crate) fn open_log(&mut self) {
+        self.log = Some(Vec::new());
+    }
+
+    /// The grids noted since [`Encoder::open_log`], and stops noting.
+    pub(crate) fn take_log(&mut self) -> Vec<DispatchGrid> {
+        self.log.take().unwrap_or_default()
+    }
+
+    /// Notes a dispatch's grid, when a log is open.
+    pub(crate) fn note(&mut self, grid: impl FnOnce() -> DispatchGrid) {
+        if let Some(log) = &mut self.log {
+            log.push(grid());
+        }
     }
 
     /// Dispatches recorded so far.

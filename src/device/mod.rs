@@ -23,7 +23,7 @@ pub use adapter::{
 };
 pub use counters::CounterSnapshot;
 pub(crate) use deferral::Deferral;
-pub use encoder::Encoder;
+pub use encoder::{DispatchGrid, Encoder};
 pub use pipelines::{BuiltPipeline, ShaderSource};
 pub use profile::{PROFILE_ENV, Profile};
 pub(crate) use storage::Storage;
@@ -388,6 +388,7 @@ impl Device {
         if let Some(pipeline) = cache.pipelines.get(&key) {
             return Ok(Arc::clone(pipeline));
         }
+        let size = pipelines::workgroup_size(shader.wgsl, entry_point, constants);
         cache.built.push(BuiltPipeline {
             shader: *shader,
             entry_point: entry_point.to_string(),
@@ -435,8 +436,20 @@ impl Device {
         })?;
         Counters::add(&self.inner.counters.pipelines_created, 1);
         let pipeline = Arc::new(pipeline);
+        if let Some(size) = size {
+            cache.sizes.insert(Arc::as_ptr(&pipeline) as usize, size);
+        }
         cache.pipelines.insert(key, Arc::clone(&pipeline));
         Ok(pipeline)
+    }
+
+    /// The workgroup size of a pipeline this device built, as its WGSL declares it (`None`
+    /// when the text does not say).
+    pub(crate) fn workgroup_size(&self, pipeline: &Arc<wgpu::ComputePipeline>) -> Option<[u32; 3]> {
+        lock(&self.inner.pipelines)
+            .sizes
+            .get(&(Arc::as_ptr(pipeline) as usize))
+            .copied()
     }
 
     /// Checks that a buffer of `bytes` bytes fits the device: [`Error::TooLarge`] naming `what`

@@ -85,6 +85,48 @@ pub(crate) struct PipelineCache {
     pub pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
     /// What was built, in order.
     pub built: Vec<BuiltPipeline>,
+    /// Each pipeline's workgroup size, by the pipeline's address (pipelines live as long as
+    /// the cache).
+    pub sizes: HashMap<usize, [u32; 3]>,
+}
+
+/// The workgroup size `@workgroup_size(…)` declares for `entry_point` of `wgsl`: numbers, or
+/// `override`/`const` names, valued by `constants` or by their declared defaults. `None` when
+/// the text does not say (then the grid listing leaves the size out).
+pub(crate) fn workgroup_size(
+    wgsl: &str,
+    entry_point: &str,
+    constants: &[(&str, f64)],
+) -> Option<[u32; 3]> {
+    let at = wgsl.find(&format!("fn {entry_point}("))?;
+    let attribute = wgsl[..at].rfind("@workgroup_size(")?;
+    let args = &wgsl[attribute + "@workgroup_size(".len()..at];
+    let args = &args[..args.find(')')?];
+    let value = |arg: &str| -> Option<u32> {
+        let arg = arg.trim();
+        if let Ok(n) = arg.trim_end_matches(['u', 'i']).parse() {
+            return Some(n);
+        }
+        if let Some((_, v)) = constants.iter().find(|(name, _)| *name == arg) {
+            return Some(*v as u32);
+        }
+        // The declared default: `override NAME: u32 = 64u;` or `const NAME: u32 = 16u;`.
+        ["override ", "const "].iter().find_map(|keyword| {
+            let declaration = format!("{keyword}{arg}:");
+            let start = wgsl.find(&declaration)?;
+            let rest = &wgsl[start..];
+            let init = &rest[rest.find('=')? + 1..rest.find(';')?];
+            init.trim().trim_end_matches(['u', 'i']).parse().ok()
+        })
+    };
+    let mut size = [1; 3];
+    for (slot, arg) in size
+        .iter_mut()
+        .zip(args.split(',').filter(|a| !a.trim().is_empty()))
+    {
+        *slot = value(arg)?;
+    }
+    Some(size)
 }
 
 /// One pipeline a device built: an entry point of a shader with its `override` values.

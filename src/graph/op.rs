@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::Result;
-use crate::device::Encoder;
+use crate::device::{Encoder, Profile};
 use crate::kernels::Record;
 use crate::kernels::activation::{Activation, ActivationKernel, ActivationState, PreluSlopeGrad};
 use crate::kernels::elementwise::{Elementwise, ElementwiseOp};
@@ -24,7 +24,7 @@ use crate::kernels::loss::{
 };
 use crate::kernels::matmul::broadcast::BroadcastMatmul;
 use crate::kernels::matmul::kernel_for;
-use crate::kernels::matmul::vector::{VectorMatmul, VectorSpec};
+use crate::kernels::matmul::vector::{FusedFamily, VectorMatmul, VectorSpec};
 use crate::kernels::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
 use crate::kernels::metrics::Metric;
 use crate::kernels::optim::{OptimStep, OptimizerShared};
@@ -576,7 +576,8 @@ fn state(slopes: &Option<Tensor>, training: bool) -> ActivationState<'_> {
 fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
     let state = state(&m.slopes, m.training);
     // A plain product goes through the launcher (and its kernel choice); fused prologues and
-    // epilogues exist in the vector family only.
+    // epilogues exist in the fused families only: the staged one under the GPU profile, the
+    // broadcast or the vector one under the CPU profile.
     if !m.is_fused() {
         let options = MatmulOptions {
             form: m.form,
@@ -604,10 +605,13 @@ fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
         update_w: m.update_w.as_ref(),
         update_b: m.update_b.as_ref(),
     };
+    let device = m.b.device();
+    if device.profile() == Profile::Gpu {
+        return Ok(Box::new(VectorMatmul::new(&spec, FusedFamily::Staged)?));
+    }
     // The broadcast family where the device has it and the shape lines up (the same bits as
     // the vector family, at several times its speed on lavapipe).
     let dims = m.form.dims(m.a.shape(), m.b.shape())?;
-    let device = m.b.device();
     let choice = kernel_for(device, m.form, dims);
     let pixels_fit = m
         .gather
@@ -616,7 +620,7 @@ fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
     if choice == MatmulKernel::Broadcast && pixels_fit {
         return Ok(Box::new(BroadcastMatmul::new(&spec)?));
     }
-    Ok(Box::new(VectorMatmul::new(&spec)?))
+    Ok(Box::new(VectorMatmul::new(&spec, FusedFamily::Vector)?))
 }
 
 /// A buffer copy as a plan step.

@@ -110,6 +110,7 @@ pub fn contracts() -> Vec<Contract> {
                 shape_constants(&[
                     ("MAX_CLASSES", head::MAX_CLASSES),
                     ("REDUCE_BLOCK", reduce::BLOCK),
+                    ("STAGED_ROWS", head::STAGED_ROWS),
                 ]),
             ]
             .concat(),
@@ -163,6 +164,26 @@ pub fn contracts() -> Vec<Contract> {
                 optimiser_ids(),
                 shape_constants(&[
                     ("ROWS", matmul::vector::ROWS),
+                    ("REDUCE_BLOCK", reduce::BLOCK),
+                ]),
+            ]
+            .concat(),
+        },
+        Contract {
+            shader: matmul::staged::SHADER,
+            bindings: join(&[matmul::vector::bind::ALL, act_bind, optim_bind]),
+            uniforms: vec![
+                ("VectorParams", size_of::<VectorParams>()),
+                act_runtime,
+                hyper,
+            ],
+            constants: [
+                activation_ids(),
+                optimiser_ids(),
+                shape_constants(&[
+                    ("TILE_ROWS", matmul::staged::TILE_ROWS),
+                    ("TILE_COLS4", matmul::staged::TILE_COLS / 4),
+                    ("TILE_K", matmul::staged::TILE_K),
                     ("REDUCE_BLOCK", reduce::BLOCK),
                 ]),
             ]

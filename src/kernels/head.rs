@@ -10,7 +10,7 @@ use super::activation::Activation;
 use super::optim::{HyperBinding, OptimStep};
 use super::texels::{TEXEL_SHIFT, TexelView};
 use super::{Dispatch, Uniform, entry, flag};
-use crate::device::{Device, Encoder, ShaderSource};
+use crate::device::{Device, Encoder, Profile, ShaderSource};
 use crate::loss::Reduction;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -26,7 +26,11 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../shaders/head.wgsl")
     ),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
-    storage_buffers: &[("head_rows", 9), ("head_reduce", 13)],
+    storage_buffers: &[
+        ("head_rows", 9),
+        ("head_rows_staged", 9),
+        ("head_reduce", 13),
+    ],
 };
 
 super::bindings! {
@@ -96,7 +100,7 @@ pub(crate) struct HeadOp {
 /// Whether `device` allows the storage buffers the head's kernels bind (`head_reduce` binds
 /// 13, past SwiftShader's 10): the capture's fusion rule asks this.
 pub fn runs_on(device: &Device) -> bool {
-    ["head_rows", "head_reduce"]
+    ["head_rows", "head_rows_staged", "head_reduce"]
         .iter()
         .all(|entry_point| device.binds_enough(&SHADER, entry_point))
 }
@@ -119,8 +123,11 @@ pub fn fits(rows: usize, k: usize, n: usize) -> bool {
     per_row <= budget && per_element <= budget
 }
 
-/// Rows per `head_rows` workgroup: few, so a batch spreads over a CPU device's cores.
-const HEAD_WG: usize = 16;
+/// Rows per `head_rows` workgroup: few, so a batch spreads over a CPU device's cores. The loss
+/// is summed in groups of as many rows under either profile.
+pub(crate) const HEAD_WG: usize = 16;
+/// Rows per `head_rows_staged` workgroup (the shader's `STAGED_ROWS`; 32 × 8 invocations).
+pub(crate) const STAGED_ROWS: usize = 8;
 
 /// A prepared head: the per-row pass, then the reduction (loss, gradients, update).
 #[derive(Debug)]
@@ -163,7 +170,10 @@ impl Head {
             groups: groups as u32,
         };
         let uniform = Uniform::new(device, "head params", bytemuck::bytes_of(&params))?;
-        let partials = Tensor::uninit(device, [groups])?;
+        // The GPU profile's per-row pass: rows and classes in parallel in each workgroup, W
+        // staged in workgroup memory (no texel view), one loss term per row in `partials`.
+        let staged = device.profile() == Profile::Gpu;
+        let partials = Tensor::uninit(device, [if staged { groups * HEAD_WG } else { groups }])?;
         // A stand-in of its own for each writable binding left unused (`super::stand_ins`).
         let stand_ins = super::stand_ins(device, 9)?;
         let (correct, dx_in, loss_acc) = (&stand_ins[0], &stand_ins[1], &stand_ins[2]);
@@ -192,7 +202,7 @@ impl Head {
         }
 
         let (act_id, _, _) = act.wgsl_id_and_params();
-        let texels = (k * n).is_multiple_of(4);
+        let texels = !staged && (k * n).is_multiple_of(4);
         let w_texels = TexelView::new(device, "head weights", if texels { k * n } else { 4 })?;
         let row_constants = [
             ("W_TEXELS", flag(texels)),
@@ -204,7 +214,7 @@ impl Head {
             ("ACTIVATION", f64::from(act_id)),
             ("HEAD_WG", HEAD_WG as f64),
         ];
-        let row_entries = [
+        let mut row_entries = vec![
             entry(bind::X, &op.x),
             entry(bind::W, &op.w),
             entry(bind::BIAS, &op.b),
@@ -215,19 +225,26 @@ impl Head {
             entry(bind::P, &uniform),
             entry(bind::DX, dx.unwrap_or(dx_in)),
             entry(bind::PARTIALS, &partials),
-            entry(
+        ];
+        let (row_entry, per_group) = if staged {
+            ("head_rows_staged", STAGED_ROWS)
+        } else {
+            row_entries.push(entry(
                 bind::W_TEXELS,
                 wgpu::BindingResource::TextureView(w_texels.view()),
-            ),
-        ];
-        let pipeline = device.pipeline(&SHADER, "head_rows", &row_constants)?;
-        let row_groups = [super::groups(device, name, rows.max(1), HEAD_WG)?, 1, 1];
-        let rows_dispatch = Dispatch::new(device, pipeline, "head_rows", &row_entries, row_groups);
+            ));
+            ("head_rows", HEAD_WG)
+        };
+        let pipeline = device.pipeline(&SHADER, row_entry, &row_constants)?;
+        let row_groups = [super::groups(device, name, rows.max(1), per_group)?, 1, 1];
+        let rows_dispatch = Dispatch::new(device, pipeline, row_entry, &row_entries, row_groups);
 
         let hyper = HyperBinding::new(device, update.map(|[w, _]| w));
         let mut reduce_constants = vec![
             ("ACCUMULATE_LOSS", flag(op.loss_acc.is_some())),
             ("GRADS", flag(backward.is_some())),
+            ("ROW_TERMS", flag(staged)),
+            ("HEAD_WG", HEAD_WG as f64),
         ];
         reduce_constants.extend(hyper.constants());
         let state = |pick: fn(&[OptimStep; 2]) -> &Tensor, stand_in| update.map_or(stand_in, pick);

@@ -38,7 +38,7 @@ macro_rules! bindings {
 pub(crate) use bindings;
 
 use crate::device::Storage;
-use crate::device::{Device, Encoder};
+use crate::device::{Device, DispatchGrid, Encoder};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -50,6 +50,8 @@ pub(crate) struct Dispatch {
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
     bound: Vec<Arc<Storage>>,
+    label: String,
+    workgroup_size: Option<[u32; 3]>,
 }
 
 impl Dispatch {
@@ -64,17 +66,25 @@ impl Dispatch {
         let raw: Vec<wgpu::BindGroupEntry<'_>> = entries.iter().map(|e| e.raw.clone()).collect();
         let bind_group = bind(device, &pipeline, label, &raw);
         let bound = entries.iter().filter_map(|e| e.storage.cloned()).collect();
+        let workgroup_size = device.workgroup_size(&pipeline);
         Self {
             pipeline,
             bind_group,
             workgroups,
             bound,
+            label: label.to_string(),
+            workgroup_size,
         }
     }
 
     pub fn record(&self, encoder: &mut Encoder) {
         encoder.dispatch(&self.pipeline, &self.bind_group, self.workgroups);
         encoder.keep_alive(&self.bound);
+        encoder.note(|| DispatchGrid {
+            entry_point: self.label.clone(),
+            workgroups: self.workgroups,
+            workgroup_size: self.workgroup_size,
+        });
     }
 }
 

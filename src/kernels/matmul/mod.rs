@@ -12,6 +12,7 @@
 
 pub mod broadcast;
 mod plain;
+pub mod staged;
 pub mod vector;
 
 pub use plain::{Matmul, SHADER};
@@ -115,6 +116,11 @@ pub enum MatmulKernel {
     /// ([`matmul::broadcast::available`](broadcast::available)) and the shapes
     /// [`MatmulKernel::supports`] names; the fastest family on lavapipe.
     Broadcast,
+    /// `matmul_staged_*` (`shaders/matmul_staged.wgsl`): the vector family's products and
+    /// fused epilogues for GPUs, with 16×64 tiles of C per workgroup of 16×16 invocations,
+    /// operand tiles staged in workgroup memory, one vec4 of C per invocation. The shapes
+    /// [`MatmulKernel::supports`] names; the fused family of the [`Profile::Gpu`].
+    Staged,
 }
 
 impl MatmulKernel {
@@ -128,7 +134,11 @@ impl MatmulKernel {
 
     /// The kernels that take only some shapes ([`MatmulKernel::supports`]), for tests and
     /// benchmarks.
-    pub const ALIGNED: [MatmulKernel; 2] = [MatmulKernel::Vector, MatmulKernel::Broadcast];
+    pub const ALIGNED: [MatmulKernel; 3] = [
+        MatmulKernel::Vector,
+        MatmulKernel::Broadcast,
+        MatmulKernel::Staged,
+    ];
 
     /// Whether this kernel computes `op(A)·op(B)` of `m×k` by `k×n` in `form` (on a device
     /// that has it: see [`MatmulKernel::Broadcast`]).
@@ -136,6 +146,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Vector => vector::supports(form, dims),
             MatmulKernel::Broadcast => broadcast::supports(form, dims),
+            MatmulKernel::Staged => staged::supports(form, dims),
             _ => true,
         }
     }

@@ -136,7 +136,10 @@ impl Matmul {
         let kernel = options
             .kernel
             .unwrap_or_else(|| kernel_for(device, form, dims));
-        if matches!(kernel, MatmulKernel::Vector | MatmulKernel::Broadcast) {
+        if matches!(
+            kernel,
+            MatmulKernel::Vector | MatmulKernel::Broadcast | MatmulKernel::Staged
+        ) {
             let spec = super::vector::VectorSpec {
                 form,
                 a,
@@ -153,10 +156,11 @@ impl Matmul {
                 update_w: None,
                 update_b: None,
             };
-            let prepared: Box<dyn SpecKernel> = if kernel == MatmulKernel::Vector {
-                Box::new(super::vector::VectorMatmul::new(&spec)?)
-            } else {
-                Box::new(super::broadcast::BroadcastMatmul::new(&spec)?)
+            use super::vector::{FusedFamily, VectorMatmul};
+            let prepared: Box<dyn SpecKernel> = match kernel {
+                MatmulKernel::Vector => Box::new(VectorMatmul::new(&spec, FusedFamily::Vector)?),
+                MatmulKernel::Staged => Box::new(VectorMatmul::new(&spec, FusedFamily::Staged)?),
+                _ => Box::new(super::broadcast::BroadcastMatmul::new(&spec)?),
             };
             return Ok(Self {
                 steps: Vec::new(),
@@ -206,7 +210,9 @@ impl Matmul {
                 entries.extend([entry(bind::A, a), entry(bind::B, b)]);
                 packed = None;
             }
-            MatmulKernel::Vector | MatmulKernel::Broadcast => unreachable!("handled above"),
+            MatmulKernel::Vector | MatmulKernel::Broadcast | MatmulKernel::Staged => {
+                unreachable!("handled above")
+            }
             MatmulKernel::Texture => {
                 // One pass: the packed textures bound K (op(B) is K texels high), and the loop
                 // runs K/4 times, far below lavapipe's limit on any texture it allows.

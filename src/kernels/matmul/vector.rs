@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::{MatmulDims, MatmulForm};
+use super::{MatmulDims, MatmulForm, staged};
 use crate::device::{Device, Encoder, ShaderSource};
 use crate::kernels::activation::{Activation, ActivationBinding, ActivationState};
 use crate::kernels::gather::BatchSource;
@@ -23,8 +23,9 @@ use crate::kernels::{Dispatch, Uniform, entry, flag, groups};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul_vector.wgsl`, after the pixel, activation and optimiser functions and the
-/// fused bias gradient.
+/// `shaders/matmul_vector.wgsl`, after the pixel, activation and optimiser functions, the
+/// fused bias gradient and the prologues and epilogues of the fused families
+/// (`shaders/matmul_fused.wgsl`).
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_vector",
     wgsl: concat!(
@@ -33,6 +34,7 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../../shaders/activation_functions.wgsl"),
         include_str!("../../../shaders/optim_functions.wgsl"),
         include_str!("../../../shaders/bias_grad.wgsl"),
+        include_str!("../../../shaders/matmul_fused.wgsl"),
         include_str!("../../../shaders/matmul_vector.wgsl")
     ),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
@@ -107,6 +109,26 @@ pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
 pub(crate) const WRITABLE_STAND_INS: usize = 7;
 
 /// The entry point of `form`.
+/// The family that prepares a fused product: both bind the same buffers and run the same
+/// prologues and epilogues (`shaders/matmul_fused.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FusedFamily {
+    /// `shaders/matmul_vector.wgsl`: 16 rows × 4 columns per invocation, for CPU devices.
+    Vector,
+    /// `shaders/matmul_staged.wgsl`: tiles in workgroup memory, one vec4 per invocation, for
+    /// GPUs.
+    Staged,
+}
+
+/// The staged family's entry point of `form`.
+fn staged_entry_point(form: MatmulForm) -> &'static str {
+    match form {
+        MatmulForm::AB => "matmul_staged_ab",
+        MatmulForm::AtB => "matmul_staged_atb",
+        MatmulForm::ABt => "matmul_staged_abt",
+    }
+}
+
 fn entry_point(form: MatmulForm) -> &'static str {
     match form {
         MatmulForm::AB => "matmul_vector_ab",
@@ -331,7 +353,8 @@ pub(crate) struct VectorMatmul {
 }
 
 impl VectorMatmul {
-    pub fn new(spec: &VectorSpec<'_>) -> Result<Self> {
+    /// Prepares `spec` as the `family` computes it (the two bind the same buffers).
+    pub fn new(spec: &VectorSpec<'_>, family: FusedFamily) -> Result<Self> {
         let form = spec.form;
         let op = format!("vector matmul {form:?}");
         let device = spec.b.device();
@@ -347,7 +370,9 @@ impl VectorMatmul {
         let mut constants = spec.constants();
         // A narrow output needs fewer invocations per workgroup.
         let lanes = n.div_ceil(4).next_power_of_two().clamp(1, 64);
-        constants.push(("VEC_WG", lanes as f64));
+        if family == FusedFamily::Vector {
+            constants.push(("VEC_WG", lanes as f64));
+        }
 
         // Bindings the entry point mentions but this specialisation never uses still need a
         // buffer: B stands in for read-only ones (its size is a multiple of 16 bytes), a
@@ -401,10 +426,22 @@ impl VectorMatmul {
                 "matmul_vector_abt"
             }
         };
-        let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
-        let x = groups(device, &op, n.div_ceil(4), lanes)?;
         let extra_row = usize::from(spec.bias_grad.is_some());
-        let y = groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?;
+        let (shader, entry_point, x, y) = match family {
+            FusedFamily::Vector => (
+                &SHADER,
+                entry_point,
+                groups(device, &op, n.div_ceil(4), lanes)?,
+                groups(device, &op, m.div_ceil(ROWS) + extra_row, 1)?,
+            ),
+            FusedFamily::Staged => (
+                &staged::SHADER,
+                staged_entry_point(form),
+                groups(device, &op, n.div_ceil(4), staged::TILE_COLS / 4)?,
+                groups(device, &op, m.div_ceil(staged::TILE_ROWS) + extra_row, 1)?,
+            ),
+        };
+        let pipeline = device.pipeline(shader, entry_point, &constants)?;
         let ranges = crate::kernels::pass_ranges(k, crate::kernels::PASS_LENGTH);
         // With one pass `partial` is never touched, but WebGPU forbids binding C there too (one
         // buffer in two writable bindings of a dispatch): a 16-byte scratch tensor stands in.

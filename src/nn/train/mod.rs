@@ -487,6 +487,12 @@ impl Trainer {
         }
     }
 
+    /// Each dispatch of the full-batch step with its grid (after the first step).
+    pub fn step_grids(&self) -> Option<Vec<crate::device::DispatchGrid>> {
+        let key = (self.config.batch_size.min(self.data.len()), true, true);
+        self.plans.get(&key).and_then(|s| s.plan.grids())
+    }
+
     /// Steps the epoch loop records into one submit.
     pub fn steps_per_submit(&self) -> usize {
         self.steps_per_submit
