@@ -10,6 +10,23 @@
 //! `plain.rs` (the blocked, tiled and texture kernels of `shaders/matmul.wgsl`, and [`Matmul`],
 //! the prepared product whichever family runs it), `vector.rs` and `broadcast.rs`.
 
+/// The WGSL of a fused family (`shaders/<family>`): after the pixel, activation and optimiser
+/// functions, the fused bias gradient and the prologues and epilogues the fused families share
+/// (`shaders/matmul_fused.wgsl`).
+macro_rules! fused_wgsl {
+    ($family:literal) => {
+        concat!(
+            include_str!("../../../shaders/vector_params.wgsl"),
+            include_str!("../../../shaders/pixels.wgsl"),
+            include_str!("../../../shaders/activation_functions.wgsl"),
+            include_str!("../../../shaders/optim_functions.wgsl"),
+            include_str!("../../../shaders/bias_grad.wgsl"),
+            include_str!("../../../shaders/matmul_fused.wgsl"),
+            include_str!(concat!("../../../shaders/", $family))
+        )
+    };
+}
+
 pub mod broadcast;
 mod plain;
 pub mod staged;

@@ -15,15 +15,7 @@ use crate::device::ShaderSource;
 /// `shaders/matmul_staged.wgsl`, after what `shaders/matmul_vector.wgsl` is built on.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_staged",
-    wgsl: concat!(
-        include_str!("../../../shaders/vector_params.wgsl"),
-        include_str!("../../../shaders/pixels.wgsl"),
-        include_str!("../../../shaders/activation_functions.wgsl"),
-        include_str!("../../../shaders/optim_functions.wgsl"),
-        include_str!("../../../shaders/bias_grad.wgsl"),
-        include_str!("../../../shaders/matmul_fused.wgsl"),
-        include_str!("../../../shaders/matmul_staged.wgsl")
-    ),
+    wgsl: fused_wgsl!("matmul_staged.wgsl"),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
     storage_buffers: &[
         ("matmul_staged_ab", 10),

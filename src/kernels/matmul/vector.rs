@@ -28,15 +28,7 @@ use crate::{Error, Result};
 /// (`shaders/matmul_fused.wgsl`).
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul_vector",
-    wgsl: concat!(
-        include_str!("../../../shaders/vector_params.wgsl"),
-        include_str!("../../../shaders/pixels.wgsl"),
-        include_str!("../../../shaders/activation_functions.wgsl"),
-        include_str!("../../../shaders/optim_functions.wgsl"),
-        include_str!("../../../shaders/bias_grad.wgsl"),
-        include_str!("../../../shaders/matmul_fused.wgsl"),
-        include_str!("../../../shaders/matmul_vector.wgsl")
-    ),
+    wgsl: fused_wgsl!("matmul_vector.wgsl"),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
     storage_buffers: &[
         ("matmul_vector_ab", 10),
