@@ -1,9 +1,9 @@
 //! The device layer: adapter choice, the logical device and its queue, the pipeline cache,
 //! buffer reuse, counters, error capture and readback.
 //!
-//! (Just over 600 lines: `Device` is one handle whose methods share its inner state; the parts
-//! that stand alone — adapter choice, counters, the encoder, pipelines, the pool and its
-//! buffers, the recording-only mode — are files of their own.)
+//! `Device` is one handle whose methods share its inner state; the parts that stand alone —
+//! adapter choice, the profile, counters, the encoder, pipeline creation and its cache, the
+//! pool and its buffers, the recording-only mode — are files of their own.
 
 mod adapter;
 mod counters;
@@ -31,7 +31,7 @@ pub(crate) use storage::Storage;
 use crate::error::WgpuError;
 use crate::{Error, Result};
 use counters::Counters;
-use pipelines::{PipelineCache, PipelineKey};
+use pipelines::PipelineCache;
 use pool::BufferPool;
 
 /// Usage of every tensor buffer: bound as storage, filled by uploads, copied out for readback.
@@ -319,137 +319,6 @@ impl Device {
         let first = errors.remove(0);
         errors.clear();
         Err(first.into_error(context))
-    }
-
-    /// The pipeline for `entry_point` of `shader` specialised with `constants`, compiled on
-    /// first use and cached for the life of the device.
-    pub fn pipeline(
-        &self,
-        shader: &ShaderSource,
-        entry_point: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        self.pipeline_with(shader, entry_point, constants, true)
-    }
-
-    /// [`Device::pipeline`] built without the bounds checks wgpu injects into shaders (its
-    /// loops stay bounded and its integer divisions guarded).
-    ///
-    /// # Safety
-    ///
-    /// Every index and texel coordinate the shader computes must be in bounds for every input
-    /// its callers can give: an out-of-bounds access is undefined behaviour on drivers that do
-    /// not check it themselves.
-    pub(crate) unsafe fn pipeline_unchecked(
-        &self,
-        shader: &ShaderSource,
-        entry_point: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        self.pipeline_with(shader, entry_point, constants, false)
-    }
-
-    /// Every pipeline this device has built, in order: each entry point with the `override`
-    /// values it was specialised with (what `tests/portability.rs` translates for other
-    /// backends).
-    pub fn built_pipelines(&self) -> Vec<BuiltPipeline> {
-        lock(&self.inner.pipelines).built.clone()
-    }
-
-    /// Whether the device allows as many storage buffers per shader stage as `entry_point` of
-    /// `shader` binds. Kernel choice asks this, so an adapter with a low limit (SwiftShader's
-    /// 10, WebGPU's default 8) gets a kernel it can run.
-    pub fn binds_enough(&self, shader: &ShaderSource, entry_point: &str) -> bool {
-        shader.storage_buffers(entry_point)
-            <= self.inner.limits.max_storage_buffers_per_shader_stage
-    }
-
-    fn pipeline_with(
-        &self,
-        shader: &ShaderSource,
-        entry_point: &str,
-        constants: &[(&str, f64)],
-        bounds_checks: bool,
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        self.check("pipeline creation")?;
-        if !self.binds_enough(shader, entry_point) {
-            return Err(Error::TooLarge {
-                what: format!("shader `{}`, entry point `{entry_point}`", shader.name),
-                requested: format!("{} storage buffers", shader.storage_buffers(entry_point)),
-                limit: format!(
-                    "{} per shader stage on this adapter (choose another kernel family)",
-                    self.inner.limits.max_storage_buffers_per_shader_stage
-                ),
-                limit_name: "max_storage_buffers_per_shader_stage",
-            });
-        }
-        let key = PipelineKey::new(shader, entry_point, constants, bounds_checks);
-        let mut cache = lock(&self.inner.pipelines);
-        if let Some(pipeline) = cache.pipelines.get(&key) {
-            return Ok(Arc::clone(pipeline));
-        }
-        let size = pipelines::workgroup_size(shader.wgsl, entry_point, constants);
-        cache.built.push(BuiltPipeline {
-            shader: *shader,
-            entry_point: entry_point.to_string(),
-            constants: constants.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
-        });
-        let device = &self.inner.device;
-        let context = format!("shader `{}`, entry point `{entry_point}`", shader.name);
-        let module = match cache.modules.entry(key.shader) {
-            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let descriptor = wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
-                };
-                let module = self.guarded(&context, false, || {
-                    if bounds_checks {
-                        device.create_shader_module(descriptor)
-                    } else {
-                        let checks = wgpu::ShaderRuntimeChecks {
-                            bounds_checks: false,
-                            ..wgpu::ShaderRuntimeChecks::checked()
-                        };
-                        // SAFETY: `pipeline_unchecked`'s caller vouches for every index;
-                        // loops stay bounded and divisions guarded.
-                        unsafe { device.create_shader_module_trusted(descriptor, checks) }
-                    }
-                })?;
-                slot.insert(module)
-            }
-        };
-        let module = &*module;
-        let pipeline = self.guarded(&context, false, || {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&context),
-                layout: None,
-                module,
-                entry_point: Some(entry_point),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    // Kernels write every workgroup variable before reading it.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        })?;
-        Counters::add(&self.inner.counters.pipelines_created, 1);
-        let pipeline = Arc::new(pipeline);
-        if let Some(size) = size {
-            cache.sizes.insert(Arc::as_ptr(&pipeline) as usize, size);
-        }
-        cache.pipelines.insert(key, Arc::clone(&pipeline));
-        Ok(pipeline)
-    }
-
-    /// The workgroup size of a pipeline this device built, as its WGSL declares it (`None`
-    /// when the text does not say).
-    pub(crate) fn workgroup_size(&self, pipeline: &Arc<wgpu::ComputePipeline>) -> Option<[u32; 3]> {
-        lock(&self.inner.pipelines)
-            .sizes
-            .get(&(Arc::as_ptr(pipeline) as usize))
-            .copied()
     }
 
     /// Checks that a buffer of `bytes` bytes fits the device: [`Error::TooLarge`] naming `what`

@@ -3,12 +3,15 @@
 //! step records it, [`TrainerConfig::steps_per_submit`] steps to an encoder and a submit, with
 //! no host sync until the epoch's loss and accuracy are read back.
 //!
-//! The loop is here; the saved training state a run resumes from is `state.rs`, evaluation
-//! `evaluate.rs`.
+//! The loop is here; what to train with is `config.rs`, the saved training state a run resumes
+//! from `state.rs`, evaluation `evaluate.rs`.
 
+mod config;
 mod evaluate;
 #[cfg(feature = "checkpoints")]
 mod state;
+
+pub use config::{ClassifierLoss, TrainerConfig, default_steps_per_submit};
 
 pub use evaluate::Evaluator;
 #[cfg(feature = "checkpoints")]
@@ -21,148 +24,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-use super::{Mlp, Schedule};
+use super::Mlp;
 use crate::autograd::{
     BatchCursor, Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot,
 };
-use crate::capture::{Fusion, Plan, capture};
-use crate::data::gpu::{GpuDataset, Normalization};
-use crate::device::{Device, Encoder, Profile};
+use crate::capture::{Plan, capture};
+use crate::data::gpu::GpuDataset;
+use crate::device::{Device, Encoder};
 use crate::kernels::loss::Reduction;
-use crate::kernels::optim::OptimizerConfig;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
-
-/// The loss a classifier trains with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClassifierLoss {
-    /// Softmax cross-entropy on the logits (the lecture's).
-    #[default]
-    CrossEntropy,
-    /// Mean squared error between the logits and one-hot targets.
-    Mse,
-    /// Binary cross-entropy with logits against one-hot targets (one sigmoid per class).
-    BceWithLogits,
-}
-
-impl ClassifierLoss {
-    /// Parses `cross_entropy`, `mse` or `bce_with_logits`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "cross_entropy" | "ce" => Ok(Self::CrossEntropy),
-            "mse" => Ok(Self::Mse),
-            "bce_with_logits" | "bce" => Ok(Self::BceWithLogits),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown loss `{other}`: expected cross_entropy, mse or bce_with_logits"
-            ))),
-        }
-    }
-}
-
-/// How to train.
-#[derive(Clone, Debug)]
-pub struct TrainerConfig {
-    /// The loss.
-    pub loss: ClassifierLoss,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// The optimiser.
-    pub optimizer: OptimizerConfig,
-    /// Input normalisation.
-    pub normalization: Normalization,
-    /// Seed of the per-epoch shuffles.
-    pub seed: u64,
-    /// How the learning rate moves from the optimiser's base rate.
-    pub schedule: Schedule,
-    /// Epochs the schedule spans (cosine and one-cycle anneal over them).
-    pub epochs: usize,
-    /// Read the running loss back every this many steps for a progress display (0: never;
-    /// each read is one host sync).
-    pub report_loss_every: usize,
-    /// Micro-batches per optimiser step (gradient accumulation): the gradients of
-    /// `accumulation` consecutive batches are summed, as PyTorch sums repeated `backward()`
-    /// calls between `zero_grad()`s, then one optimiser step applies them. 1 by default.
-    pub accumulation: usize,
-    /// The rewrite rules the captured step is fused with ([`Fusion::all`] by default;
-    /// [`Fusion::none`] runs the ops as eager autograd would, for comparison).
-    pub fusion: Fusion,
-    /// Stop with [`Error::Diverged`] when the running mean loss exceeds this multiple of the
-    /// first step's loss (checked whenever the loss is read back: every `report_loss_every`
-    /// steps and at the end of each epoch). A non-finite loss always stops. `Some(10.0)` by
-    /// default; `None` checks only for non-finite losses.
-    pub diverge_above: Option<f32>,
-    /// Steps recorded into one submit (each step still its own kernels, reading its inputs
-    /// from one row of the plan's table): fewer submits, the same bits. The running loss is
-    /// read back at `report_loss_every` steps and a stop asked at any step ends the submit
-    /// there. `None` (the default) takes [`default_steps_per_submit`] for the device.
-    pub steps_per_submit: Option<usize>,
-}
-
-/// Steps per submit where [`TrainerConfig::steps_per_submit`] is `None`, by the device's
-/// profile: 16 under [`Profile::Cpu`] (software adapters, where a step takes milliseconds and
-/// a submit ~0.2 ms), 64 under [`Profile::Gpu`], whose steps are far shorter than a submit.
-pub fn default_steps_per_submit(device: &Device) -> usize {
-    match device.profile() {
-        Profile::Cpu => 16,
-        Profile::Gpu => 64,
-    }
-}
-
-impl TrainerConfig {
-    /// The lecture's: batch 64, SGD with learning rate 0.001, normalisation 0.5/0.5, seed 0.
-    pub fn lecture() -> Self {
-        Self {
-            loss: ClassifierLoss::CrossEntropy,
-            batch_size: 64,
-            optimizer: OptimizerConfig::sgd(0.001),
-            normalization: Normalization::default(),
-            seed: 0,
-            schedule: Schedule::Constant,
-            epochs: 10,
-            accumulation: 1,
-            report_loss_every: 0,
-            fusion: Fusion::all(),
-            diverge_above: Some(10.0),
-            steps_per_submit: None,
-        }
-    }
-
-    /// Checks every setting that needs no data or device: counts of at least 1, the
-    /// optimiser's hyper-parameters ([`OptimizerConfig::validate`]) and the divergence factor.
-    /// [`Trainer::new`] calls it; call it yourself to refuse a configuration before any work.
-    pub fn validate(&self) -> Result<()> {
-        let counts = [
-            ("epochs", self.epochs, "a run of no epochs trains nothing"),
-            ("batch size", self.batch_size, "a step needs examples"),
-            (
-                "accumulation count",
-                self.accumulation,
-                "a step needs a batch",
-            ),
-            (
-                "steps per submit",
-                self.steps_per_submit.unwrap_or(1),
-                "a submit needs a step",
-            ),
-        ];
-        for (what, value, why) in counts {
-            if value == 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "the {what} is 0: {why}; give at least 1"
-                )));
-            }
-        }
-        self.optimizer.validate()?;
-        if let Some(factor) = self.diverge_above
-            && !(factor.is_finite() && factor > 1.0)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "diverge_above {factor} must be a finite factor above 1"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What one epoch did.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -355,8 +226,18 @@ impl Trainer {
 
     /// What the full-batch step's plan runs, kernel by kernel (after the first step).
     pub fn step_plan(&self) -> Option<&[String]> {
+        self.full_batch_plan().map(Plan::steps)
+    }
+
+    /// Each dispatch of the full-batch step with its grid (after the first step).
+    pub fn step_grids(&self) -> Option<Vec<crate::device::DispatchGrid>> {
+        self.full_batch_plan().and_then(Plan::grids)
+    }
+
+    /// The plan of a full batch that zeroes the gradients and steps the optimiser.
+    fn full_batch_plan(&self) -> Option<&Plan> {
         let key = (self.config.batch_size.min(self.data.len()), true, true);
-        self.plans.get(&key).map(|s| s.plan.steps())
+        self.plans.get(&key).map(|s| &s.plan)
     }
 
     /// Starts an epoch: a seeded shuffle uploaded as the batch order, the accumulators zeroed.
@@ -485,12 +366,6 @@ impl Trainer {
             Some(reports) => end.min((reports + 1) * every),
             None => end,
         }
-    }
-
-    /// Each dispatch of the full-batch step with its grid (after the first step).
-    pub fn step_grids(&self) -> Option<Vec<crate::device::DispatchGrid>> {
-        let key = (self.config.batch_size.min(self.data.len()), true, true);
-        self.plans.get(&key).and_then(|s| s.plan.grids())
     }
 
     /// Steps the epoch loop records into one submit.
