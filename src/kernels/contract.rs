@@ -73,6 +73,22 @@ pub fn contracts() -> Vec<Contract> {
     let optim_bind = optim::functions_bind::ALL;
     let act_runtime = ("ActRuntime", size_of::<ActRuntime>());
     let hyper = ("Hyper", size_of::<Hyper>());
+    // The fused matmul families: the vector family's uniform and ids, their own shapes.
+    let fused = |shader, bindings, shapes: &[(&str, usize)]| Contract {
+        shader,
+        bindings: join(&[bindings, act_bind, optim_bind]),
+        uniforms: vec![
+            ("VectorParams", size_of::<VectorParams>()),
+            act_runtime,
+            hyper,
+        ],
+        constants: [
+            activation_ids(),
+            optimiser_ids(),
+            shape_constants(&[shapes, &[("REDUCE_BLOCK", reduce::BLOCK)]].concat()),
+        ]
+        .concat(),
+    };
     let mut all = vec![
         Contract {
             shader: activation::SHADER,
@@ -151,63 +167,28 @@ pub fn contracts() -> Vec<Contract> {
             ],
             constants: activation_ids(),
         },
-        Contract {
-            shader: matmul::vector::SHADER,
-            bindings: join(&[matmul::vector::bind::ALL, act_bind, optim_bind]),
-            uniforms: vec![
-                ("VectorParams", size_of::<VectorParams>()),
-                act_runtime,
-                hyper,
+        fused(
+            matmul::vector::SHADER,
+            matmul::vector::bind::ALL,
+            &[("ROWS", matmul::vector::ROWS)],
+        ),
+        fused(
+            matmul::staged::SHADER,
+            matmul::vector::bind::ALL,
+            &[
+                ("TILE_ROWS", matmul::staged::TILE_ROWS),
+                ("TILE_COLS4", matmul::staged::TILE_COLS / 4),
+                ("TILE_K", matmul::staged::TILE_K),
             ],
-            constants: [
-                activation_ids(),
-                optimiser_ids(),
-                shape_constants(&[
-                    ("ROWS", matmul::vector::ROWS),
-                    ("REDUCE_BLOCK", reduce::BLOCK),
-                ]),
-            ]
-            .concat(),
-        },
-        Contract {
-            shader: matmul::staged::SHADER,
-            bindings: join(&[matmul::vector::bind::ALL, act_bind, optim_bind]),
-            uniforms: vec![
-                ("VectorParams", size_of::<VectorParams>()),
-                act_runtime,
-                hyper,
+        ),
+        fused(
+            matmul::broadcast::SHADER,
+            matmul::broadcast::bind::ALL,
+            &[
+                ("ROWS", matmul::broadcast::ROWS),
+                ("LANES", matmul::broadcast::LANES),
             ],
-            constants: [
-                activation_ids(),
-                optimiser_ids(),
-                shape_constants(&[
-                    ("TILE_ROWS", matmul::staged::TILE_ROWS),
-                    ("TILE_COLS4", matmul::staged::TILE_COLS / 4),
-                    ("TILE_K", matmul::staged::TILE_K),
-                    ("REDUCE_BLOCK", reduce::BLOCK),
-                ]),
-            ]
-            .concat(),
-        },
-        Contract {
-            shader: matmul::broadcast::SHADER,
-            bindings: join(&[matmul::broadcast::bind::ALL, act_bind, optim_bind]),
-            uniforms: vec![
-                ("VectorParams", size_of::<VectorParams>()),
-                act_runtime,
-                hyper,
-            ],
-            constants: [
-                activation_ids(),
-                optimiser_ids(),
-                shape_constants(&[
-                    ("ROWS", matmul::broadcast::ROWS),
-                    ("LANES", matmul::broadcast::LANES),
-                    ("REDUCE_BLOCK", reduce::BLOCK),
-                ]),
-            ]
-            .concat(),
-        },
+        ),
         Contract {
             shader: metrics::SHADER,
             bindings: join(&[metrics::bind::ALL]),
