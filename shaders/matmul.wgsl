@@ -173,101 +173,249 @@ fn matmul_blocked(
 }
 
 // ---------------------------------------------------------------------------------------------
-// matmul_tiled: classic workgroup-memory tiling, for real GPUs.
+// matmul_tiled: workgroup-memory tiling after the published WGSL and CUDA SGEMM designs, for
+// real GPUs.
 //
-// Workgroup: 16×16 invocations computing a 64×64 tile of C; each invocation owns a 4×4
-// sub-block at rows ty + 16i and columns tx + 16j (strided, so workgroup-memory reads are
-// conflict-free and global stores are coalesced along tx). Per step the workgroup stages a
-// 64×16 slice of op(A) and a 16×64 slice of op(B) in workgroup memory, zero-filled past the
-// edges, and every invocation reads them 16 times.
-// Dispatch: (ceil(N / 64), ceil(M / 64), 1).
+// A workgroup of TILED_WG_X × TILED_WG_Y invocations computes a BM × BN tile of C
+// (BM = 4·TILED_WG_Y·TILED_ROW_GROUPS, BN = 4·TILED_WG_X·TILED_COL_GROUPS). Invocation (tx, ty)
+// owns TILED_ROW_GROUPS × TILED_COL_GROUPS blocks of 4×4 outputs: rows 4·(ty + g·TILED_WG_Y)
+// + 0..4 and columns 4·(tx + h·TILED_WG_X) + 0..4, in vec4 accumulators (the largest shape,
+// 128×128 with 8×8 outputs per invocation, keeps 16 of them). The blocks are strided so a
+// subgroup's vec4 reads of a tile row are consecutive (no bank conflicts) and its stores of a
+// row of C are coalesced.
+//
+// Per step of TILED_BK values of k the workgroup stages op(A)'s BM × BK slice and op(B)'s
+// BK × BN slice in workgroup memory as vec4 rows along M and N: tile_a[kk][m / 4] and
+// tile_b[kk][n / 4], so each k of the inner loop is TILED_ROW_GROUPS + TILED_COL_GROUPS vec4
+// reads for 16 · TILED_ROW_GROUPS · TILED_COL_GROUPS FMAs. Two buffers: while the invocations
+// multiply out of one, their loads of the next slice (issued before the multiply, so their
+// latency hides behind it) are stored into the other, and one barrier per step separates the
+// steps. The global loads run along memory (four consecutive values of one row of the stored
+// operand per invocation), whichever layout A and B have; a transposed layout becomes four
+// scalar stores into the tile instead of one vec4.
+//
+// Workgroups wholly inside C, and steps wholly inside the pass, load without edge checks
+// (a workgroup-uniform branch); the others load zero past the edges of A and B, and the last
+// step of a pass multiplies only the values of k it has. Each output is one fma chain in
+// k order from its starting value, as in every family.
+//
+// Workgroup memory: 2 buffers × 2 operands × 256 vec4 = 16 KiB, WebGPU's default limit, so
+// BM·BK and BK·BN are at most 1024 (the launcher's shapes: 128×128×8, 64×64×16, 32×32×32).
+// Dispatch: (ceil(N / BN), ceil(M / BM), 1).
 
-const TILE: u32 = 64u;
-const TILE_K: u32 = 16u;
+override TILED_WG_X: u32 = 16u;
+override TILED_WG_Y: u32 = 16u;
+// 4×4 blocks per invocation along M and N: 1 or 2 each.
+override TILED_ROW_GROUPS: u32 = 2u;
+override TILED_COL_GROUPS: u32 = 2u;
+override TILED_BK: u32 = 8u;
 
-var<workgroup> tile_a: array<f32, 1024>; // [kk][mm], TILE_K × TILE
-var<workgroup> tile_b: array<f32, 1024>; // [kk][nn], TILE_K × TILE
+const TILED_SLOTS: u32 = 256u; // vec4 per operand and buffer
+const TILED_MAX_LOADS: u32 = 4u; // vec4 loads per operand, invocation and step, at most
 
-// The starting accumulators of row `row`, columns col, col + 16, col + 32, col + 48.
-fn start_tiled(row: u32, col: u32) -> vec4<f32> {
-    return vec4<f32>(start(row, col), start(row, col + 16u), start(row, col + 32u), start(row, col + 48u));
+// Buffer s holds op(A)'s slice at s · 512 and op(B)'s at s · 512 + 256.
+var<workgroup> tiles: array<vec4<f32>, 1024>;
+
+struct TiledTile {
+    row0: u32,
+    col0: u32,
+    bm4: u32, // BM / 4
+    bn4: u32, // BN / 4
 }
 
-@compute @workgroup_size(16, 16)
+// op(A)[row, kk], or 0 outside op(A) or the pass (unless `full`: known inside).
+fn tiled_a(row: u32, kk: u32, full: bool) -> f32 {
+    if full || (row < p.m && kk < p.k_end) {
+        return a[a_index(row, kk)];
+    }
+    return 0.0;
+}
+
+// op(B)[kk, col], or 0 outside op(B) or the pass (unless `full`).
+fn tiled_b(kk: u32, col: u32, full: bool) -> f32 {
+    if full || (col < p.n && kk < p.k_end) {
+        return b[b_index(kk, col)];
+    }
+    return 0.0;
+}
+
+// The `slot`-th vec4 of op(A)'s slice at k0, in the stored operand's order: four consecutive
+// k of one row (A stored M×K) or four consecutive rows at one k (Aᵀ stored K×M).
+fn tiled_fetch_a(t: TiledTile, slot: u32, k0: u32, full: bool) -> vec4<f32> {
+    var row: u32;
+    var kk: u32;
+    if TRANS_A {
+        kk = k0 + slot / t.bm4;
+        row = t.row0 + 4u * (slot % t.bm4);
+        return vec4<f32>(
+            tiled_a(row, kk, full),
+            tiled_a(row + 1u, kk, full),
+            tiled_a(row + 2u, kk, full),
+            tiled_a(row + 3u, kk, full),
+        );
+    }
+    row = t.row0 + slot / (TILED_BK / 4u);
+    kk = k0 + 4u * (slot % (TILED_BK / 4u));
+    return vec4<f32>(
+        tiled_a(row, kk, full),
+        tiled_a(row, kk + 1u, full),
+        tiled_a(row, kk + 2u, full),
+        tiled_a(row, kk + 3u, full),
+    );
+}
+
+// Stores what `tiled_fetch_a` fetched for `slot` into op(A)'s slice at `base`.
+fn tiled_put_a(t: TiledTile, base: u32, slot: u32, v: vec4<f32>) {
+    if TRANS_A {
+        tiles[base + slot] = v;
+        return;
+    }
+    let row = slot / (TILED_BK / 4u);
+    let kk = 4u * (slot % (TILED_BK / 4u));
+    let at = base + kk * t.bm4 + row / 4u;
+    let lane = row % 4u;
+    tiles[at][lane] = v.x;
+    tiles[at + t.bm4][lane] = v.y;
+    tiles[at + 2u * t.bm4][lane] = v.z;
+    tiles[at + 3u * t.bm4][lane] = v.w;
+}
+
+// The `slot`-th vec4 of op(B)'s slice at k0: four consecutive columns at one k (B stored
+// K×N) or four consecutive k of one column (Bᵀ stored N×K).
+fn tiled_fetch_b(t: TiledTile, slot: u32, k0: u32, full: bool) -> vec4<f32> {
+    var col: u32;
+    var kk: u32;
+    if TRANS_B {
+        col = t.col0 + slot / (TILED_BK / 4u);
+        kk = k0 + 4u * (slot % (TILED_BK / 4u));
+        return vec4<f32>(
+            tiled_b(kk, col, full),
+            tiled_b(kk + 1u, col, full),
+            tiled_b(kk + 2u, col, full),
+            tiled_b(kk + 3u, col, full),
+        );
+    }
+    kk = k0 + slot / t.bn4;
+    col = t.col0 + 4u * (slot % t.bn4);
+    return vec4<f32>(
+        tiled_b(kk, col, full),
+        tiled_b(kk, col + 1u, full),
+        tiled_b(kk, col + 2u, full),
+        tiled_b(kk, col + 3u, full),
+    );
+}
+
+// Stores what `tiled_fetch_b` fetched for `slot` into op(B)'s slice at `base`.
+fn tiled_put_b(t: TiledTile, base: u32, slot: u32, v: vec4<f32>) {
+    if !TRANS_B {
+        tiles[base + slot] = v;
+        return;
+    }
+    let col = slot / (TILED_BK / 4u);
+    let kk = 4u * (slot % (TILED_BK / 4u));
+    let at = base + kk * t.bn4 + col / 4u;
+    let lane = col % 4u;
+    tiles[at][lane] = v.x;
+    tiles[at + t.bn4][lane] = v.y;
+    tiles[at + 2u * t.bn4][lane] = v.z;
+    tiles[at + 3u * t.bn4][lane] = v.w;
+}
+
+@compute @workgroup_size(TILED_WG_X, TILED_WG_Y)
 fn matmul_tiled(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) flat: u32,
 ) {
-    let row0 = wg.y * TILE;
-    let col0 = wg.x * TILE;
-    // acc_i holds row ty + 16i; its components are columns tx + 16j.
-    let sr = row0 + lid.y;
-    let sc = col0 + lid.x;
-    var acc0 = start_tiled(sr, sc);
-    var acc1 = start_tiled(sr + 16u, sc);
-    var acc2 = start_tiled(sr + 32u, sc);
-    var acc3 = start_tiled(sr + 48u, sc);
+    let bm4 = TILED_WG_Y * TILED_ROW_GROUPS;
+    let bn4 = TILED_WG_X * TILED_COL_GROUPS;
+    let t = TiledTile(wg.y * 4u * bm4, wg.x * 4u * bn4, bm4, bn4);
+    let threads = TILED_WG_X * TILED_WG_Y;
+    let slots_a = bm4 * TILED_BK; // vec4 per slice of op(A)
+    let slots_b = bn4 * TILED_BK;
+    let inside = t.row0 + 4u * bm4 <= p.m && t.col0 + 4u * bn4 <= p.n;
 
-    // Passes start at multiples of TILE_K, so only the last one has a partial tile.
-    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TILE_K) {
-        for (var t = 0u; t < 4u; t += 1u) {
-            let e = flat + t * 256u;
-            // Neighbouring invocations load neighbouring addresses of whichever layout A
-            // and B have.
-            var mm = e / TILE_K;
-            var ka = e % TILE_K;
-            if TRANS_A {
-                mm = e % TILE;
-                ka = e / TILE;
+    // acc[(4g + i) · 2 + h]: row 4·(ty + g·WG_Y) + i, columns 4·(tx + h·WG_X) + 0..4.
+    var acc: array<vec4<f32>, 16>;
+    for (var g = 0u; g < TILED_ROW_GROUPS; g += 1u) {
+        for (var i = 0u; i < 4u; i += 1u) {
+            let row = t.row0 + 4u * (lid.y + g * TILED_WG_Y) + i;
+            for (var h = 0u; h < TILED_COL_GROUPS; h += 1u) {
+                acc[(4u * g + i) * 2u + h] = start4(row, t.col0 + 4u * (lid.x + h * TILED_WG_X));
             }
-            var av = 0.0;
-            if row0 + mm < p.m && k0 + ka < p.k_end {
-                av = a[a_index(row0 + mm, k0 + ka)];
-            }
-            tile_a[ka * TILE + mm] = av;
-
-            var nn = e % TILE;
-            var kb = e / TILE;
-            if TRANS_B {
-                nn = e / TILE_K;
-                kb = e % TILE_K;
-            }
-            var bv = 0.0;
-            if col0 + nn < p.n && k0 + kb < p.k_end {
-                bv = b[b_index(k0 + kb, col0 + nn)];
-            }
-            tile_b[kb * TILE + nn] = bv;
         }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk += 1u) {
-            let ra = kk * TILE + lid.y;
-            let rb = kk * TILE + lid.x;
-            let av = vec4<f32>(tile_a[ra], tile_a[ra + 16u], tile_a[ra + 32u], tile_a[ra + 48u]);
-            let bv = vec4<f32>(tile_b[rb], tile_b[rb + 16u], tile_b[rb + 32u], tile_b[rb + 48u]);
-            acc0 = fma(vec4<f32>(av.x), bv, acc0);
-            acc1 = fma(vec4<f32>(av.y), bv, acc1);
-            acc2 = fma(vec4<f32>(av.z), bv, acc2);
-            acc3 = fma(vec4<f32>(av.w), bv, acc3);
+    }
+
+    let steps = (p.k_end - p.k_begin + TILED_BK - 1u) / TILED_BK;
+    var fetched_a: array<vec4<f32>, TILED_MAX_LOADS>;
+    var fetched_b: array<vec4<f32>, TILED_MAX_LOADS>;
+    for (var s = 0u; s <= steps; s += 1u) {
+        // Fetch slice s (the first one before any multiply), multiply slice s − 1 out of
+        // buffer (s − 1) % 2, store slice s into buffer s % 2, then one barrier.
+        if s < steps {
+            let k0 = p.k_begin + s * TILED_BK;
+            let full = inside && k0 + TILED_BK <= p.k_end;
+            for (var e = 0u; e < TILED_MAX_LOADS; e += 1u) {
+                let slot = flat + e * threads;
+                if slot < slots_a {
+                    fetched_a[e] = tiled_fetch_a(t, slot, k0, full);
+                }
+                if slot < slots_b {
+                    fetched_b[e] = tiled_fetch_b(t, slot, k0, full);
+                }
+            }
+        }
+        if s > 0u {
+            let k0 = p.k_begin + (s - 1u) * TILED_BK;
+            let depth = min(TILED_BK, p.k_end - k0);
+            let base = ((s - 1u) % 2u) * 512u;
+            for (var kk = 0u; kk < depth; kk += 1u) {
+                let row_a = base + kk * bm4 + lid.y;
+                let row_b = base + TILED_SLOTS + kk * bn4 + lid.x;
+                let b0 = tiles[row_b];
+                var b1 = b0;
+                if TILED_COL_GROUPS > 1u {
+                    b1 = tiles[row_b + TILED_WG_X];
+                }
+                for (var g = 0u; g < TILED_ROW_GROUPS; g += 1u) {
+                    let av = tiles[row_a + g * TILED_WG_Y];
+                    for (var i = 0u; i < 4u; i += 1u) {
+                        let at = (4u * g + i) * 2u;
+                        acc[at] = fma(vec4<f32>(av[i]), b0, acc[at]);
+                        if TILED_COL_GROUPS > 1u {
+                            acc[at + 1u] = fma(vec4<f32>(av[i]), b1, acc[at + 1u]);
+                        }
+                    }
+                }
+            }
+        }
+        if s < steps {
+            let base = (s % 2u) * 512u;
+            for (var e = 0u; e < TILED_MAX_LOADS; e += 1u) {
+                let slot = flat + e * threads;
+                if slot < slots_a {
+                    tiled_put_a(t, base, slot, fetched_a[e]);
+                }
+                if slot < slots_b {
+                    tiled_put_b(t, base + TILED_SLOTS, slot, fetched_b[e]);
+                }
+            }
         }
         workgroupBarrier();
     }
 
-    // acc_i holds row ty + 16i; its components are columns tx + 16j.
-    let col = col0 + lid.x;
-    for (var i = 0u; i < 4u; i += 1u) {
-        var row_acc = acc0;
-        switch i {
-            case 1u: { row_acc = acc1; }
-            case 2u: { row_acc = acc2; }
-            case 3u: { row_acc = acc3; }
-            default: {}
+    for (var g = 0u; g < TILED_ROW_GROUPS; g += 1u) {
+        for (var i = 0u; i < 4u; i += 1u) {
+            let row = t.row0 + 4u * (lid.y + g * TILED_WG_Y) + i;
+            for (var h = 0u; h < TILED_COL_GROUPS; h += 1u) {
+                let col = t.col0 + 4u * (lid.x + h * TILED_WG_X);
+                let v = acc[(4u * g + i) * 2u + h];
+                store(row, col, v.x);
+                store(row, col + 1u, v.y);
+                store(row, col + 2u, v.z);
+                store(row, col + 3u, v.w);
+            }
         }
-        let row = row0 + lid.y + 16u * i;
-        store(row, col, row_acc.x);
-        store(row, col + 16u, row_acc.y);
-        store(row, col + 32u, row_acc.z);
-        store(row, col + 48u, row_acc.w);
     }
 }
 

@@ -206,8 +206,9 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
     rows
 }
 
-/// (M, K, N): a single element, primes, the MLP's three products, a long thin one.
-const MATMUL_SHAPES: [(usize, usize, usize); 8] = [
+/// (M, K, N): a single element, primes, the MLP's three products, a long thin one, and one
+/// large enough for `Tiled`'s 128×128 tiles (ragged at both edges).
+const MATMUL_SHAPES: [(usize, usize, usize); 9] = [
     (1, 1, 1),
     (1, 4, 4),
     (7, 13, 29),
@@ -216,6 +217,7 @@ const MATMUL_SHAPES: [(usize, usize, usize); 8] = [
     (784, 64, 128),
     (128, 64, 784),
     (33, 3, 132),
+    (1031, 9, 1030),
 ];
 
 /// A case forced onto `kernel`: skipped where the device allows fewer storage buffers per

@@ -589,3 +589,40 @@ fn texture_matmul_past_the_loop_limit_is_refused_or_correct() {
         );
     }
 }
+
+#[test]
+fn tiled_agrees_in_bits_with_blocked_at_every_tile_shape() {
+    // 1000×1000 takes 128×128 tiles, 513×129 64×64 and 61×35 32×32 (the unit tests of
+    // `tile_for` pin the choice); k = 45 and 70 end on a partial slice of every depth. With a
+    // bias and accumulation, so the epilogue runs on the edge tiles too.
+    let device = gpu();
+    for (m, k, n) in [(1000, 45, 1000), (513, 70, 129), (61, 45, 35)] {
+        for form in MatmulForm::ALL {
+            let mut r = rng((m * k + n) as u64);
+            let (a_shape, b_shape) = stored_shapes(form, m, k, n);
+            let a = Tensor::from_slice(device, &random_vec(&mut r, m * k), a_shape).unwrap();
+            let b = Tensor::from_slice(device, &random_vec(&mut r, k * n), b_shape).unwrap();
+            let bias = Tensor::from_slice(device, &random_vec(&mut r, n), [n]).unwrap();
+            let c_host = random_vec(&mut r, m * n);
+            let results: Vec<Vec<u32>> = [MatmulKernel::Blocked, MatmulKernel::Tiled]
+                .into_iter()
+                .map(|kernel| {
+                    let c = Tensor::from_slice(device, &c_host, [m, n]).unwrap();
+                    let options = MatmulOptions {
+                        form,
+                        bias: Some(&bias),
+                        accumulate: true,
+                        kernel: Some(kernel),
+                        ..Default::default()
+                    };
+                    matmul_into(&a, &b, &c, &options).unwrap();
+                    c.to_vec().unwrap().iter().map(|v| v.to_bits()).collect()
+                })
+                .collect();
+            assert!(
+                results[0] == results[1],
+                "{form:?} {m}×{k}×{n}: Tiled differs from Blocked in bits"
+            );
+        }
+    }
+}

@@ -165,7 +165,14 @@ pub fn contracts() -> Vec<Contract> {
                 ("PackParams", size_of::<PackParams>()),
                 act_runtime,
             ],
-            constants: activation_ids(),
+            constants: [
+                activation_ids(),
+                shape_constants(&[
+                    ("TILED_SLOTS", matmul::tiled::SLOTS),
+                    ("TILED_MAX_LOADS", matmul::tiled::MAX_LOADS),
+                ]),
+            ]
+            .concat(),
         },
         fused(
             matmul::vector::SHADER,

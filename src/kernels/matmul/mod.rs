@@ -30,6 +30,7 @@ macro_rules! fused_wgsl {
 pub mod broadcast;
 mod plain;
 pub mod staged;
+pub(crate) mod tiled;
 pub mod vector;
 
 pub use plain::{Matmul, SHADER};
@@ -115,7 +116,9 @@ pub enum MatmulKernel {
     /// `matmul_blocked`: an 8×8 register block per invocation reading the storage buffers
     /// directly, no workgroup memory. Works for every shape on every device.
     Blocked,
-    /// `matmul_tiled`: 64×64 tiles staged in workgroup memory. Best on real GPUs.
+    /// `matmul_tiled`: tiles of C from 32×32 to 128×128 (by the output's size) with up to
+    /// 8×8 outputs per invocation, operand slices double-buffered in workgroup memory and
+    /// read as vec4. For real GPUs.
     Tiled,
     /// `pack_operand` twice, then `matmul_texture`: an 8×8 register block per invocation over
     /// operands packed into rgba32float textures. Best on CPU devices (lavapipe), where a
@@ -183,7 +186,7 @@ impl MatmulKernel {
 ///   packs both operands with dispatches first and rounds differently from the fused kernels
 ///   of a captured step.
 /// - The [`Profile::Gpu`] reuses operands from workgroup memory: [`Tiled`], unless the output is so thin
-///   (fewer than 16 rows or columns) that most of a 64×64 tile would idle.
+///   (fewer than 16 rows or columns) that most of the smallest tile, 32×32, would idle.
 ///
 /// [`Blocked`], [`Tiled`], [`Vector`] and [`Broadcast`] compute each output as the same fma
 /// chain in k order, so the choice never changes a result's bits.

@@ -100,7 +100,6 @@ pub struct Matmul {
 }
 
 const BLOCK: usize = 8;
-const TILE: usize = 64;
 
 impl Matmul {
     /// Prepares `c = op(a)·op(b)` with `options`. `c` must be M×N and distinct from the inputs.
@@ -204,8 +203,11 @@ impl Matmul {
                 packed = None;
             }
             MatmulKernel::Tiled => {
-                let x = crate::kernels::groups(device, &op, n, TILE)?;
-                let y = crate::kernels::groups(device, &op, m, TILE)?;
+                let tile = super::tiled::tile_for(dims);
+                debug_assert!(tile.fits_shader(), "{tile:?}");
+                constants.extend(tile.constants());
+                let x = crate::kernels::groups(device, &op, n, tile.cols())?;
+                let y = crate::kernels::groups(device, &op, m, tile.rows())?;
                 (entry_point, workgroups) = ("matmul_tiled", [x, y, 1]);
                 entries.extend([entry(bind::A, a), entry(bind::B, b)]);
                 packed = None;
@@ -259,7 +261,7 @@ impl Matmul {
         let ranges = if kernel == MatmulKernel::Texture {
             vec![(0, k as u32)]
         } else {
-            // PASS_LENGTH is a multiple of the tiled kernel's 16-deep k step.
+            // PASS_LENGTH is a multiple of the tiled kernel's k slices.
             crate::kernels::pass_ranges(k, crate::kernels::PASS_LENGTH)
         };
         // With one pass `partial` is never touched, but WebGPU forbids binding C there too (one
