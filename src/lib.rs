@@ -51,8 +51,8 @@ mod tensor;
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::list_adapters;
 pub use device::{
-    AdapterSummary, BuiltPipeline, CounterSnapshot, Device, DeviceOptions, DispatchGrid, Encoder,
-    Profile, list_adapters_async,
+    AdapterSummary, BuiltPipeline, CounterSnapshot, Device, DeviceOptions, DispatchGrid,
+    DispatchTime, Encoder, Profile, TimestampSupport, list_adapters_async,
 };
 pub use error::{Error, Result};
 pub use kernels::{activation, elementwise, gather, head, loss, matmul, metrics, optim, reduce};

@@ -424,3 +424,23 @@ fn flags_that_do_nothing_are_warned_of_and_the_batch_used_is_recorded() {
         text(&output)
     );
 }
+
+#[test]
+fn profile_step_prints_each_dispatch_with_its_grid_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = mnist(dir.path(), &["--epochs", "1", "--profile-step"]);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    let device = wgsl_nn::Device::new().unwrap();
+    if device.timestamps() == wgsl_nn::TimestampSupport::None {
+        assert!(all.contains("no timestamp queries"), "{all}");
+        return;
+    }
+    let table = all
+        .split("dispatch by dispatch")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no profile in:\n{all}"));
+    assert!(table.contains(" µs  "), "{all}");
+    assert!(table.contains("workgroups of"), "{all}");
+    assert!(table.contains("GPU time of the step"), "{all}");
+}

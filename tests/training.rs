@@ -152,6 +152,36 @@ fn training_is_bit_deterministic_for_a_seed() {
 }
 
 #[test]
+fn a_profiled_step_is_timed_dispatch_by_dispatch_and_changes_no_bit() {
+    let device = fresh_gpu();
+    let mut plain = trainer(&device, 1280, OptimizerConfig::adam(1e-3), 3);
+    plain.train_epoch(|_, _, _| {}).unwrap();
+    let mut timed = trainer(&device, 1280, OptimizerConfig::adam(1e-3), 3);
+    if device.timestamps() == wgsl_nn::TimestampSupport::None {
+        let error = timed.profile_step(5).unwrap_err().to_string();
+        assert!(error.contains("no timestamp queries"), "{error}");
+        return;
+    }
+    timed.profile_step(5).unwrap();
+    assert!(
+        timed.step_profile().is_none(),
+        "nothing is timed before the step runs"
+    );
+    timed.train_epoch(|_, _, _| {}).unwrap();
+    let profile = timed.step_profile().expect("step 5 was timed");
+    let grids = timed.step_grids().unwrap();
+    assert_eq!(profile.len() as u64, timed.dispatches_per_step().unwrap());
+    for (dispatch, grid) in profile.iter().zip(&grids) {
+        assert_eq!(&dispatch.grid, grid);
+        let ns = dispatch
+            .nanoseconds
+            .expect("every dispatch of one step is timed");
+        assert!(ns.is_finite() && ns >= 0.0, "{dispatch}");
+    }
+    assert_eq!(weights_digest(&plain), weights_digest(&timed));
+}
+
+#[test]
 fn subset_training_reaches_the_accuracy_floor() {
     // 6,000 training images, 2 epochs of Adam (lr 1e-3): measured 0.872 on the first 1,000
     // test images on lavapipe; the floor of 0.85 leaves room for other adapters' rounding.

@@ -96,6 +96,10 @@ pub(crate) struct Args {
     /// Seed of the initialisation and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Time one step of the first epoch dispatch by dispatch with GPU timestamps and print
+    /// each dispatch's grid and time (where the adapter has timestamp queries).
+    #[arg(long)]
+    pub(crate) profile_step: bool,
     /// Skip the test-set evaluation after each epoch (only the final one is made; for speed).
     #[arg(long)]
     pub(crate) no_epoch_eval: bool,

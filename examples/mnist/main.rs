@@ -248,6 +248,14 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         return Ok(Ended::Interrupted);
     }
 
+    if args.profile_step {
+        // Past the first steps, which capture the plan and build its pipelines.
+        let at = (trainer.steps_done_in_epoch() + 8).min(trainer.steps_per_epoch() - 1);
+        if let Err(error) = trainer.profile_step(at) {
+            println!("--profile-step: {error}");
+        }
+    }
+    let mut profile_printed = false;
     let started = Instant::now();
     while trainer.epochs_done() < args.epochs {
         let epoch = trainer.epochs_done() + 1;
@@ -337,6 +345,10 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             (stats.steps * batch_size) as f64 / stats.seconds,
             trainer.steps_per_submit()
         );
+        if !profile_printed && let Some(profile) = trainer.step_profile() {
+            profile_printed = true;
+            print_step_profile(profile, device.timestamps());
+        }
         if interrupt::requested() {
             println!(
                 "stopped after epoch {epoch}; saved {}\nresume with: {}",
@@ -411,4 +423,18 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     println!("train accuracy: {train_accuracy:.4}");
     println!("test accuracy: {test_accuracy:.4}");
     Ok(Ended::Finished)
+}
+
+/// The timed step's dispatches, each with its GPU time and grid, and their sum.
+fn print_step_profile(profile: &[wgsl_nn::DispatchTime], support: wgsl_nn::TimestampSupport) {
+    println!("one step, dispatch by dispatch ({support}):");
+    for (i, dispatch) in profile.iter().enumerate() {
+        println!("  {:>2}. {dispatch}", i + 1);
+    }
+    let total: f64 = profile.iter().filter_map(|d| d.nanoseconds).sum();
+    println!(
+        "  GPU time of the step: {:.1} µs over {} dispatches",
+        total / 1e3,
+        profile.len()
+    );
 }

@@ -200,14 +200,16 @@ impl Plan {
         self.table.record(encoder, self.rng.get())?;
         let before = encoder.dispatch_count();
         let first = self.grids.borrow().is_none();
-        if first {
-            encoder.open_log();
-        }
+        let logging = encoder.is_logging();
+        let from = if first { encoder.open_log() } else { 0 };
         for kernel in &self.kernels {
             kernel.record_into(encoder);
         }
         if first {
-            *self.grids.borrow_mut() = Some(encoder.take_log());
+            *self.grids.borrow_mut() = Some(encoder.log_since(from));
+            if !logging {
+                encoder.take_log();
+            }
         }
         self.dispatches.set(Some(encoder.dispatch_count() - before));
         Ok(())

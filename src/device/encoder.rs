@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Device;
-use crate::Result;
+use super::timing::{DispatchTime, TimestampSupport, Timing};
+use crate::{Error, Result};
 
 /// The next encoder's id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -26,6 +27,8 @@ pub struct Encoder {
     id: u64,
     /// The grids of the dispatches recorded while a log is open ([`Encoder::open_log`]).
     log: Option<Vec<DispatchGrid>>,
+    /// The timestamp queries around each dispatch, while timing ([`Encoder::open_timing`]).
+    timing: Option<Timing>,
 }
 
 /// One recorded dispatch's grid: how many workgroups, of how many invocations.
@@ -81,6 +84,7 @@ impl Encoder {
             staged: Vec::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             log: None,
+            timing: None,
         }
     }
 
@@ -110,14 +114,61 @@ impl Encoder {
         self.staged.push((buffer.clone(), offset, data.to_vec()));
     }
 
-    /// Starts noting the grid of every dispatch recorded from now on.
-    pub(crate) fn open_log(&mut self) {
-        self.log = Some(Vec::new());
+    /// Starts noting the grid of every dispatch recorded from now on; returns how many are
+    /// noted already (a log stays open, and keeps what it has, if it was).
+    pub(crate) fn open_log(&mut self) -> usize {
+        self.log.get_or_insert_with(Vec::new).len()
     }
 
     /// The grids noted since [`Encoder::open_log`], and stops noting.
     pub(crate) fn take_log(&mut self) -> Vec<DispatchGrid> {
         self.log.take().unwrap_or_default()
+    }
+
+    /// Whether a log is open.
+    pub(crate) fn is_logging(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// The grids noted from the `from`-th on, leaving the log open.
+    pub(crate) fn log_since(&self, from: usize) -> Vec<DispatchGrid> {
+        self.log
+            .as_ref()
+            .map(|log| log.get(from..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Times every dispatch recorded from now on (up to [`Timing::MAX_DISPATCHES`]) with GPU
+    /// timestamps, and notes its grid; [`Encoder::submit_timed`] submits and reads them.
+    /// An error when the device has no timestamp queries ([`Device::timestamps`]).
+    pub fn open_timing(&mut self) -> Result<()> {
+        let support = self.device.timestamps();
+        if support == TimestampSupport::None {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no timestamp queries, so dispatches cannot be timed on it",
+                self.device.adapter().name
+            )));
+        }
+        if self.timing.is_none() {
+            let capacity = Timing::MAX_DISPATCHES;
+            let query_set = self
+                .device
+                .wgpu_device()
+                .create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("wgsl-nn dispatch timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2 * capacity,
+                });
+            self.timing = Some(Timing {
+                query_set,
+                support,
+                capacity,
+                timed: 0,
+                untimed: 0,
+            });
+        }
+        self.open_log();
+        Ok(())
     }
 
     /// Notes a dispatch's grid, when a log is open.
@@ -149,21 +200,50 @@ impl Encoder {
         if workgroups.contains(&0) {
             return;
         }
+        let queries = self.timing.as_mut().and_then(Timing::next);
+        let own_pass = queries.is_some()
+            && self.timing.as_ref().map(|t| t.support) == Some(TimestampSupport::PassBoundaries);
+        if own_pass {
+            self.pass = None;
+        }
         if self.pass.is_none() {
             let encoder = self
                 .encoder
                 .as_mut()
                 .expect("encoder is present until submit");
+            let timestamp_writes = match (&self.timing, queries) {
+                (Some(timing), Some((before, after))) if own_pass => {
+                    Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &timing.query_set,
+                        beginning_of_pass_write_index: Some(before),
+                        end_of_pass_write_index: Some(after),
+                    })
+                }
+                _ => None,
+            };
             let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgsl-nn pass"),
-                timestamp_writes: None,
+                timestamp_writes,
             });
             self.pass = Some(pass.forget_lifetime());
         }
         let pass = self.pass.as_mut().expect("pass was just opened");
+        let inside = match (&self.timing, queries) {
+            (Some(timing), Some(pair)) if !own_pass => Some((&timing.query_set, pair)),
+            _ => None,
+        };
+        if let Some((set, (before, _))) = inside {
+            pass.write_timestamp(set, before);
+        }
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        if let Some((set, (_, after))) = inside {
+            pass.write_timestamp(set, after);
+        }
+        if own_pass {
+            self.pass = None; // ends the pass, which writes its end timestamp
+        }
         self.dispatches += 1;
     }
 
@@ -214,6 +294,50 @@ impl Encoder {
     /// Submits everything recorded, without waiting for it to finish.
     pub fn submit(self) -> Result<()> {
         self.submit_indexed().map(drop)
+    }
+
+    /// Submits everything recorded and waits for it, then reads back the GPU time of each
+    /// dispatch timed since [`Encoder::open_timing`], with its grid, in recording order.
+    pub async fn submit_timed(mut self) -> Result<Vec<DispatchTime>> {
+        let Some(timing) = self.timing.take() else {
+            return Err(Error::InvalidArgument(
+                "submit_timed: the encoder was not timing (call open_timing first)".into(),
+            ));
+        };
+        let grids = self.take_log();
+        let device = self.device.clone();
+        let queries = 2 * timing.timed;
+        let bytes = u64::from(queries) * 8;
+        let resolved = (queries > 0)
+            .then(|| {
+                device.acquire_buffer(
+                    "timestamps",
+                    bytes,
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                )
+            })
+            .transpose()?;
+        if let Some(buffer) = &resolved {
+            self.encoder()
+                .resolve_query_set(&timing.query_set, 0..queries, buffer, 0);
+        }
+        self.submit_indexed()?;
+        let ticks: Vec<u64> = match &resolved {
+            Some(buffer) => device.read_buffer_async(buffer, 0, bytes).await?,
+            None => Vec::new(),
+        };
+        if let Some(buffer) = resolved {
+            device.release_buffer(buffer);
+        }
+        let period = device.wgpu_queue().get_timestamp_period();
+        let mut times = super::timing::durations(&ticks, period).into_iter();
+        Ok(grids
+            .into_iter()
+            .map(|grid| DispatchTime {
+                grid,
+                nanoseconds: times.next(),
+            })
+            .collect())
     }
 
     pub(crate) fn submit_indexed(mut self) -> Result<wgpu::SubmissionIndex> {

@@ -13,6 +13,8 @@ mod pipelines;
 mod pool;
 mod profile;
 mod storage;
+mod subgroups;
+mod timing;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -27,6 +29,7 @@ pub use encoder::{DispatchGrid, Encoder};
 pub use pipelines::{BuiltPipeline, ShaderSource};
 pub use profile::{PROFILE_ENV, Profile};
 pub(crate) use storage::Storage;
+pub use timing::{DispatchTime, TimestampSupport};
 
 use crate::error::WgpuError;
 use crate::{Error, Result};
@@ -62,6 +65,9 @@ struct Inner {
     lost: Arc<Mutex<Option<String>>>,
     /// The fewest invocations a subgroup holds, when the device has subgroup operations.
     subgroup_min_size: Option<u32>,
+    /// Whether a workgroup of 8 invocations runs as lanes 0–7 of one subgroup (probed when
+    /// the device opens, where it has subgroups).
+    small_workgroup_one_subgroup: std::sync::OnceLock<bool>,
     profile: Profile,
 }
 
@@ -147,7 +153,9 @@ impl Device {
         // The adapter's own limits: `Limits::default()` caps storage bindings at 128 MiB and
         // workgroups at 256 invocations, far below what most adapters offer.
         // Subgroup operations where the adapter has them (the broadcast matmul family).
-        let features = adapter.features() & wgpu::Features::SUBGROUP;
+        // Timestamp queries where the adapter has them (`Trainer::profile_step`).
+        let features = adapter.features() & wgpu::Features::SUBGROUP
+            | timing::TimestampSupport::features(adapter.features());
         let subgroup_min_size = features
             .contains(wgpu::Features::SUBGROUP)
             .then_some(info.subgroup_min_size);
@@ -183,7 +191,7 @@ impl Device {
         });
         log::info!("wgsl-nn device: {summary}, profile {profile}");
 
-        Ok(Self {
+        let device = Self {
             inner: Arc::new(Inner {
                 device,
                 queue,
@@ -195,15 +203,38 @@ impl Device {
                 uncaptured,
                 lost,
                 subgroup_min_size,
+                small_workgroup_one_subgroup: std::sync::OnceLock::new(),
                 profile,
             }),
-        })
+        };
+        // The broadcast matmul family's placement of lanes, checked before anything needs it.
+        let one_subgroup = subgroup_min_size.is_some()
+            && !cfg!(target_arch = "wasm32")
+            && subgroups::probe(&device).await?;
+        let _ = device.inner.small_workgroup_one_subgroup.set(one_subgroup);
+        Ok(device)
     }
 
     /// How the engine shapes its work for this device (kernel choice, fusion shapes, steps per
     /// submit): the adapter's type, unless forced.
     pub fn profile(&self) -> Profile {
         self.inner.profile
+    }
+
+    /// Whether a workgroup of 8 invocations runs as lanes 0–7 of one subgroup, as the
+    /// broadcast matmul family needs: checked by one dispatch when the device opens (Vulkan
+    /// and WebGPU leave it to the driver); `false` without subgroup operations.
+    pub fn small_workgroups_are_one_subgroup(&self) -> bool {
+        self.inner
+            .small_workgroup_one_subgroup
+            .get()
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Where the device can write GPU timestamps ([`Encoder::open_timing`]).
+    pub fn timestamps(&self) -> TimestampSupport {
+        TimestampSupport::of(self.inner.device.features())
     }
 
     /// The fewest invocations one subgroup holds, or `None` when the device has no subgroup

@@ -100,14 +100,16 @@ pub fn supports(form: MatmulForm, dims: MatmulDims) -> bool {
 }
 
 /// Whether `device` runs the family: it needs subgroups of at least [`MIN_SUBGROUP_SIZE`],
-/// and a native build. In the browser the family is left out: Tint (the WGSL compiler of
-/// Chromium's WebGPU) requires `enable subgroups;`, which naga 30 (wgpu's, natively) rejects,
-/// so no one text serves both.
+/// its 8-invocation workgroups placed as lanes 0–7 of one subgroup (probed when the device
+/// opens: [`Device::small_workgroups_are_one_subgroup`]), and a native build. In the
+/// browser the family is left out: Tint (the WGSL compiler of Chromium's WebGPU) requires
+/// `enable subgroups;`, which naga 30 (wgpu's, natively) rejects, so no one text serves both.
 pub fn available(device: &Device) -> bool {
     !cfg!(target_arch = "wasm32")
         && device
             .subgroup_min_size()
             .is_some_and(|size| size >= MIN_SUBGROUP_SIZE)
+        && device.small_workgroups_are_one_subgroup()
 }
 
 /// Whether the texel views of an `m×k·k×n` product (op(A), op(B), and C's shape for an
@@ -143,10 +145,16 @@ impl BroadcastMatmul {
         if !available(device) {
             return Err(Error::InvalidArgument(format!(
                 "{op}: needs subgroup operations with subgroups of at least \
-                 {MIN_SUBGROUP_SIZE} invocations, and {} has {}",
+                 {MIN_SUBGROUP_SIZE} invocations that hold a workgroup of {LANES} as lanes \
+                 0–{}, in a native build, and {} has {}; use the vector family",
+                LANES - 1,
                 device.adapter().name,
                 match device.subgroup_min_size() {
-                    Some(size) => format!("subgroups of {size}"),
+                    Some(size) if device.small_workgroups_are_one_subgroup() => {
+                        format!("subgroups of {size}")
+                    }
+                    Some(size) =>
+                        format!("subgroups of {size} that place a workgroup of {LANES} otherwise"),
                     None => "none".to_string(),
                 }
             )));

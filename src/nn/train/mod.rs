@@ -30,7 +30,7 @@ use crate::autograd::{
 };
 use crate::capture::{Plan, capture};
 use crate::data::gpu::GpuDataset;
-use crate::device::{Device, Encoder};
+use crate::device::{Device, DispatchTime, Encoder};
 use crate::kernels::loss::Reduction;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -86,6 +86,10 @@ pub struct Trainer {
     dispatches_per_step: Option<u64>,
     /// Steps recorded into one submit by the epoch loop.
     steps_per_submit: usize,
+    /// The step of an epoch the epoch loop times next ([`Trainer::profile_step`]).
+    profile_at: Option<usize>,
+    /// What the last timed step's dispatches took.
+    step_profile: Option<Vec<DispatchTime>>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -146,6 +150,8 @@ impl Trainer {
             first_loss: None,
             dispatches_per_step: None,
             steps_per_submit,
+            profile_at: None,
+            step_profile: None,
         };
         trainer.prepare()?;
         Ok(trainer)
@@ -232,6 +238,28 @@ impl Trainer {
     /// Each dispatch of the full-batch step with its grid (after the first step).
     pub fn step_grids(&self) -> Option<Vec<crate::device::DispatchGrid>> {
         self.full_batch_plan().and_then(Plan::grids)
+    }
+
+    /// Times step `step` of the next epoch the epoch loop runs, dispatch by dispatch: it is
+    /// recorded into a submit of its own with GPU timestamps around each dispatch, and runs
+    /// as it would untimed (the same kernels on the same data, so the same bits). Its times
+    /// are in [`Trainer::step_profile`] after the step. An error, before anything runs, when
+    /// the device has no timestamp queries ([`Device::timestamps`]).
+    pub fn profile_step(&mut self, step: usize) -> Result<()> {
+        if self.device.timestamps() == crate::device::TimestampSupport::None {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no timestamp queries, so a step cannot be timed dispatch by dispatch \
+                 on it (its grids are in Trainer::step_grids)",
+                self.device.adapter().name
+            )));
+        }
+        self.profile_at = Some(step);
+        Ok(())
+    }
+
+    /// Each dispatch of the step [`Trainer::profile_step`] timed, with its grid and GPU time.
+    pub fn step_profile(&self) -> Option<&[DispatchTime]> {
+        self.step_profile.as_deref()
     }
 
     /// The plan of a full batch that zeroes the gradients and steps the optimiser.
@@ -455,8 +483,18 @@ impl Trainer {
         let steps = self.steps_per_epoch();
         let every = self.config.report_loss_every;
         while self.next_step < steps {
-            let end = self.submit_end(self.next_step, steps);
+            let mut end = self.submit_end(self.next_step, steps);
+            // The timed step runs in a submit of its own.
+            let timed = self.profile_at == Some(self.next_step);
+            if timed {
+                end = self.next_step + 1;
+            } else if let Some(at) = self.profile_at.filter(|&at| at > self.next_step) {
+                end = end.min(at);
+            }
             let mut encoder = Some(self.device.encoder());
+            if timed {
+                encoder.as_mut().expect("just made").open_timing()?;
+            }
             loop {
                 let step = self.next_step;
                 let recorded =
@@ -472,7 +510,13 @@ impl Trainer {
                 let done = step + 1;
                 let mut running = None;
                 if done == end {
-                    encoder.take().expect("open until the submit").submit()?;
+                    let encoder = encoder.take().expect("open until the submit");
+                    if timed {
+                        self.step_profile = Some(encoder.submit_timed().await?);
+                        self.profile_at = None;
+                    } else {
+                        encoder.submit()?;
+                    }
                     self.take_first_loss(done).await?;
                     if every > 0 && done.is_multiple_of(every) {
                         let loss = self.mean_loss_so_far_async(done).await?;
