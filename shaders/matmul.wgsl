@@ -264,20 +264,22 @@ fn tiled_fetch_a(t: TiledTile, slot: u32, k0: u32, full: bool) -> vec4<f32> {
     );
 }
 
-// Stores what `tiled_fetch_a` fetched for `slot` into op(A)'s slice at `base`.
-fn tiled_put_a(t: TiledTile, base: u32, slot: u32, v: vec4<f32>) {
-    if TRANS_A {
+// Stores the `slot`-th fetched vec4 of an operand's slice at `base`, whose rows (one per
+// value of k) are `stride4` vec4 long: whole when it was fetched along the slice's rows,
+// else as four values of k of one row or column of C, one component in each of four rows.
+fn tiled_put(base: u32, slot: u32, v: vec4<f32>, whole: bool, stride4: u32) {
+    if whole {
         tiles[base + slot] = v;
         return;
     }
-    let row = slot / (TILED_BK / 4u);
+    let line = slot / (TILED_BK / 4u);
     let kk = 4u * (slot % (TILED_BK / 4u));
-    let at = base + kk * t.bm4 + row / 4u;
-    let lane = row % 4u;
+    let at = base + kk * stride4 + line / 4u;
+    let lane = line % 4u;
     tiles[at][lane] = v.x;
-    tiles[at + t.bm4][lane] = v.y;
-    tiles[at + 2u * t.bm4][lane] = v.z;
-    tiles[at + 3u * t.bm4][lane] = v.w;
+    tiles[at + stride4][lane] = v.y;
+    tiles[at + 2u * stride4][lane] = v.z;
+    tiles[at + 3u * stride4][lane] = v.w;
 }
 
 // The `slot`-th vec4 of op(B)'s slice at k0: four consecutive columns at one k (B stored
@@ -303,22 +305,6 @@ fn tiled_fetch_b(t: TiledTile, slot: u32, k0: u32, full: bool) -> vec4<f32> {
         tiled_b(kk, col + 2u, full),
         tiled_b(kk, col + 3u, full),
     );
-}
-
-// Stores what `tiled_fetch_b` fetched for `slot` into op(B)'s slice at `base`.
-fn tiled_put_b(t: TiledTile, base: u32, slot: u32, v: vec4<f32>) {
-    if !TRANS_B {
-        tiles[base + slot] = v;
-        return;
-    }
-    let col = slot / (TILED_BK / 4u);
-    let kk = 4u * (slot % (TILED_BK / 4u));
-    let at = base + kk * t.bn4 + col / 4u;
-    let lane = col % 4u;
-    tiles[at][lane] = v.x;
-    tiles[at + t.bn4][lane] = v.y;
-    tiles[at + 2u * t.bn4][lane] = v.z;
-    tiles[at + 3u * t.bn4][lane] = v.w;
 }
 
 @compute @workgroup_size(TILED_WG_X, TILED_WG_Y)
@@ -394,10 +380,10 @@ fn matmul_tiled(
             for (var e = 0u; e < TILED_MAX_LOADS; e += 1u) {
                 let slot = flat + e * threads;
                 if slot < slots_a {
-                    tiled_put_a(t, base, slot, fetched_a[e]);
+                    tiled_put(base, slot, fetched_a[e], TRANS_A, t.bm4);
                 }
                 if slot < slots_b {
-                    tiled_put_b(t, base + TILED_SLOTS, slot, fetched_b[e]);
+                    tiled_put(base + TILED_SLOTS, slot, fetched_b[e], !TRANS_B, t.bn4);
                 }
             }
         }
