@@ -7,14 +7,13 @@ use std::rc::Rc;
 
 use serde_json::json;
 use wasm_bindgen::prelude::*;
-use wgsl_nn::autograd::Var;
+use wgsl_nn::Device;
 use wgsl_nn::conformance::{self, Outcome};
 use wgsl_nn::data::digit;
-use wgsl_nn::data::gpu::{GpuDataset, Normalization};
+use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, LoadOptions, Mnist, PIXELS};
 use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
-use wgsl_nn::{Device, loss};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -194,16 +193,14 @@ impl App {
     }
 
     async fn classify_with(&self, run: &Run, image: Vec<f32>) -> Result<String, JsError> {
-        let Normalization { mean, std } = run.trainer.config().normalization;
-        let x: Vec<f32> = image.iter().map(|&v| (v - mean) / std).collect();
-        let input = Var::from_slice(&self.device, &x, [1, PIXELS], false).map_err(js_error)?;
-        let logits = run
+        let normalization = run.trainer.config().normalization;
+        let mut answers = run
             .trainer
             .model()
-            .forward(&input, false)
+            .predict_async(&image, normalization)
+            .await
             .map_err(js_error)?;
-        let probabilities = loss::softmax(logits.value(), false).map_err(js_error)?;
-        let probabilities = probabilities.to_vec_async().await.map_err(js_error)?;
+        let probabilities = answers.pop().expect("one image, one answer");
         Ok(to_js(
             json!({"probabilities": probabilities, "image": image}),
         ))

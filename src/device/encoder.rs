@@ -138,7 +138,7 @@ impl Encoder {
             .unwrap_or_default()
     }
 
-    /// Times every dispatch recorded from now on (up to [`Timing::MAX_DISPATCHES`]) with GPU
+    /// Times every dispatch recorded from now on (up to 2,048) with GPU
     /// timestamps, and notes its grid; [`Encoder::submit_timed`] submits and reads them.
     /// An error when the device has no timestamp queries ([`Device::timestamps`]).
     pub fn open_timing(&mut self) -> Result<()> {

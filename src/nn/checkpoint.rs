@@ -45,7 +45,7 @@ impl StoredTensor {
     }
 
     /// Writes the values into `tensor`, which must have the same type and shape (queued).
-    fn write_into(&self, tensor: &Tensor, what: &str) -> Result<()> {
+    pub(super) fn write_into(&self, tensor: &Tensor, what: &str) -> Result<()> {
         if self.dtype != tensor.dtype() || self.shape != tensor.shape().dims() {
             return Err(Error::shape(
                 what,
@@ -75,7 +75,7 @@ pub struct CheckpointFile {
 /// Where bytes that did not come from a file are said to come from.
 const IN_MEMORY: &str = "(checkpoint bytes)";
 
-fn data_error(path: &Path, problem: impl Into<String>) -> Error {
+pub(super) fn data_error(path: &Path, problem: impl Into<String>) -> Error {
     Error::Data {
         path: path.to_path_buf(),
         problem: problem.into(),

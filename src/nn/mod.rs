@@ -4,12 +4,17 @@
 
 #[cfg(feature = "checkpoints")]
 mod checkpoint;
+mod predict;
 mod schedule;
+#[cfg(feature = "checkpoints")]
+mod torch;
 mod train;
 
 #[cfg(feature = "checkpoints")]
 pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
 pub use schedule::Schedule;
+#[cfg(feature = "checkpoints")]
+pub use torch::{StateDictShape, TorchNaming, load_state_dict, save_state_dict};
 #[cfg(feature = "checkpoints")]
 pub use train::TrainingPosition;
 pub use train::{
