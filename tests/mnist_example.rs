@@ -444,3 +444,66 @@ fn profile_step_prints_each_dispatch_with_its_grid_and_time() {
     assert!(table.contains("workgroups of"), "{all}");
     assert!(table.contains("GPU time of the step"), "{all}");
 }
+
+#[test]
+fn init_from_reads_the_architecture_from_the_file_and_refuses_a_flag_that_contradicts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let trained = mnist(&first, &["--epochs", "1", "--hidden", "32"]);
+    assert!(trained.status.success(), "{}", text(&trained));
+    let accuracy = |output: &Output| -> String {
+        text(output)
+            .lines()
+            .find_map(|l| l.strip_prefix("test accuracy: ").map(str::to_string))
+            .unwrap_or_else(|| panic!("no accuracy in {}", text(output)))
+    };
+    // Each of the three files the run wrote evaluates to the run's accuracy, --hidden 32
+    // read from the file.
+    for file in [
+        "model.safetensors",
+        "model_torch.safetensors",
+        "model_torch_sequential.safetensors",
+    ] {
+        let from = first.join(file);
+        let out = dir.path().join(format!("eval-{file}"));
+        let evaluated = mnist(
+            &out,
+            &["--init-from", from.to_str().unwrap(), "--epochs", "0"],
+        );
+        let all = text(&evaluated);
+        assert!(evaluated.status.success(), "{all}");
+        assert!(all.contains("model: [784, 32, 10]"), "{all}");
+        assert!(
+            !all.contains("epoch  1"),
+            "--epochs 0 trains nothing: {all}"
+        );
+        assert_eq!(accuracy(&evaluated), accuracy(&trained), "{file}");
+    }
+    let from = first.join("model_torch.safetensors");
+    let from = from.to_str().unwrap();
+    refused(
+        &mnist(
+            &dir.path().join("c"),
+            &["--init-from", from, "--hidden", "64"],
+        ),
+        &["--hidden 64", "784→32→10", "--hidden 32"],
+    );
+    refused(
+        &mnist(
+            &dir.path().join("d"),
+            &["--init-from", from, "--resume", from],
+        ),
+        &["--init-from", "--resume"],
+    );
+    // Fine-tuning: an epoch from the file's weights.
+    let tuned = mnist(
+        &dir.path().join("e"),
+        &["--init-from", from, "--epochs", "1"],
+    );
+    assert!(tuned.status.success(), "{}", text(&tuned));
+    assert!(
+        text(&tuned).contains("initialised from"),
+        "{}",
+        text(&tuned)
+    );
+}

@@ -58,11 +58,17 @@ pub(crate) struct Args {
     /// directory holding one) with the same flags; --epochs may grow.
     #[arg(long)]
     pub(crate) resume: Option<PathBuf>,
+    /// Start from the weights in FILE: a PyTorch state_dict of an MLP in safetensors (the
+    /// lecture's Net, fc1/fc2/…, or an nn.Sequential, 0/2/…) or a model.safetensors this
+    /// example wrote. The architecture is read from it; with --epochs 0 it is only evaluated.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub(crate) init_from: Option<PathBuf>,
     /// Start afresh even though --out holds an unfinished run's checkpoint (it is replaced
     /// after the first epoch).
     #[arg(long)]
     pub(crate) restart: bool,
-    /// Passes over the training set (the total, counting resumed ones).
+    /// Passes over the training set (the total, counting resumed ones); 0 with --init-from
+    /// evaluates the file's model without training.
     #[arg(long, default_value_t = 10)]
     pub(crate) epochs: usize,
     /// Examples per step.
@@ -161,6 +167,8 @@ pub(crate) fn optimizer(args: &Args) -> OptimizerConfig {
 pub(crate) struct Checked {
     pub(crate) model: MlpConfig,
     pub(crate) trainer: TrainerConfig,
+    /// `--init-from`'s file, read and checked.
+    pub(crate) init: Option<crate::init::Init>,
 }
 
 /// Applies the preset, checks every flag's value and warns of flags that do nothing; all of it
@@ -188,6 +196,8 @@ pub(crate) fn check_flags(
         args.weight_decay = 0.01;
         args.schedule = "onecycle".into();
     }
+    // The file's architecture sets --hidden and --activation (or is checked against them).
+    let init = crate::init::read(args, given)?;
     let limits = [
         (
             "train-limit",
@@ -254,7 +264,12 @@ pub(crate) fn check_flags(
         optimizer,
         seed: args.seed,
         schedule: Schedule::from_name(&args.schedule)?,
-        epochs: args.epochs,
+        // --epochs 0 evaluates an --init-from model; the trainer is built but never stepped.
+        epochs: if init.is_some() {
+            args.epochs.max(1)
+        } else {
+            args.epochs
+        },
         accumulation: args.accumulate,
         steps_per_submit: args.steps_per_submit,
         // One host sync per 100 steps, for the progress bar's loss and the divergence check.
@@ -271,5 +286,9 @@ pub(crate) fn check_flags(
                 .map_or(String::new(), |n| format!(" --steps-per-submit {n}"))
         ))
     })?;
-    Ok(Checked { model, trainer })
+    Ok(Checked {
+        model,
+        trainer,
+        init,
+    })
 }

@@ -14,6 +14,7 @@
 //! `resume.rs`, the output set and plots `outputs.rs`, Ctrl-C `interrupt.rs`.
 
 mod flags;
+mod init;
 mod interrupt;
 mod outputs;
 mod resume;
@@ -29,7 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS};
 use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
-use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Schedule, Trainer};
+use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Schedule, TorchNaming, Trainer};
 use wgsl_nn::{Device, DeviceOptions, Error, list_adapters};
 
 use flags::{Args, Checked, Failure, bad_flag, check_flags};
@@ -128,6 +129,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     let Checked {
         model: model_config,
         trainer: mut config,
+        init,
     } = check_flags(&mut args, &given)?;
     let (schedule, activation) = (config.schedule, model_config.activation);
     let Some(device) = open_device(&args)? else {
@@ -172,6 +174,9 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         activation.name(),
         model.parameter_count()
     );
+    if let Some(init) = &init {
+        println!("{}", init::load(init, &model)?);
+    }
     let batch_size = args.batch_size.min(mnist.train_len());
     if batch_size < args.batch_size {
         eprintln!(
@@ -386,6 +391,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         },
         "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend), "profile": device.profile().name()},
         "resumed_from": resume.as_ref().map(|p| p.display().to_string()),
+        "initialised_from": args.init_from.as_ref().map(|p| p.display().to_string()),
         "train_loss": exacts(&history.train_loss),
         "test_accuracy_per_epoch": exacts(&history.test_accuracy),
         "seconds": history.seconds,
@@ -399,7 +405,19 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         ("widths".to_string(), format!("{widths:?}")),
         ("activation".to_string(), activation.name().to_string()),
         ("test_accuracy".to_string(), format!("{test_accuracy}")),
+        (
+            "normalization".to_string(),
+            format!("{},{}", normalization.mean, normalization.std),
+        ),
     ]);
+    let torch = |naming| -> Result<Vec<u8>, Failure> {
+        Ok(trainer.model().to_state_dict(naming)?.to_bytes()?)
+    };
+    let models = outputs::ModelFiles {
+        engine: model_file.to_bytes()?,
+        torch_net: torch(TorchNaming::Net)?,
+        torch_sequential: torch(TorchNaming::Sequential)?,
+    };
     let text = support::register_font();
     let plots =
         outputs::loss_plot(&history.train_loss, &history.test_accuracy, text).and_then(|loss| {
@@ -413,7 +431,7 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
         });
     let written = outputs::write_run(
         &args.out,
-        &model_file.to_bytes()?,
+        &models,
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
         plots,
     )?;

@@ -12,6 +12,10 @@ use crate::{interrupt, support};
 
 /// The file names in `--out`.
 pub const MODEL: &str = "model.safetensors";
+/// The model as a PyTorch state_dict for the lecture's `Net` (`fc1`, `fc2`, …).
+pub const TORCH_NET: &str = "model_torch.safetensors";
+/// The model as a PyTorch state_dict for an `nn.Sequential` (`0`, `2`, …).
+pub const TORCH_SEQUENTIAL: &str = "model_torch_sequential.safetensors";
 pub const METRICS: &str = "metrics.json";
 pub const LOSS_PLOT: &str = "loss.png";
 pub const PREDICTIONS_PLOT: &str = "predictions.png";
@@ -25,7 +29,11 @@ pub fn loss_plot(losses: &[f32], accuracies: &[f32], text: bool) -> Result<Vec<u
     support::png(width, height, |rgb| {
         let root = BitMapBackend::with_buffer(rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let top = losses.iter().copied().fold(0.0f32, f32::max) * 1.1;
+        // No epochs (an --init-from model evaluated with --epochs 0): an empty unit axis.
+        let top = match losses.iter().copied().fold(0.0f32, f32::max) * 1.1 {
+            0.0 => 1.0,
+            top => top,
+        };
         let epochs = 1f32..(losses.len().max(2) as f32);
         let mut builder = ChartBuilder::on(&root);
         builder
@@ -188,17 +196,33 @@ pub fn digits_block(images: &[u8], predictions: &[usize], labels: &[u8]) -> Vec<
     lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
-/// Writes a finished run's outputs into `out`, all four as one set: every file is complete
-/// before any is renamed into place. If the plots could not be drawn or staged, the model and
+/// The model's three files: the engine's own, and the PyTorch state_dicts for `Net` and
+/// `nn.Sequential`.
+pub struct ModelFiles {
+    pub engine: Vec<u8>,
+    pub torch_net: Vec<u8>,
+    pub torch_sequential: Vec<u8>,
+}
+
+/// Writes a finished run's outputs into `out`, all of them as one set: every file is complete
+/// before any is renamed into place. If the plots could not be drawn or staged, the models and
 /// metrics are written alone and the previous run's plots are removed (so what is left is one
 /// run's), and the problem is returned.
 pub fn write_run(
     out: &Path,
-    model: &[u8],
+    models: &ModelFiles,
     metrics: &[u8],
     plots: Result<(Vec<u8>, Vec<u8>), String>,
 ) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let valuable = StagedSet::stage(out, &[(MODEL, model), (METRICS, metrics)])?;
+    let valuable = StagedSet::stage(
+        out,
+        &[
+            (MODEL, &models.engine),
+            (TORCH_NET, &models.torch_net),
+            (TORCH_SEQUENTIAL, &models.torch_sequential),
+            (METRICS, metrics),
+        ],
+    )?;
     let plots = plots
         .map_err(|e| format!("cannot draw the plots: {e}"))
         .and_then(|(loss, predictions)| {
@@ -215,12 +239,8 @@ pub fn write_run(
                 }
                 Ok(written)
             })?;
-            Err(format!(
-                "wrote {} and {}, but not the plots: {problem}",
-                written[0].display(),
-                written[1].display()
-            )
-            .into())
+            let listed: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            Err(format!("wrote {}, but not the plots: {problem}", listed.join(", ")).into())
         }
     }
 }
