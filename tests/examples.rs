@@ -18,6 +18,8 @@ const EXAMPLES: &[&str] = &[
     "mnist",
     "neuron_backprop",
     "perceptron",
+    #[cfg(feature = "checkpoints")]
+    "predict",
     "retain_grad",
     "stacked_linear",
     "xor",
