@@ -149,6 +149,15 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         }
     }
 
+    for kernel in [MatmulKernel::Blocked, MatmulKernel::Tiled] {
+        for case in &CONV_CASES {
+            let (input, weight, stride, padding) = *case;
+            let name = format!("{input:?} * {weight:?} stride {stride:?} padding {padding:?}");
+            let result = conv_case(device, kernel, case).await;
+            push(format!("conv2d/{kernel:?}"), name, done(result));
+        }
+    }
+
     for activation in Activation::ALL {
         for training in [false, true] {
             if training && !matches!(activation, Activation::Rrelu { .. }) {
@@ -283,6 +292,97 @@ async fn matmul_run(
         k + 2,
     );
     tolerance::check_within(&result, &reference, &bound).map_err(Ok)
+}
+
+/// Input `[N, C, H, W]`, weight `[Co, C, KH, KW]`, stride, padding.
+type ConvCase = ([usize; 4], [usize; 4], (usize, usize), (usize, usize));
+
+/// (input [N, C, H, W], weight [Co, C, KH, KW], stride, padding): a 1×1 kernel, a padded
+/// 5×5 on an odd image of 3 channels, stride 2 on a prime-sized one.
+const CONV_CASES: [ConvCase; 3] = [
+    ([1, 1, 1, 1], [1, 1, 1, 1], (1, 1), (0, 0)),
+    ([2, 3, 7, 9], [5, 3, 5, 5], (1, 1), (2, 2)),
+    ([1, 2, 13, 11], [3, 2, 3, 3], (2, 2), (1, 0)),
+];
+
+/// The convolution's four products on `kernel` against the oracle; the worst error.
+async fn conv_case(
+    device: &Device,
+    kernel: MatmulKernel,
+    &(input, weight, stride, padding): &ConvCase,
+) -> CaseResult {
+    use crate::conv::{self, Conv2dGeometry, Conv2dOptions};
+    let options = Conv2dOptions {
+        stride,
+        padding,
+        kernel: Some(kernel),
+        ..Default::default()
+    };
+    let g = Conv2dGeometry::new(&input, &weight, options).map_err(err)?;
+    let og = cpu::conv::Conv2dGeometry {
+        batch: g.batch,
+        in_channels: g.in_channels,
+        height: g.in_size.0,
+        width: g.in_size.1,
+        out_channels: g.out_channels,
+        kernel: g.kernel,
+        stride,
+        padding,
+        dilation: (1, 1),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let len = |s: [usize; 4]| s.iter().product::<usize>();
+    let x_host = random(&mut rng, len(input), 1.0);
+    let w_host = random(&mut rng, len(weight), 1.0);
+    let b_host = random(&mut rng, g.out_channels, 1.0);
+    let dy_host = random(&mut rng, len(g.output_shape()), 1.0);
+    let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
+    let x = Tensor::from_slice(device, &x_host, input).map_err(err)?;
+    let w = Tensor::from_slice(device, &w_host, weight).map_err(err)?;
+    let b = Tensor::from_slice(device, &b_host, [g.out_channels]).map_err(err)?;
+    let dy = Tensor::from_slice(device, &dy_host, g.output_shape()).map_err(err)?;
+    let taps = g.kernel.0 * g.kernel.1;
+    let positions = g.batch * g.out_size.0 * g.out_size.1;
+    let mut worst = 0.0f64;
+    let mut check = |what: &str, got: Vec<f32>, reference: Vec<f32>, magnitude: Vec<f32>, terms| {
+        let bound = tolerance::product_bounds(&reference, &magnitude, terms);
+        tolerance::check_within(&got, &reference, &bound)
+            .map(|e| worst = worst.max(e))
+            .map_err(|e| format!("{what}: {e}"))
+    };
+    let y = conv::conv2d(&x, &w, Some(&b), options).map_err(err)?;
+    check(
+        "forward",
+        y.to_vec_async().await.map_err(err)?,
+        cpu::conv::conv2d(&x_host, &w_host, Some(&b_host), &og),
+        cpu::conv::conv2d(&abs(&x_host), &abs(&w_host), Some(&abs(&b_host)), &og),
+        g.in_channels * taps + 1,
+    )?;
+    let dx = conv::conv2d_input_grad(&dy, &w, input, options).map_err(err)?;
+    check(
+        "input gradient",
+        dx.to_vec_async().await.map_err(err)?,
+        cpu::conv::conv2d_input_grad(&dy_host, &w_host, &og),
+        cpu::conv::conv2d_input_grad(&abs(&dy_host), &abs(&w_host), &og),
+        g.out_channels * taps,
+    )?;
+    let dw = conv::conv2d_weight_grad(&x, &dy, g.kernel, options).map_err(err)?;
+    check(
+        "weight gradient",
+        dw.to_vec_async().await.map_err(err)?,
+        cpu::conv::conv2d_weight_grad(&x_host, &dy_host, &og),
+        cpu::conv::conv2d_weight_grad(&abs(&x_host), &abs(&dy_host), &og),
+        positions,
+    )?;
+    let db = conv::conv2d_bias_grad(&dy).map_err(err)?;
+    check(
+        "bias gradient",
+        db.to_vec_async().await.map_err(err)?,
+        cpu::conv::conv2d_bias_grad(&dy_host, &og),
+        cpu::conv::conv2d_bias_grad(&abs(&dy_host), &og),
+        positions,
+    )?;
+    Ok(worst)
 }
 
 async fn activation_case(

@@ -55,7 +55,9 @@ pub use device::{
     DispatchTime, Encoder, Profile, TimestampSupport, list_adapters_async,
 };
 pub use error::{Error, Result};
-pub use kernels::{activation, elementwise, gather, head, loss, matmul, metrics, optim, reduce};
+pub use kernels::{
+    activation, conv, elementwise, gather, head, loss, matmul, metrics, optim, reduce,
+};
 pub use tensor::{DType, Shape, Tensor};
 
 /// Compiles the README's Rust examples as doctests, so the README cannot drift from the API.

@@ -17,6 +17,8 @@ fn every_kernel_family_passes_the_kernels_check() {
         "matmul/Texture",
         "matmul/Vector",
         "matmul/Broadcast",
+        "conv2d/Blocked",
+        "conv2d/Tiled",
         "activation",
         "softmax cross-entropy",
         "softmax",

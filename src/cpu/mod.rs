@@ -3,12 +3,15 @@
 //! with the GPU path.
 
 mod activation;
+pub mod conv;
+pub mod dropout;
 mod elementwise;
 mod loss;
 mod matmul;
 mod metrics;
 mod mlp;
 mod optim;
+pub mod pool;
 mod reduce;
 pub mod tolerance;
 

@@ -16,6 +16,17 @@ pub fn gamma(n: usize) -> f64 {
     nu / (1.0 - nu)
 }
 
+/// Each element's bound for sums of `terms` products in any order, against an oracle's
+/// `reference` (the exact value rounded once): γ_{terms+2}·Σ|terms| + u·|reference|, with
+/// `magnitude` the same sums over the operands' absolute values.
+pub fn product_bounds(reference: &[f32], magnitude: &[f32], terms: usize) -> Vec<f64> {
+    reference
+        .iter()
+        .zip(magnitude)
+        .map(|(&r, &m)| gamma(terms + 2) * f64::from(m) + F32_UNIT_ROUNDOFF * f64::from(r).abs())
+        .collect()
+}
+
 /// Checks `gpu` against `reference` element by element: |gpu − ref| ≤ `bound[i]`. Returns the
 /// largest error and, on failure, the first offending index with its values. A NaN fails.
 pub fn check_within(gpu: &[f32], reference: &[f32], bound: &[f64]) -> Result<f64, String> {

@@ -6,6 +6,7 @@
 
 pub mod activation;
 mod contract;
+pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod head;

@@ -55,6 +55,53 @@ pub(crate) struct Params {
     pub k_begin: u32,
     pub k_end: u32,
     pub _pad: [u32; 3],
+    pub conv: ConvGeometry,
+}
+
+/// The `ConvGeometry` uniform struct of `shaders/matmul.wgsl`: a convolution's shapes, read
+/// when `CONV` ≠ 0 (zeros for a plain product).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ConvGeometry {
+    pub in_channels: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_channels: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub dilation_h: u32,
+    pub dilation_w: u32,
+    pub _pad: [u32; 2],
+}
+
+impl ConvGeometry {
+    fn of(g: &crate::kernels::conv::Conv2dGeometry) -> Self {
+        let o = &g.options;
+        let u = |v: usize| v as u32;
+        Self {
+            in_channels: u(g.in_channels),
+            in_h: u(g.in_size.0),
+            in_w: u(g.in_size.1),
+            out_channels: u(g.out_channels),
+            out_h: u(g.out_size.0),
+            out_w: u(g.out_size.1),
+            kernel_h: u(g.kernel.0),
+            kernel_w: u(g.kernel.1),
+            stride_h: u(o.stride.0),
+            stride_w: u(o.stride.1),
+            pad_h: u(o.padding.0),
+            pad_w: u(o.padding.1),
+            dilation_h: u(o.dilation.0),
+            dilation_w: u(o.dilation.1),
+            _pad: [0; 2],
+        }
+    }
 }
 
 /// The `PackParams` uniform of `shaders/matmul.wgsl`.
@@ -111,7 +158,7 @@ impl Matmul {
             t.expect_dtype(&op, crate::DType::F32)?;
         }
         let dims = form.dims(a.shape(), b.shape())?;
-        let MatmulDims { m, k, n } = dims;
+        let MatmulDims { m, n, .. } = dims;
         if c.shape().dims() != [m, n] {
             return Err(Error::shape(&op, format!("output [{m}, {n}]"), c.shape()));
         }
@@ -171,6 +218,66 @@ impl Matmul {
             });
         }
 
+        Self::build(a, b, c, dims, options, kernel, (0, ConvGeometry::default()))
+    }
+
+    /// One of a convolution's products (`kernels::conv`): `mode` is the shader's `CONV`, the
+    /// product `m×k·k×n` reads its operands through the convolution's index maps, on the
+    /// blocked or tiled family.
+    pub(crate) fn conv(
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        (m, k, n): (usize, usize, usize),
+        options: &MatmulOptions<'_>,
+        mode: u32,
+        geometry: &crate::kernels::conv::Conv2dGeometry,
+    ) -> Result<Self> {
+        let op = "conv2d";
+        for t in [a, b, c].into_iter().chain(options.bias) {
+            t.expect_dtype(op, crate::DType::F32)?;
+        }
+        for input in [a, b] {
+            if input.buffer() == c.buffer() {
+                return Err(Error::InvalidArgument(format!(
+                    "{op}: the output must not be an input"
+                )));
+            }
+        }
+        let kernel = match options.kernel {
+            Some(kernel @ (MatmulKernel::Blocked | MatmulKernel::Tiled)) => kernel,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "{op}: {other:?} has no convolution index maps; use Blocked or Tiled"
+                )));
+            }
+        };
+        let dims = MatmulDims { m, k, n };
+        Self::build(
+            a,
+            b,
+            c,
+            dims,
+            options,
+            kernel,
+            (mode, ConvGeometry::of(geometry)),
+        )
+    }
+
+    /// Prepares a plain family's dispatches (and a convolution's, with `conv.0` ≠ 0).
+    fn build(
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        dims: MatmulDims,
+        options: &MatmulOptions<'_>,
+        kernel: MatmulKernel,
+        (conv, geometry): (u32, ConvGeometry),
+    ) -> Result<Self> {
+        let device = a.device();
+        let form = options.form;
+        let op = format!("matmul {form:?}");
+        let MatmulDims { m, k, n } = dims;
         let activation = ActivationBinding::new(
             device,
             &op,
@@ -180,6 +287,7 @@ impl Matmul {
         )?;
         let mut constants = activation.constants.clone();
         constants.extend([
+            ("CONV", f64::from(conv)),
             ("TRANS_A", flag(form.trans_a())),
             ("TRANS_B", flag(form.trans_b())),
             ("HAS_BIAS", flag(options.bias.is_some())),
@@ -275,6 +383,7 @@ impl Matmul {
                 k_begin,
                 k_end,
                 _pad: [0; 3],
+                conv: geometry,
             };
             let uniform = Uniform::new(device, "matmul params", bytemuck::bytes_of(&params))?;
             let mut pass = entries.clone();

@@ -1,0 +1,322 @@
+//! 2-D convolution in NCHW (PyTorch's `nn.Conv2d`: cross-correlation, stride, zero padding,
+//! dilation, one group) on the device, as products through the plain matmul families
+//! (implicit GEMM, `CONV` in `shaders/matmul.wgsl`): the forward pass with its bias, the input
+//! gradient as a gather (a transposed convolution: each input's gradient one fixed-order sum,
+//! no atomics), the weight gradient and the bias gradient. Each output is one fma chain in k
+//! order whichever family runs it, so the results do not depend on the kernel choice.
+
+use super::matmul::{Matmul, MatmulKernel, MatmulOptions};
+use crate::device::Profile;
+use crate::kernels::Record;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Stride, zero padding and dilation of a convolution, each `(rows, columns)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Steps between output positions; at least 1.
+    pub stride: (usize, usize),
+    /// Zeros added on each side.
+    pub padding: (usize, usize),
+    /// Steps between kernel taps; at least 1.
+    pub dilation: (usize, usize),
+    /// Force a kernel family (`Blocked` or `Tiled`); `None` chooses by the device profile.
+    pub kernel: Option<MatmulKernel>,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Self {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            kernel: None,
+        }
+    }
+}
+
+/// A convolution's shapes: the input `[batch, in_channels, in_h, in_w]`, the weight
+/// `[out_channels, in_channels, kernel_h, kernel_w]`, the output `[batch, out_channels,
+/// out_h, out_w]`, and the options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Channels of the input (and of each filter).
+    pub in_channels: usize,
+    /// The input's height and width.
+    pub in_size: (usize, usize),
+    /// Filters, the output's channels.
+    pub out_channels: usize,
+    /// The kernel's height and width.
+    pub kernel: (usize, usize),
+    /// The output's height and width.
+    pub out_size: (usize, usize),
+    /// Stride, padding, dilation and the family forced.
+    pub options: Conv2dOptions,
+}
+
+impl Conv2dGeometry {
+    /// Checks an input shape and a weight shape against each other and the options; the
+    /// errors name both shapes and what does not fit.
+    pub fn new(input: &[usize], weight: &[usize], options: Conv2dOptions) -> Result<Self> {
+        let op = "conv2d";
+        let both = || format!("input {input:?} and weight {weight:?}");
+        let (&[batch, in_channels, in_h, in_w], &[out_channels, weight_in, kernel_h, kernel_w]) =
+            (input, weight)
+        else {
+            return Err(Error::shape(
+                op,
+                "input [batch, channels, height, width] and weight [out, in, kh, kw]",
+                both(),
+            ));
+        };
+        if weight_in != in_channels {
+            return Err(Error::shape(
+                op,
+                format!("a weight of {in_channels} input channels, as the input has"),
+                both(),
+            ));
+        }
+        if [
+            batch,
+            in_channels,
+            in_h,
+            in_w,
+            out_channels,
+            kernel_h,
+            kernel_w,
+        ]
+        .contains(&0)
+        {
+            return Err(Error::shape(op, "no dimension of 0", both()));
+        }
+        let Conv2dOptions {
+            stride,
+            padding,
+            dilation,
+            ..
+        } = options;
+        if [stride.0, stride.1, dilation.0, dilation.1].contains(&0) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: stride {stride:?} and dilation {dilation:?} must be at least 1 (for {})",
+                both()
+            )));
+        }
+        let side = |size: usize, kernel: usize, stride: usize, pad: usize, dil: usize| {
+            let span = dil * (kernel - 1) + 1;
+            (size + 2 * pad >= span).then(|| (size + 2 * pad - span) / stride + 1)
+        };
+        let (Some(out_h), Some(out_w)) = (
+            side(in_h, kernel_h, stride.0, padding.0, dilation.0),
+            side(in_w, kernel_w, stride.1, padding.1, dilation.1),
+        ) else {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "a kernel (dilated by {dilation:?}) no larger than the input padded by \
+                     {padding:?}"
+                ),
+                both(),
+            ));
+        };
+        Ok(Self {
+            batch,
+            in_channels,
+            in_size: (in_h, in_w),
+            out_channels,
+            kernel: (kernel_h, kernel_w),
+            out_size: (out_h, out_w),
+            options,
+        })
+    }
+
+    /// The output's shape `[batch, out_channels, out_h, out_w]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [
+            self.batch,
+            self.out_channels,
+            self.out_size.0,
+            self.out_size.1,
+        ]
+    }
+
+    /// The input's shape.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.in_channels, self.in_size.0, self.in_size.1]
+    }
+
+    /// The weight's shape.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.out_channels,
+            self.in_channels,
+            self.kernel.0,
+            self.kernel.1,
+        ]
+    }
+
+    /// Kernel taps per output channel: `in_channels · kernel_h · kernel_w`.
+    fn taps(&self) -> usize {
+        self.in_channels * self.kernel.0 * self.kernel.1
+    }
+
+    /// Output positions: `batch · out_h · out_w`.
+    fn positions(&self) -> usize {
+        self.batch * self.out_size.0 * self.out_size.1
+    }
+}
+
+/// Which product of a convolution (the shader's `CONV`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvProduct {
+    Forward = 1,
+    InputGrad = 2,
+    WeightGrad = 3,
+    BiasGrad = 4,
+}
+
+impl ConvProduct {
+    /// (M, K, N) of the product.
+    pub fn dims(self, g: &Conv2dGeometry) -> (usize, usize, usize) {
+        let (in_h, in_w) = g.in_size;
+        let taps = g.kernel.0 * g.kernel.1;
+        match self {
+            ConvProduct::Forward => (g.positions(), g.taps(), g.out_channels),
+            ConvProduct::InputGrad => (g.batch * in_h * in_w, g.out_channels * taps, g.in_channels),
+            ConvProduct::WeightGrad => (g.out_channels, g.positions(), g.taps()),
+            ConvProduct::BiasGrad => (g.out_channels, g.positions(), 1),
+        }
+    }
+}
+
+/// The family a convolution's product runs on: the one forced, else `Tiled` under the GPU
+/// profile (unless the output is thinner than 16), `Blocked` otherwise. Only these two carry
+/// the convolution's index maps.
+fn conv_kernel(
+    device: &crate::Device,
+    forced: Option<MatmulKernel>,
+    m: usize,
+    n: usize,
+) -> Result<MatmulKernel> {
+    match forced {
+        Some(kernel @ (MatmulKernel::Blocked | MatmulKernel::Tiled)) => Ok(kernel),
+        Some(other) => Err(Error::InvalidArgument(format!(
+            "conv2d: the {other:?} family has no convolution index maps; use Blocked or Tiled"
+        ))),
+        None if device.profile() == Profile::Gpu && m >= 16 && n >= 16 => Ok(MatmulKernel::Tiled),
+        None => Ok(MatmulKernel::Blocked),
+    }
+}
+
+/// A prepared product of a convolution.
+fn product(
+    product: ConvProduct,
+    g: &Conv2dGeometry,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Matmul> {
+    let (m, k, n) = product.dims(g);
+    let kernel = conv_kernel(a.device(), g.options.kernel, m, n)?;
+    let options = MatmulOptions {
+        bias,
+        kernel: Some(kernel),
+        ..Default::default()
+    };
+    Matmul::conv(a, b, c, (m, k, n), &options, product as u32, g)
+}
+
+/// Checks that `tensor` has `shape`, naming `what`.
+fn expect(tensor: &Tensor, shape: [usize; 4], what: &str) -> Result<()> {
+    if tensor.shape().dims() != shape {
+        return Err(Error::shape(
+            "conv2d",
+            format!("{what} {shape:?}"),
+            tensor.shape(),
+        ));
+    }
+    Ok(())
+}
+
+/// `conv2d(x, w) + bias` (one bias per output channel): a new `[batch, out_channels, out_h,
+/// out_w]` tensor.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    options: Conv2dOptions,
+) -> Result<Tensor> {
+    let g = Conv2dGeometry::new(x.shape().dims(), w.shape().dims(), options)?;
+    if let Some(bias) = bias
+        && bias.shape().dims() != [g.out_channels]
+    {
+        return Err(Error::shape(
+            "conv2d",
+            format!("bias [{}]", g.out_channels),
+            bias.shape(),
+        ));
+    }
+    let y = Tensor::uninit(x.device(), g.output_shape())?;
+    product(ConvProduct::Forward, &g, x, w, &y, bias)?.submit(x.device())?;
+    Ok(y)
+}
+
+/// The input gradient of `conv2d` for the output gradient `dy`, with the input's shape
+/// `input` (its values are not needed).
+pub fn conv2d_input_grad(
+    dy: &Tensor,
+    w: &Tensor,
+    input: [usize; 4],
+    options: Conv2dOptions,
+) -> Result<Tensor> {
+    let g = Conv2dGeometry::new(&input, w.shape().dims(), options)?;
+    expect(dy, g.output_shape(), "output gradient")?;
+    let dx = Tensor::uninit(dy.device(), g.input_shape())?;
+    product(ConvProduct::InputGrad, &g, dy, w, &dx, None)?.submit(dy.device())?;
+    Ok(dx)
+}
+
+/// The weight gradient of `conv2d` for the output gradient `dy`: `[out_channels,
+/// in_channels, kernel_h, kernel_w]` for a kernel of `kernel` taps.
+pub fn conv2d_weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    kernel: (usize, usize),
+    options: Conv2dOptions,
+) -> Result<Tensor> {
+    let dims = dy.shape().dims();
+    let out_channels = if dims.len() == 4 { dims[1] } else { 0 };
+    let weight = [
+        out_channels,
+        x.shape().dims().get(1).copied().unwrap_or(0),
+        kernel.0,
+        kernel.1,
+    ];
+    let g = Conv2dGeometry::new(x.shape().dims(), &weight, options)?;
+    expect(dy, g.output_shape(), "output gradient")?;
+    let dw = Tensor::uninit(x.device(), g.weight_shape())?;
+    product(ConvProduct::WeightGrad, &g, dy, x, &dw, None)?.submit(x.device())?;
+    Ok(dw)
+}
+
+/// The bias gradient of `conv2d`: `dy` summed per output channel, `[out_channels]`.
+pub fn conv2d_bias_grad(dy: &Tensor) -> Result<Tensor> {
+    let &[batch, channels, out_h, out_w] = dy.shape().dims() else {
+        return Err(Error::shape(
+            "conv2d bias gradient",
+            "dy [batch, channels, h, w]",
+            dy.shape(),
+        ));
+    };
+    // A 1×1 convolution's geometry over dy's positions: only the output side is read.
+    let g = Conv2dGeometry::new(
+        &[batch, 1, out_h, out_w],
+        &[channels, 1, 1, 1],
+        Conv2dOptions::default(),
+    )?;
+    let db = Tensor::uninit(dy.device(), [channels])?;
+    product(ConvProduct::BiasGrad, &g, dy, dy, &db, None)?.submit(dy.device())?;
+    Ok(db)
+}
