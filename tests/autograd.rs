@@ -294,6 +294,81 @@ fn matmul_and_linear_gradients_match_finite_differences() {
     }
 }
 
+/// conv2d in f64, NCHW, dilation 1: `x` `[n, c, h, w]`, `w` `[co, c, kh, kw]`.
+fn conv64(
+    x: &[f64],
+    w: &[f64],
+    b: Option<&[f64]>,
+    [n, c, h, wd]: [usize; 4],
+    [co, _, kh, kw]: [usize; 4],
+    (sh, sw): (usize, usize),
+    (ph, pw): (usize, usize),
+) -> Vec<f64> {
+    let (oh, ow) = ((h + 2 * ph - kh) / sh + 1, (wd + 2 * pw - kw) / sw + 1);
+    let mut y = vec![0.0; n * co * oh * ow];
+    for (i, out) in y.iter_mut().enumerate() {
+        let (img, o, r, col) = (
+            i / (co * oh * ow),
+            (i / (oh * ow)) % co,
+            (i / ow) % oh,
+            i % ow,
+        );
+        let mut sum = b.map_or(0.0, |b| b[o]);
+        for ci in 0..c {
+            for dr in 0..kh {
+                for dc in 0..kw {
+                    let (ir, ic) = (
+                        (r * sh + dr) as isize - ph as isize,
+                        (col * sw + dc) as isize - pw as isize,
+                    );
+                    if ir >= 0 && ic >= 0 && (ir as usize) < h && (ic as usize) < wd {
+                        let xv = x[((img * c + ci) * h + ir as usize) * wd + ic as usize];
+                        sum += xv * w[((o * c + ci) * kh + dr) * kw + dc];
+                    }
+                }
+            }
+        }
+        *out = sum;
+    }
+    y
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    use wgsl_nn::conv::Conv2dOptions;
+    // (input, weight, stride, padding, bias): a padded 3×3, stride 2 without padding on
+    // three channels, a 1×1 kernel.
+    let cases: [([usize; 4], [usize; 4], (usize, usize), (usize, usize), bool); 3] = [
+        ([1, 1, 4, 5], [2, 1, 3, 3], (1, 1), (1, 1), true),
+        ([2, 3, 5, 4], [1, 3, 2, 2], (2, 2), (0, 0), false),
+        ([1, 2, 3, 3], [3, 2, 1, 1], (1, 1), (0, 0), true),
+    ];
+    for (i, &(x_shape, w_shape, stride, padding, bias)) in cases.iter().enumerate() {
+        let options = Conv2dOptions {
+            stride,
+            padding,
+            ..Default::default()
+        };
+        let mut inputs = vec![
+            input(&x_shape, 60 + i as u64),
+            input(&w_shape, 70 + i as u64),
+        ];
+        if bias {
+            inputs.push(input(&[w_shape[0]], 80 + i as u64));
+        }
+        let conv = case(
+            "conv2d",
+            inputs,
+            move |v| project_gpu(&v[0].conv2d(&v[1], v.get(2), options)?),
+            move |x| {
+                let b = x.get(2).map(Vec::as_slice);
+                project_cpu(&conv64(&x[0], &x[1], b, x_shape, w_shape, stride, padding))
+            },
+        );
+        check(&conv, &format!("{x_shape:?} * {w_shape:?}"));
+    }
+}
+
 #[test]
 fn activation_gradients_match_finite_differences() {
     let trainable: Vec<Activation> = Activation::ALL

@@ -221,3 +221,51 @@ fn bad_shapes_are_errors_naming_both_shapes_before_anything_runs() {
     );
     assert!(forced.contains("Texture"), "{forced}");
 }
+
+#[test]
+fn a_captured_convolution_step_ends_on_the_eager_steps_bits() {
+    use wgsl_nn::autograd::{Var, VarOptimizer};
+    use wgsl_nn::capture::{Fusion, capture};
+    use wgsl_nn::optim::OptimizerConfig;
+    let device = gpu();
+    let mut r = rng(11);
+    let x_host = random_vec(&mut r, 2 * 3 * 9 * 8);
+    let w_host = random_vec(&mut r, 4 * 3 * 3 * 3);
+    let b_host = random_vec(&mut r, 4);
+    let leaves = || {
+        let w = Var::from_slice(device, &w_host, [4, 3, 3, 3], true).unwrap();
+        let b = Var::from_slice(device, &b_host, [4], true).unwrap();
+        (w, b)
+    };
+    let x = Var::from_slice(device, &x_host, [2, 3, 9, 8], false).unwrap();
+    let options = Conv2dOptions {
+        stride: (2, 1),
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let step = |w: &Var, b: &Var, opt: &mut VarOptimizer| -> wgsl_nn::Result<Var> {
+        let loss = x.conv2d(w, Some(b), options)?.relu()?.sum()?;
+        opt.zero_grad()?;
+        loss.backward()?;
+        opt.step()?;
+        Ok(loss)
+    };
+    let config = OptimizerConfig::sgd(0.05);
+    let (w, b) = leaves();
+    let mut opt = VarOptimizer::new(config, &[&w, &b]).unwrap();
+    step(&w, &b, &mut opt).unwrap();
+    let (cw, cb) = leaves();
+    let mut copt = VarOptimizer::new(config, &[&cw, &cb]).unwrap();
+    let (plan, _) = capture(device, &Fusion::all(), || step(&cw, &cb, &mut copt)).unwrap();
+    assert!(
+        plan.steps()
+            .iter()
+            .any(|s| s.contains("conv2d input") || s.contains("conv2d weight")),
+        "{:?}",
+        plan.steps()
+    );
+    plan.replay().unwrap();
+    assert_eq!(w.to_vec().unwrap(), cw.to_vec().unwrap());
+    assert_eq!(b.to_vec().unwrap(), cb.to_vec().unwrap());
+    assert_ne!(w.to_vec().unwrap(), w_host, "the step moved the weights");
+}

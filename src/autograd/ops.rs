@@ -5,6 +5,7 @@
 
 use super::{Recording, Var};
 use crate::activation::{Activation, ActivationState};
+use crate::conv::{Conv2dGeometry, Conv2dOptions, ConvProduct};
 use crate::elementwise::ElementwiseOp::{Add, AddScalar, Mul, MulScalar, Scale, Sub};
 use crate::matmul::{MatmulForm, MatmulOptions};
 use crate::tensor::Tensor;
@@ -238,6 +239,54 @@ impl Var {
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         Ok(Var::from_op("linear", value, &inputs, Box::new(rule)))
+    }
+
+    /// A 2-D convolution in NCHW, `nn.Conv2d`'s forward pass: `self` `[batch, in_channels,
+    /// h, w]`, `weight` `[out_channels, in_channels, kh, kw]`, `bias` `[out_channels]`. Bad
+    /// shapes are errors naming both, before anything is recorded.
+    pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, options: Conv2dOptions) -> Result<Var> {
+        let geometry = Conv2dGeometry::new(self.shape().dims(), weight.shape().dims(), options)?;
+        if let Some(bias) = bias
+            && bias.shape().dims() != [geometry.out_channels]
+        {
+            return Err(Error::shape(
+                "conv2d",
+                format!("bias [{}]", geometry.out_channels),
+                bias.shape(),
+            ));
+        }
+        let value = forward(self, |r| {
+            let b = bias.map(|b| b.value());
+            r.conv(
+                ConvProduct::Forward,
+                &geometry,
+                self.value(),
+                weight.value(),
+                b,
+            )
+        })?;
+        // Each gradient is a product of the same geometry: dx a gather over dy (a transposed
+        // convolution), dw and db sums over the output's positions.
+        let rule = move |g: &Tensor, inputs: &[Var], r: &mut Recording| {
+            let (x, w) = (&inputs[0], &inputs[1]);
+            let mut grads = vec![
+                grad_for(x, || {
+                    r.conv(ConvProduct::InputGrad, &geometry, g, w.value(), None)
+                })?,
+                grad_for(w, || {
+                    r.conv(ConvProduct::WeightGrad, &geometry, g, x.value(), None)
+                })?,
+            ];
+            if let Some(b) = inputs.get(2) {
+                grads.push(grad_for(b, || {
+                    r.conv(ConvProduct::BiasGrad, &geometry, g, g, None)
+                })?);
+            }
+            Ok(grads)
+        };
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        Ok(Var::from_op("conv2d", value, &inputs, Box::new(rule)))
     }
 
     /// An elementwise activation with PyTorch's semantics, in evaluation mode (RReLU uses its

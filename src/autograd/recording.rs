@@ -8,8 +8,9 @@
 use crate::Result;
 use crate::capture;
 use crate::device::Device;
-use crate::graph::{MatmulOp, Op};
+use crate::graph::{ConvOp, MatmulOp, Op};
 use crate::kernels::activation::{Activation, ActivationState};
+use crate::kernels::conv::{Conv2dGeometry, ConvProduct};
 use crate::kernels::elementwise::ElementwiseOp;
 use crate::kernels::matmul::{MatmulDims, MatmulForm, MatmulOptions};
 use crate::kernels::reduce::Axis;
@@ -99,6 +100,27 @@ impl Recording {
         let MatmulDims { m, n, .. } = options.form.dims(a.shape(), b.shape())?;
         let out = Tensor::uninit(&self.device, [m, n])?;
         self.op(Op::Matmul(Box::new(MatmulOp::new(a, b, &out, options))));
+        Ok(out)
+    }
+
+    /// One of a convolution's products into a new tensor of its shape.
+    pub fn conv(
+        &mut self,
+        product: ConvProduct,
+        geometry: &Conv2dGeometry,
+        a: &Tensor,
+        b: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let out = Tensor::uninit(&self.device, product.output_shape(geometry))?;
+        self.op(Op::Conv(Box::new(ConvOp {
+            product,
+            geometry: *geometry,
+            a: a.share(),
+            b: b.share(),
+            bias: bias.map(Tensor::share),
+            out: out.share(),
+        })));
         Ok(out)
     }
 

@@ -4,6 +4,8 @@
 //! fusion rules and lowers the result once into a plan. Both build on this floor, which builds
 //! on the kernels alone.
 
+mod conv;
 mod op;
 
+pub(crate) use conv::ConvOp;
 pub(crate) use op::{Access, MatmulOp, Op, id};

@@ -117,6 +117,8 @@ pub(crate) enum Op {
         dst: Tensor,
     },
     Matmul(Box<MatmulOp>),
+    /// One of a convolution's four products.
+    Conv(Box<super::ConvOp>),
     /// `out (+)= scale · Σ x` over `axis`, or over everything with `None`.
     Sum {
         x: Tensor,
@@ -215,6 +217,14 @@ impl Op {
                 list.push((out, access));
             }
             Op::Copy { src, dst } => list.extend([(src, Read), (dst, Write)]),
+            Op::Conv(c) => {
+                let c = &mut **c;
+                list.extend([(&mut c.a, Read), (&mut c.b, Read)]);
+                if let Some(bias) = &mut c.bias {
+                    list.push((bias, Read));
+                }
+                list.push((&mut c.out, Write));
+            }
             Op::Clear { dst } => list.push((dst, Write)),
             Op::Matmul(m) => {
                 let m = &mut **m;
@@ -367,6 +377,7 @@ impl Op {
         match self {
             Op::Elementwise { op, .. } => format!("elementwise {op:?}"),
             Op::Copy { .. } => "copy".into(),
+            Op::Conv(c) => c.label(),
             Op::Clear { .. } => "clear".into(),
             Op::Matmul(m) => {
                 let mut parts = Vec::new();
@@ -457,6 +468,7 @@ impl Op {
             }),
             Op::Clear { dst } => Box::new(ClearKernel { dst: dst.share() }),
             Op::Matmul(m) => lower_matmul(m)?,
+            Op::Conv(c) => c.lower()?,
             Op::Sum {
                 x,
                 out,

@@ -170,13 +170,27 @@ impl Conv2dGeometry {
 /// Which product of a convolution (the shader's `CONV`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConvProduct {
+    /// `y = conv(x, w) (+ b)`.
     Forward = 1,
+    /// `dx` from `dy` and `w`.
     InputGrad = 2,
+    /// `dw` from `dy` and `x`.
     WeightGrad = 3,
+    /// `db` from `dy`.
     BiasGrad = 4,
 }
 
 impl ConvProduct {
+    /// The shape of the product's result.
+    pub fn output_shape(self, g: &Conv2dGeometry) -> Vec<usize> {
+        match self {
+            ConvProduct::Forward => g.output_shape().to_vec(),
+            ConvProduct::InputGrad => g.input_shape().to_vec(),
+            ConvProduct::WeightGrad => g.weight_shape().to_vec(),
+            ConvProduct::BiasGrad => vec![g.out_channels],
+        }
+    }
+
     /// (M, K, N) of the product.
     pub fn dims(self, g: &Conv2dGeometry) -> (usize, usize, usize) {
         let (in_h, in_w) = g.in_size;
@@ -209,8 +223,10 @@ fn conv_kernel(
     }
 }
 
-/// A prepared product of a convolution.
-fn product(
+/// A prepared product of a convolution: `a` is the input (forward) or the output gradient,
+/// `b` the weight (forward, input gradient), the input (weight gradient) or anything (bias
+/// gradient, where op(B) is ones).
+pub(crate) fn prepare(
     product: ConvProduct,
     g: &Conv2dGeometry,
     a: &Tensor,
@@ -259,7 +275,7 @@ pub fn conv2d(
         ));
     }
     let y = Tensor::uninit(x.device(), g.output_shape())?;
-    product(ConvProduct::Forward, &g, x, w, &y, bias)?.submit(x.device())?;
+    prepare(ConvProduct::Forward, &g, x, w, &y, bias)?.submit(x.device())?;
     Ok(y)
 }
 
@@ -274,7 +290,7 @@ pub fn conv2d_input_grad(
     let g = Conv2dGeometry::new(&input, w.shape().dims(), options)?;
     expect(dy, g.output_shape(), "output gradient")?;
     let dx = Tensor::uninit(dy.device(), g.input_shape())?;
-    product(ConvProduct::InputGrad, &g, dy, w, &dx, None)?.submit(dy.device())?;
+    prepare(ConvProduct::InputGrad, &g, dy, w, &dx, None)?.submit(dy.device())?;
     Ok(dx)
 }
 
@@ -297,7 +313,7 @@ pub fn conv2d_weight_grad(
     let g = Conv2dGeometry::new(x.shape().dims(), &weight, options)?;
     expect(dy, g.output_shape(), "output gradient")?;
     let dw = Tensor::uninit(x.device(), g.weight_shape())?;
-    product(ConvProduct::WeightGrad, &g, dy, x, &dw, None)?.submit(x.device())?;
+    prepare(ConvProduct::WeightGrad, &g, dy, x, &dw, None)?.submit(x.device())?;
     Ok(dw)
 }
 
@@ -317,6 +333,6 @@ pub fn conv2d_bias_grad(dy: &Tensor) -> Result<Tensor> {
         Conv2dOptions::default(),
     )?;
     let db = Tensor::uninit(dy.device(), [channels])?;
-    product(ConvProduct::BiasGrad, &g, dy, dy, &db, None)?.submit(dy.device())?;
+    prepare(ConvProduct::BiasGrad, &g, dy, dy, &db, None)?.submit(dy.device())?;
     Ok(db)
 }

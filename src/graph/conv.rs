@@ -1,0 +1,49 @@
+//! A convolution's product as an op of the graph: which of the four (forward, input, weight
+//! or bias gradient), its geometry and its tensors; lowered to the plain matmul families'
+//! convolution mode (`kernels::conv`).
+
+use crate::Result;
+use crate::kernels::Record;
+use crate::kernels::conv::{self, Conv2dGeometry, ConvProduct};
+use crate::tensor::Tensor;
+
+/// `out = product(a, b) (+ bias)` of a convolution of `geometry`.
+#[derive(Debug)]
+pub(crate) struct ConvOp {
+    pub product: ConvProduct,
+    pub geometry: Conv2dGeometry,
+    /// The forward pass's input, or the output gradient for the gradients.
+    pub a: Tensor,
+    /// The weight (forward, input gradient), the input (weight gradient) or `a` again.
+    pub b: Tensor,
+    /// The forward pass's bias.
+    pub bias: Option<Tensor>,
+    pub out: Tensor,
+}
+
+impl ConvOp {
+    /// The plan listing's name.
+    pub fn label(&self) -> String {
+        let g = &self.geometry;
+        let what = match self.product {
+            ConvProduct::Forward if self.bias.is_some() => "conv2d + bias",
+            ConvProduct::Forward => "conv2d",
+            ConvProduct::InputGrad => "conv2d input gradient",
+            ConvProduct::WeightGrad => "conv2d weight gradient",
+            ConvProduct::BiasGrad => "conv2d bias gradient",
+        };
+        format!("{what} {:?} * {:?}", g.input_shape(), g.weight_shape())
+    }
+
+    /// The prepared kernel.
+    pub fn lower(&self) -> Result<Box<dyn Record>> {
+        Ok(Box::new(conv::prepare(
+            self.product,
+            &self.geometry,
+            &self.a,
+            &self.b,
+            &self.out,
+            self.bias.as_ref(),
+        )?))
+    }
+}
