@@ -338,7 +338,8 @@ fn conv2d_gradients_match_finite_differences() {
     use wgsl_nn::conv::Conv2dOptions;
     // (input, weight, stride, padding, bias): a padded 3×3, stride 2 without padding on
     // three channels, a 1×1 kernel.
-    let cases: [([usize; 4], [usize; 4], (usize, usize), (usize, usize), bool); 3] = [
+    type Geometry = ([usize; 4], [usize; 4], (usize, usize), (usize, usize), bool);
+    let cases: [Geometry; 3] = [
         ([1, 1, 4, 5], [2, 1, 3, 3], (1, 1), (1, 1), true),
         ([2, 3, 5, 4], [1, 3, 2, 2], (2, 2), (0, 0), false),
         ([1, 2, 3, 3], [3, 2, 1, 1], (1, 1), (0, 0), true),
