@@ -45,20 +45,6 @@ fn options(case: &Case, kernel: MatmulKernel) -> Conv2dOptions {
     }
 }
 
-fn oracle_geometry(g: &Conv2dGeometry) -> oracle::Conv2dGeometry {
-    oracle::Conv2dGeometry {
-        batch: g.batch,
-        in_channels: g.in_channels,
-        height: g.in_size.0,
-        width: g.in_size.1,
-        out_channels: g.out_channels,
-        kernel: g.kernel,
-        stride: g.options.stride,
-        padding: g.options.padding,
-        dilation: g.options.dilation,
-    }
-}
-
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
 }
@@ -69,7 +55,6 @@ fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
     let device = gpu();
     let (input, weight) = (case.0, case.1);
     let g = Conv2dGeometry::new(&input, &weight, options(case, kernel)).unwrap();
-    let og = oracle_geometry(&g);
     let mut r = rng(seed);
     let n = |s: [usize; 4]| s.iter().product::<usize>();
     let x_host = random_vec(&mut r, n(input));
@@ -86,8 +71,8 @@ fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
     let positions = g.batch * g.out_size.0 * g.out_size.1;
 
     let y = conv2d(&x, &w, Some(&b), opts).unwrap().to_vec().unwrap();
-    let reference = oracle::conv2d(&x_host, &w_host, Some(&b_host), &og);
-    let magnitude = oracle::conv2d(&abs(&x_host), &abs(&w_host), Some(&abs(&b_host)), &og);
+    let reference = oracle::conv2d(&x_host, &w_host, Some(&b_host), &g);
+    let magnitude = oracle::conv2d(&abs(&x_host), &abs(&w_host), Some(&abs(&b_host)), &g);
     check_within(
         &y,
         &reference,
@@ -99,8 +84,8 @@ fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
         .unwrap()
         .to_vec()
         .unwrap();
-    let reference = oracle::conv2d_input_grad(&dy_host, &w_host, &og);
-    let magnitude = oracle::conv2d_input_grad(&abs(&dy_host), &abs(&w_host), &og);
+    let reference = oracle::conv2d_input_grad(&dy_host, &w_host, &g);
+    let magnitude = oracle::conv2d_input_grad(&abs(&dy_host), &abs(&w_host), &g);
     check_within(
         &dx,
         &reference,
@@ -112,14 +97,14 @@ fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
         .unwrap()
         .to_vec()
         .unwrap();
-    let reference = oracle::conv2d_weight_grad(&x_host, &dy_host, &og);
-    let magnitude = oracle::conv2d_weight_grad(&abs(&x_host), &abs(&dy_host), &og);
+    let reference = oracle::conv2d_weight_grad(&x_host, &dy_host, &g);
+    let magnitude = oracle::conv2d_weight_grad(&abs(&x_host), &abs(&dy_host), &g);
     check_within(&dw, &reference, &bounds(&reference, &magnitude, positions))
         .unwrap_or_else(|e| panic!("weight gradient {what}: {e}"));
 
     let db = conv2d_bias_grad(&dy).unwrap().to_vec().unwrap();
-    let reference = oracle::conv2d_bias_grad(&dy_host, &og);
-    let magnitude = oracle::conv2d_bias_grad(&abs(&dy_host), &og);
+    let reference = oracle::conv2d_bias_grad(&dy_host, &g);
+    let magnitude = oracle::conv2d_bias_grad(&abs(&dy_host), &g);
     check_within(&db, &reference, &bounds(&reference, &magnitude, positions))
         .unwrap_or_else(|e| panic!("bias gradient {what}: {e}"));
 
@@ -163,7 +148,7 @@ fn a_weight_gradient_summing_past_the_loop_limit_matches_the_oracle() {
             .unwrap()
             .to_vec()
             .unwrap();
-        let reference = oracle::conv2d_weight_grad(&x_host, &dy_host, &oracle_geometry(&g));
+        let reference = oracle::conv2d_weight_grad(&x_host, &dy_host, &g);
         check_within(&dw, &reference, &bounds(&reference, &reference, 75_000))
             .unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
     }

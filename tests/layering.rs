@@ -55,6 +55,7 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("Shape", "tensor"),
     ("DType", "dtype"),
     ("activation", "kernels"),
+    ("conv", "kernels"),
     ("elementwise", "kernels"),
     ("gather", "kernels"),
     ("head", "kernels"),

@@ -1,185 +1,98 @@
 //! 2-D convolution in NCHW, as PyTorch's `nn.Conv2d` (cross-correlation, stride, zero
 //! padding, dilation, one group): the forward pass, the input gradient, the weight gradient
-//! and the bias gradient, each a plain loop with f64 accumulation.
+//! and the bias gradient, each a plain loop with f64 accumulation over the same visit of
+//! every (output, input, weight) triple. The geometry is the kernels' own
+//! ([`Conv2dGeometry`], which checks the shapes).
 
-/// The geometry of a convolution: the input `[batch, in_channels, height, width]`, the
-/// weight `[out_channels, in_channels, kernel_h, kernel_w]`, stride, padding and dilation
-/// (each `(rows, columns)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dGeometry {
-    /// Images in the batch.
-    pub batch: usize,
-    /// Channels of the input (and of each filter).
-    pub in_channels: usize,
-    /// The input's height.
-    pub height: usize,
-    /// The input's width.
-    pub width: usize,
-    /// Filters, the output's channels.
-    pub out_channels: usize,
-    /// The kernel's height and width.
-    pub kernel: (usize, usize),
-    /// Steps between output positions.
-    pub stride: (usize, usize),
-    /// Zeros added on each side.
-    pub padding: (usize, usize),
-    /// Steps between kernel taps.
-    pub dilation: (usize, usize),
+use crate::kernels::conv::Conv2dGeometry;
+
+/// Calls `visit(y, x, w)` with the flat indices of every output, input and weight element
+/// that meet in the convolution (taps in the padding left out).
+fn for_each_tap(g: &Conv2dGeometry, mut visit: impl FnMut(usize, usize, usize)) {
+    let (oh_n, ow_n) = g.out_size;
+    let (h, w) = g.in_size;
+    let (cin, (kh_n, kw_n)) = (g.in_channels, g.kernel);
+    let o = &g.options;
+    for n in 0..g.batch {
+        for co in 0..g.out_channels {
+            for oh in 0..oh_n {
+                for ow in 0..ow_n {
+                    let y = ((n * g.out_channels + co) * oh_n + oh) * ow_n + ow;
+                    for ci in 0..cin {
+                        for kh in 0..kh_n {
+                            for kw in 0..kw_n {
+                                let r =
+                                    (oh * o.stride.0 + kh * o.dilation.0).checked_sub(o.padding.0);
+                                let c =
+                                    (ow * o.stride.1 + kw * o.dilation.1).checked_sub(o.padding.1);
+                                if let (Some(r), Some(c)) = (r, c)
+                                    && r < h
+                                    && c < w
+                                {
+                                    let x = ((n * cin + ci) * h + r) * w + c;
+                                    let wi = ((co * cin + ci) * kh_n + kh) * kw_n + kw;
+                                    visit(y, x, wi);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-impl Conv2dGeometry {
-    /// The output's height and width, PyTorch's formula:
-    /// `(in + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`; `None` when the dilated
-    /// kernel does not fit the padded input or a stride is 0.
-    pub fn output_size(&self) -> Option<(usize, usize)> {
-        let side = |input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize| {
-            let span = dilation * (kernel.checked_sub(1)?) + 1;
-            let padded = input + 2 * padding;
-            (stride > 0 && padded >= span).then(|| (padded - span) / stride + 1)
-        };
-        Some((
-            side(
-                self.height,
-                self.kernel.0,
-                self.stride.0,
-                self.padding.0,
-                self.dilation.0,
-            )?,
-            side(
-                self.width,
-                self.kernel.1,
-                self.stride.1,
-                self.padding.1,
-                self.dilation.1,
-            )?,
-        ))
-    }
+fn to_f32(values: Vec<f64>) -> Vec<f32> {
+    values.into_iter().map(|v| v as f32).collect()
+}
 
-    /// Elements of the input, the weight and the output.
-    pub fn sizes(&self) -> (usize, usize, usize) {
-        let (oh, ow) = self.output_size().expect("a valid geometry");
-        (
-            self.batch * self.in_channels * self.height * self.width,
-            self.out_channels * self.in_channels * self.kernel.0 * self.kernel.1,
-            self.batch * self.out_channels * oh * ow,
-        )
-    }
-
-    /// The input coordinate `(row, column)` that output `(oh, ow)` reads through kernel tap
-    /// `(kh, kw)`, or `None` where it falls in the padding.
-    fn tap(&self, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
-        let row = (oh * self.stride.0 + kh * self.dilation.0).checked_sub(self.padding.0)?;
-        let col = (ow * self.stride.1 + kw * self.dilation.1).checked_sub(self.padding.1)?;
-        (row < self.height && col < self.width).then_some((row, col))
-    }
+fn len(shape: [usize; 4]) -> usize {
+    shape.iter().product()
 }
 
 /// `y = conv2d(x, w) + b` (`b` one value per output channel), NCHW.
 pub fn conv2d(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &Conv2dGeometry) -> Vec<f32> {
-    let (oh_n, ow_n) = g.output_size().expect("a valid geometry");
-    let (cin, (kh_n, kw_n)) = (g.in_channels, g.kernel);
-    let mut y = vec![0.0f32; g.batch * g.out_channels * oh_n * ow_n];
-    for n in 0..g.batch {
-        for co in 0..g.out_channels {
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let mut sum = b.map_or(0.0, |b| f64::from(b[co]));
-                    for ci in 0..cin {
-                        for kh in 0..kh_n {
-                            for kw in 0..kw_n {
-                                if let Some((r, c)) = g.tap(oh, ow, kh, kw) {
-                                    let xv = x[((n * cin + ci) * g.height + r) * g.width + c];
-                                    let wv = w[((co * cin + ci) * kh_n + kh) * kw_n + kw];
-                                    sum += f64::from(xv) * f64::from(wv);
-                                }
-                            }
-                        }
-                    }
-                    y[((n * g.out_channels + co) * oh_n + oh) * ow_n + ow] = sum as f32;
-                }
-            }
-        }
-    }
-    y
+    let plane = g.out_size.0 * g.out_size.1;
+    let mut y: Vec<f64> = (0..len(g.output_shape()))
+        .map(|i| b.map_or(0.0, |b| f64::from(b[(i / plane) % g.out_channels])))
+        .collect();
+    for_each_tap(g, |yi, xi, wi| y[yi] += f64::from(x[xi]) * f64::from(w[wi]));
+    to_f32(y)
 }
 
 /// The input gradient `dx` of `conv2d` for the output gradient `dy`.
 pub fn conv2d_input_grad(dy: &[f32], w: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    let (oh_n, ow_n) = g.output_size().expect("a valid geometry");
-    let (cin, (kh_n, kw_n)) = (g.in_channels, g.kernel);
-    let mut dx = vec![0.0f64; g.batch * cin * g.height * g.width];
-    for n in 0..g.batch {
-        for co in 0..g.out_channels {
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let d = f64::from(dy[((n * g.out_channels + co) * oh_n + oh) * ow_n + ow]);
-                    for ci in 0..cin {
-                        for kh in 0..kh_n {
-                            for kw in 0..kw_n {
-                                if let Some((r, c)) = g.tap(oh, ow, kh, kw) {
-                                    let wv = w[((co * cin + ci) * kh_n + kh) * kw_n + kw];
-                                    dx[((n * cin + ci) * g.height + r) * g.width + c] +=
-                                        d * f64::from(wv);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dx.into_iter().map(|v| v as f32).collect()
+    let mut dx = vec![0.0f64; len(g.input_shape())];
+    for_each_tap(g, |yi, xi, wi| {
+        dx[xi] += f64::from(dy[yi]) * f64::from(w[wi])
+    });
+    to_f32(dx)
 }
 
 /// The weight gradient `dw` of `conv2d` for the output gradient `dy`.
 pub fn conv2d_weight_grad(x: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    let (oh_n, ow_n) = g.output_size().expect("a valid geometry");
-    let (cin, (kh_n, kw_n)) = (g.in_channels, g.kernel);
-    let mut dw = vec![0.0f64; g.out_channels * cin * kh_n * kw_n];
-    for n in 0..g.batch {
-        for co in 0..g.out_channels {
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let d = f64::from(dy[((n * g.out_channels + co) * oh_n + oh) * ow_n + ow]);
-                    for ci in 0..cin {
-                        for kh in 0..kh_n {
-                            for kw in 0..kw_n {
-                                if let Some((r, c)) = g.tap(oh, ow, kh, kw) {
-                                    let xv = x[((n * cin + ci) * g.height + r) * g.width + c];
-                                    dw[((co * cin + ci) * kh_n + kh) * kw_n + kw] +=
-                                        d * f64::from(xv);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dw.into_iter().map(|v| v as f32).collect()
+    let mut dw = vec![0.0f64; len(g.weight_shape())];
+    for_each_tap(g, |yi, xi, wi| {
+        dw[wi] += f64::from(dy[yi]) * f64::from(x[xi])
+    });
+    to_f32(dw)
 }
 
 /// The bias gradient of `conv2d`: `dy` summed over the batch and the output's positions,
 /// per output channel.
 pub fn conv2d_bias_grad(dy: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
-    let (oh_n, ow_n) = g.output_size().expect("a valid geometry");
-    let plane = oh_n * ow_n;
-    (0..g.out_channels)
-        .map(|co| {
-            let sum: f64 = (0..g.batch)
-                .flat_map(|n| {
-                    let start = (n * g.out_channels + co) * plane;
-                    dy[start..start + plane].iter().map(|&v| f64::from(v))
-                })
-                .sum();
-            sum as f32
-        })
-        .collect()
+    let plane = g.out_size.0 * g.out_size.1;
+    let mut db = vec![0.0f64; g.out_channels];
+    for (i, &d) in dy.iter().enumerate() {
+        db[(i / plane) % g.out_channels] += f64::from(d);
+    }
+    to_f32(db)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::conv::Conv2dOptions;
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len as u32)
@@ -190,83 +103,46 @@ mod tests {
             .collect()
     }
 
-    fn geometries() -> Vec<Conv2dGeometry> {
-        let base = Conv2dGeometry {
-            batch: 1,
-            in_channels: 1,
-            height: 5,
-            width: 5,
-            out_channels: 1,
-            kernel: (1, 1),
-            stride: (1, 1),
-            padding: (0, 0),
-            dilation: (1, 1),
+    fn geometry(
+        input: [usize; 4],
+        weight: [usize; 4],
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+    ) -> Conv2dGeometry {
+        let options = Conv2dOptions {
+            stride,
+            padding,
+            dilation,
+            kernel: None,
         };
+        Conv2dGeometry::new(&input, &weight, options).unwrap()
+    }
+
+    /// 1×1; 5×5 padded on 3 channels; stride 2×3 on 7 channels; dilation 2 with padding.
+    fn geometries() -> Vec<Conv2dGeometry> {
         vec![
-            base,
-            Conv2dGeometry {
-                batch: 2,
-                in_channels: 3,
-                height: 7,
-                width: 6,
-                out_channels: 5,
-                kernel: (5, 5),
-                padding: (2, 2),
-                ..base
-            },
-            Conv2dGeometry {
-                batch: 1,
-                in_channels: 7,
-                height: 9,
-                width: 11,
-                out_channels: 3,
-                kernel: (3, 2),
-                stride: (2, 3),
-                padding: (1, 0),
-                ..base
-            },
-            Conv2dGeometry {
-                batch: 3,
-                in_channels: 2,
-                height: 8,
-                width: 8,
-                out_channels: 2,
-                kernel: (3, 3),
-                padding: (2, 1),
-                dilation: (2, 1),
-                ..base
-            },
+            geometry([1, 1, 5, 5], [1, 1, 1, 1], (1, 1), (0, 0), (1, 1)),
+            geometry([2, 3, 7, 6], [5, 3, 5, 5], (1, 1), (2, 2), (1, 1)),
+            geometry([1, 7, 9, 11], [3, 7, 3, 2], (2, 3), (1, 0), (1, 1)),
+            geometry([3, 2, 8, 8], [2, 2, 3, 3], (1, 1), (2, 1), (2, 1)),
         ]
     }
 
     #[test]
-    fn output_sizes_follow_pytorch_and_refuse_what_does_not_fit() {
+    fn output_sizes_follow_pytorch() {
         let g = geometries();
-        assert_eq!(g[0].output_size(), Some((5, 5)));
-        assert_eq!(g[1].output_size(), Some((7, 6)));
+        assert_eq!(g[0].out_size, (5, 5));
+        assert_eq!(g[1].out_size, (7, 6));
         // (9 + 2 − 3) / 2 + 1 = 5 rows; (11 − 2) / 3 + 1 = 4 columns.
-        assert_eq!(g[2].output_size(), Some((5, 4)));
+        assert_eq!(g[2].out_size, (5, 4));
         // Dilated 3×3 spans 5 rows: (8 + 4 − 5) + 1 = 8.
-        assert_eq!(g[3].output_size(), Some((8, 8)));
-        let too_big = Conv2dGeometry {
-            kernel: (6, 1),
-            ..g[0]
-        };
-        assert_eq!(too_big.output_size(), None);
-        let zero_stride = Conv2dGeometry {
-            stride: (0, 1),
-            ..g[0]
-        };
-        assert_eq!(zero_stride.output_size(), None);
+        assert_eq!(g[3].out_size, (8, 8));
     }
 
     #[test]
     fn a_one_by_one_kernel_is_a_per_pixel_product_and_a_bias_adds() {
-        let g = Conv2dGeometry {
-            in_channels: 2,
-            out_channels: 1,
-            ..geometries()[0]
-        };
+        let g = geometry([1, 2, 5, 5], [1, 2, 1, 1], (1, 1), (0, 0), (1, 1));
         let x = values(50, 1);
         let y = conv2d(&x, &[2.0, -1.0], Some(&[0.5]), &g);
         for p in 0..25 {
@@ -280,8 +156,9 @@ mod tests {
     #[test]
     fn the_gradients_are_the_forward_pass_adjoints() {
         for (i, g) in geometries().into_iter().enumerate() {
-            let (nx, nw, ny) = g.sizes();
-            let (x, w, dy) = (values(nx, 10 + i as u32), values(nw, 20), values(ny, 30));
+            let x = values(len(g.input_shape()), 10 + i as u32);
+            let w = values(len(g.weight_shape()), 20);
+            let dy = values(len(g.output_shape()), 30);
             let dot = |a: &[f32], b: &[f32]| -> f64 {
                 a.iter()
                     .zip(b)
@@ -307,8 +184,9 @@ mod tests {
     #[test]
     fn the_gradients_match_finite_differences() {
         let g = geometries()[2];
-        let (nx, nw, ny) = g.sizes();
-        let (x, w, dy) = (values(nx, 3), values(nw, 4), values(ny, 5));
+        let x = values(len(g.input_shape()), 3);
+        let w = values(len(g.weight_shape()), 4);
+        let dy = values(len(g.output_shape()), 5);
         let b = values(g.out_channels, 6);
         let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
             conv2d(x, w, Some(b), &g)

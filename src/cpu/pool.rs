@@ -92,52 +92,48 @@ pub fn max_pool2d_backward(dy: &[f32], argmax: &[u32], input_len: usize) -> Vec<
     dx.into_iter().map(|v| v as f32).collect()
 }
 
-/// Average pooling: each output the mean of its window, the padding counted as zeros.
-pub fn avg_pool2d(
-    x: &[f32],
+/// Calls `visit(y, x)` with the flat index of every output and of every input position in
+/// its window (padding left out), over `planes` planes of `height × width`.
+fn for_each_window(
     planes: usize,
     (height, width): (usize, usize),
     pool: &Pool2d,
-) -> Vec<f32> {
+    mut visit: impl FnMut(usize, usize),
+) {
     let (oh_n, ow_n) = pool.output_size(height, width).expect("a valid window");
-    let area = (pool.kernel.0 * pool.kernel.1) as f64;
-    let mut y = Vec::with_capacity(planes * oh_n * ow_n);
     for p in 0..planes {
-        let base = p * height * width;
         for oh in 0..oh_n {
             for ow in 0..ow_n {
-                let sum: f64 = pool
-                    .window(oh, ow, height, width)
-                    .map(|(r, c)| f64::from(x[base + r * width + c]))
-                    .sum();
-                y.push((sum / area) as f32);
+                let y = (p * oh_n + oh) * ow_n + ow;
+                for (r, c) in pool.window(oh, ow, height, width) {
+                    visit(y, (p * height + r) * width + c);
+                }
             }
         }
     }
-    y
+}
+
+/// Average pooling: each output the mean of its window, the padding counted as zeros.
+pub fn avg_pool2d(x: &[f32], planes: usize, size: (usize, usize), pool: &Pool2d) -> Vec<f32> {
+    let (oh_n, ow_n) = pool.output_size(size.0, size.1).expect("a valid window");
+    let area = (pool.kernel.0 * pool.kernel.1) as f64;
+    let mut sums = vec![0.0f64; planes * oh_n * ow_n];
+    for_each_window(planes, size, pool, |y, xi| sums[y] += f64::from(x[xi]));
+    sums.into_iter().map(|s| (s / area) as f32).collect()
 }
 
 /// The input gradient of `avg_pool2d`: each output's gradient spread evenly over its window.
 pub fn avg_pool2d_backward(
     dy: &[f32],
     planes: usize,
-    (height, width): (usize, usize),
+    size: (usize, usize),
     pool: &Pool2d,
 ) -> Vec<f32> {
-    let (oh_n, ow_n) = pool.output_size(height, width).expect("a valid window");
     let area = (pool.kernel.0 * pool.kernel.1) as f64;
-    let mut dx = vec![0.0f64; planes * height * width];
-    for p in 0..planes {
-        let base = p * height * width;
-        for oh in 0..oh_n {
-            for ow in 0..ow_n {
-                let d = f64::from(dy[(p * oh_n + oh) * ow_n + ow]) / area;
-                for (r, c) in pool.window(oh, ow, height, width) {
-                    dx[base + r * width + c] += d;
-                }
-            }
-        }
-    }
+    let mut dx = vec![0.0f64; planes * size.0 * size.1];
+    for_each_window(planes, size, pool, |y, xi| {
+        dx[xi] += f64::from(dy[y]) / area
+    });
     dx.into_iter().map(|v| v as f32).collect()
 }
 
