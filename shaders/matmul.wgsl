@@ -5,6 +5,9 @@
 // (so C = Aᵀ·B without materialising Aᵀ); TRANS_B means B is stored N×K (C = A·Bᵀ).
 // No shape needs to be a multiple of any block size: edges are guarded.
 //
+// With CONV ≠ 0 (shaders/matmul_conv.wgsl, appended) the blocked and tiled kernels compute a
+// 2-D convolution's products instead, reading their operands through its index maps.
+//
 // Passes over k: lavapipe stops an invocation's loops once it has run 65535 loop iterations
 // in all, so a long K is covered by several dispatches, each over k in [p.k_begin, p.k_end).
 // A pass continues every output's accumulator from `partial`, where the previous pass left
@@ -81,132 +84,6 @@ fn b_index(kk: u32, col: u32) -> u32 {
         return col * p.k + kk;
     }
     return kk * p.n + col;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Convolutions as products (implicit GEMM). With CONV ≠ 0 the blocked and tiled kernels read
-// op(A) and op(B) through the index maps of a 2-D convolution in NCHW (geometry `p.conv`)
-// instead of as matrices, zero in the padding, and write C in the layout the mode names.
-// Every output is still one fma chain in k order, so the two kernels agree in bits.
-//
-//   CONV 1, forward:         C[(n, oh, ow), co] = Σ_(ci, kh, kw) X[n, ci, ih, iw] · W[co, ci, kh, kw]
-//                            A = X gathered (im2col), B = W read as [Co, K] transposed; C NCHW
-//   CONV 2, input gradient:  C[(n, ih, iw), ci] = Σ_(co, kh, kw) dY[n, co, oh, ow] · W[co, ci, kh, kw]
-//                            where oh = (ih + pad − kh·dilation) / stride divides exactly and
-//                            lands inside dY (a gather: no scatter, no atomics); C NCHW
-//   CONV 3, weight gradient: C[co, (ci, kh, kw)] = Σ_(n, oh, ow) dY[n, co, oh, ow] · X[n, ci, ih, iw]
-//                            A = dY as [Co, N·OH·OW], B = X gathered; C laid out as W
-//   CONV 4, bias gradient:   C[co, 0] = Σ_(n, oh, ow) dY[n, co, oh, ow] (op(B) is ones)
-
-override CONV: u32 = 0u;
-
-// The index in X that im2col's (m, kk) reads: output position m = (n, oh, ow) through tap
-// kk = (ci, kh, kw); −1 where the tap falls in the padding.
-fn im2col_index(m: u32, kk: u32) -> i32 {
-    let g = p.conv;
-    let plane = g.out_h * g.out_w;
-    let n = m / plane;
-    let oh = (m % plane) / g.out_w;
-    let ow = m % g.out_w;
-    let taps = g.kernel_h * g.kernel_w;
-    let ci = kk / taps;
-    let kh = (kk % taps) / g.kernel_w;
-    let kw = kk % g.kernel_w;
-    let ih = i32(oh * g.stride_h + kh * g.dilation_h) - i32(g.pad_h);
-    let iw = i32(ow * g.stride_w + kw * g.dilation_w) - i32(g.pad_w);
-    if ih < 0 || iw < 0 || u32(ih) >= g.in_h || u32(iw) >= g.in_w {
-        return -1;
-    }
-    return i32(((n * g.in_channels + ci) * g.in_h + u32(ih)) * g.in_w + u32(iw));
-}
-
-// One coordinate of the input gradient's gather: the output row (or column) that input row
-// `i` meets through tap `k`, or −1 where none does.
-fn conv_source(i: u32, k: u32, pad: u32, dilation: u32, stride: u32, size: u32) -> i32 {
-    let reach = i32(i + pad) - i32(k * dilation);
-    if reach < 0 || reach % i32(stride) != 0 || u32(reach) / stride >= size {
-        return -1;
-    }
-    return reach / i32(stride);
-}
-
-// op(A)[row, kk] of the convolution's product.
-fn conv_a(row: u32, kk: u32) -> f32 {
-    let g = p.conv;
-    switch CONV {
-        case 1u: {
-            let at = im2col_index(row, kk);
-            if at < 0 {
-                return 0.0;
-            }
-            return a[at];
-        }
-        case 2u: {
-            // row = (n, ih, iw), kk = (co, kh, kw).
-            let plane = g.in_h * g.in_w;
-            let n = row / plane;
-            let ih = (row % plane) / g.in_w;
-            let iw = row % g.in_w;
-            let taps = g.kernel_h * g.kernel_w;
-            let co = kk / taps;
-            let kh = (kk % taps) / g.kernel_w;
-            let kw = kk % g.kernel_w;
-            let oh = conv_source(ih, kh, g.pad_h, g.dilation_h, g.stride_h, g.out_h);
-            let ow = conv_source(iw, kw, g.pad_w, g.dilation_w, g.stride_w, g.out_w);
-            if oh < 0 || ow < 0 {
-                return 0.0;
-            }
-            return a[((n * g.out_channels + co) * g.out_h + u32(oh)) * g.out_w + u32(ow)];
-        }
-        default: {
-            // 3 and 4: row = co, kk = (n, oh, ow).
-            let plane = g.out_h * g.out_w;
-            return a[((kk / plane) * g.out_channels + row) * plane + kk % plane];
-        }
-    }
-}
-
-// op(B)[kk, col] of the convolution's product.
-fn conv_b(kk: u32, col: u32) -> f32 {
-    let g = p.conv;
-    switch CONV {
-        case 1u: {
-            return b[col * p.k + kk];
-        }
-        case 2u: {
-            // kk = (co, kh, kw), col = ci.
-            let taps = g.kernel_h * g.kernel_w;
-            return b[((kk / taps) * g.in_channels + col) * taps + kk % taps];
-        }
-        case 3u: {
-            let at = im2col_index(kk, col);
-            if at < 0 {
-                return 0.0;
-            }
-            return b[at];
-        }
-        default: {
-            return 1.0;
-        }
-    }
-}
-
-// Where output (row, col) of the product is stored in C.
-fn out_index(row: u32, col: u32) -> u32 {
-    let g = p.conv;
-    switch CONV {
-        case 1u: {
-            let plane = g.out_h * g.out_w;
-            return ((row / plane) * g.out_channels + col) * plane + row % plane;
-        }
-        case 2u: {
-            let plane = g.in_h * g.in_w;
-            return ((row / plane) * g.in_channels + col) * plane + row % plane;
-        }
-        default: {
-            return row * p.n + col;
-        }
-    }
 }
 
 // The accumulator an output starts this pass from: 0, or where the previous pass left it.

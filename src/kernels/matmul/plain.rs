@@ -13,12 +13,14 @@ use crate::kernels::{Dispatch, Uniform, entry, flag};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/matmul.wgsl`, with the activation functions prepended for the fused epilogue.
+/// `shaders/matmul.wgsl`, with the activation functions prepended for the fused epilogue and
+/// a convolution's index maps appended (`shaders/matmul_conv.wgsl`).
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
     wgsl: concat!(
         include_str!("../../../shaders/activation_functions.wgsl"),
-        include_str!("../../../shaders/matmul.wgsl")
+        include_str!("../../../shaders/matmul.wgsl"),
+        include_str!("../../../shaders/matmul_conv.wgsl")
     ),
     // Storage buffers each entry point binds (tests/contract.rs checks them against naga).
     storage_buffers: &[
