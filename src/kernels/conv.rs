@@ -204,22 +204,14 @@ impl ConvProduct {
     }
 }
 
-/// The family a convolution's product runs on: the one forced, else `Tiled` under the GPU
+/// The family a convolution's product runs on unless one is forced: `Tiled` under the GPU
 /// profile (unless the output is thinner than 16), `Blocked` otherwise. Only these two carry
-/// the convolution's index maps.
-fn conv_kernel(
-    device: &crate::Device,
-    forced: Option<MatmulKernel>,
-    m: usize,
-    n: usize,
-) -> Result<MatmulKernel> {
-    match forced {
-        Some(kernel @ (MatmulKernel::Blocked | MatmulKernel::Tiled)) => Ok(kernel),
-        Some(other) => Err(Error::InvalidArgument(format!(
-            "conv2d: the {other:?} family has no convolution index maps; use Blocked or Tiled"
-        ))),
-        None if device.profile() == Profile::Gpu && m >= 16 && n >= 16 => Ok(MatmulKernel::Tiled),
-        None => Ok(MatmulKernel::Blocked),
+/// the convolution's index maps (`Matmul::conv` refuses any other forced family).
+fn default_kernel(device: &crate::Device, m: usize, n: usize) -> MatmulKernel {
+    if device.profile() == Profile::Gpu && m >= 16 && n >= 16 {
+        MatmulKernel::Tiled
+    } else {
+        MatmulKernel::Blocked
     }
 }
 
@@ -235,7 +227,10 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
 ) -> Result<Matmul> {
     let (m, k, n) = product.dims(g);
-    let kernel = conv_kernel(a.device(), g.options.kernel, m, n)?;
+    let kernel = g
+        .options
+        .kernel
+        .unwrap_or_else(|| default_kernel(a.device(), m, n));
     let options = MatmulOptions {
         bias,
         kernel: Some(kernel),
