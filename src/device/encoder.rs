@@ -164,7 +164,6 @@ impl Encoder {
                 support,
                 capacity,
                 timed: 0,
-                untimed: 0,
             });
         }
         self.open_log();

@@ -76,8 +76,6 @@ pub(crate) struct Timing {
     pub capacity: u32,
     /// Dispatches timed so far.
     pub timed: u32,
-    /// Dispatches recorded past the capacity (untimed).
-    pub untimed: u32,
 }
 
 impl Timing {
@@ -87,7 +85,6 @@ impl Timing {
     /// The query indices of the next dispatch, or `None` when the set is full.
     pub fn next(&mut self) -> Option<(u32, u32)> {
         if self.timed == self.capacity {
-            self.untimed += 1;
             return None;
         }
         let at = 2 * self.timed;
