@@ -147,19 +147,9 @@ fn load_model(
                 path.display()
             );
         }
-        let mut widths = Vec::new();
-        for i in 0.. {
-            let Some(weight) = file.tensors.get(&format!("layers.{i}.weight")) else {
-                break;
-            };
-            let [inputs, outputs] = weight.shape[..] else {
-                return Err(kind_error(format!("layers.{i}.weight is not 2-D")));
-            };
-            if widths.is_empty() {
-                widths.push(inputs);
-            }
-            widths.push(outputs);
-        }
+        let widths = file
+            .mlp_widths(path)
+            .map_err(|e| kind_error(e.to_string()))?;
         let activation = file.metadata.get("activation").cloned();
         (widths, activation)
     } else {

@@ -3,7 +3,7 @@
 //! file decides the architecture; a flag that contradicts it is an error naming the flag that
 //! would fit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use wgsl_nn::data::mnist::{CLASSES, PIXELS};
 use wgsl_nn::nn::{CheckpointFile, Mlp, StateDictShape, TorchNaming};
@@ -25,28 +25,6 @@ pub(crate) struct Init {
     pub(crate) kind: Kind,
 }
 
-/// An engine model's widths (inputs, hidden…, outputs) from its weights' shapes `[in, out]`.
-fn engine_widths(file: &CheckpointFile, path: &Path) -> Result<Vec<usize>, Failure> {
-    let mut widths = Vec::new();
-    for i in 0.. {
-        let Some(weight) = file.tensors.get(&format!("layers.{i}.weight")) else {
-            break;
-        };
-        let [inputs, outputs] = weight.shape[..] else {
-            return Err(bad_flag(format!(
-                "--init-from {}: layers.{i}.weight is {:?}, not a 2-D weight",
-                path.display(),
-                weight.shape
-            )));
-        };
-        if widths.is_empty() {
-            widths.push(inputs);
-        }
-        widths.push(outputs);
-    }
-    Ok(widths)
-}
-
 /// Reads `--init-from`'s file and makes the flags describe its model: `--hidden` and
 /// `--activation` are taken from it, or checked against it where given.
 pub(crate) fn read(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Result<Option<Init>, Failure> {
@@ -56,7 +34,9 @@ pub(crate) fn read(args: &mut Args, given: &dyn Fn(&str) -> bool) -> Result<Opti
     let shown = path.display().to_string();
     let file = CheckpointFile::read(&path).map_err(|e| bad_flag(format!("--init-from: {e}")))?;
     let (kind, widths, activation) = if file.tensors.contains_key("layers.0.weight") {
-        let widths = engine_widths(&file, &path)?;
+        let widths = file
+            .mlp_widths(&path)
+            .map_err(|e| bad_flag(format!("--init-from: {e}")))?;
         let activation = file.metadata.get("activation").cloned().or_else(|| {
             file.tensors
                 .contains_key("activations.0.weight")

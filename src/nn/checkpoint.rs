@@ -177,6 +177,38 @@ impl CheckpointFile {
         write_atomically(path, &self.to_bytes()?)
     }
 
+    /// The widths (inputs, each hidden layer, outputs) of the MLP an engine checkpoint holds,
+    /// from its weights' shapes `[in, out]`: `layers.0.weight`, `layers.1.weight`, … An
+    /// error naming `path` and the tensor when one is not 2-D or does not take the previous
+    /// layer's outputs; empty when the file holds no `layers.0.weight`.
+    pub fn mlp_widths(&self, path: &Path) -> Result<Vec<usize>> {
+        let mut widths = Vec::new();
+        for i in 0.. {
+            let name = format!("layers.{i}.weight");
+            let Some(weight) = self.tensors.get(&name) else {
+                break;
+            };
+            let [inputs, outputs] = weight.shape[..] else {
+                return Err(data_error(
+                    path,
+                    format!("{name} is {:?}, not a 2-D weight [in, out]", weight.shape),
+                ));
+            };
+            match widths.last() {
+                None => widths.push(inputs),
+                Some(&previous) if previous != inputs => {
+                    return Err(data_error(
+                        path,
+                        format!("{name} takes {inputs} inputs, the layer before gives {previous}"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            widths.push(outputs);
+        }
+        Ok(widths)
+    }
+
     /// The tensor `name`, or an error naming the file and the tensor.
     pub fn tensor(&self, name: &str, path: &Path) -> Result<&StoredTensor> {
         self.tensors
