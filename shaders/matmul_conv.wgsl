@@ -17,24 +17,24 @@
 
 override CONV: u32 = 0u;
 
+// (i / (mid · last), (i / last) % mid, i % last): a flat index split into three coordinates,
+// the last varying fastest (an output position (n, oh, ow), a tap (ci, kh, kw)).
+fn unflatten(i: u32, mid: u32, last: u32) -> vec3<u32> {
+    return vec3<u32>(i / (mid * last), (i / last) % mid, i % last);
+}
+
 // The index in X that im2col's (m, kk) reads: output position m = (n, oh, ow) through tap
 // kk = (ci, kh, kw); −1 where the tap falls in the padding.
 fn im2col_index(m: u32, kk: u32) -> i32 {
     let g = p.conv;
-    let plane = g.out_h * g.out_w;
-    let n = m / plane;
-    let oh = (m % plane) / g.out_w;
-    let ow = m % g.out_w;
-    let taps = g.kernel_h * g.kernel_w;
-    let ci = kk / taps;
-    let kh = (kk % taps) / g.kernel_w;
-    let kw = kk % g.kernel_w;
-    let ih = i32(oh * g.stride_h + kh * g.dilation_h) - i32(g.pad_h);
-    let iw = i32(ow * g.stride_w + kw * g.dilation_w) - i32(g.pad_w);
+    let pos = unflatten(m, g.out_h, g.out_w);
+    let tap = unflatten(kk, g.kernel_h, g.kernel_w);
+    let ih = i32(pos.y * g.stride_h + tap.y * g.dilation_h) - i32(g.pad_h);
+    let iw = i32(pos.z * g.stride_w + tap.z * g.dilation_w) - i32(g.pad_w);
     if ih < 0 || iw < 0 || u32(ih) >= g.in_h || u32(iw) >= g.in_w {
         return -1;
     }
-    return i32(((n * g.in_channels + ci) * g.in_h + u32(ih)) * g.in_w + u32(iw));
+    return i32(((pos.x * g.in_channels + tap.x) * g.in_h + u32(ih)) * g.in_w + u32(iw));
 }
 
 // One coordinate of the input gradient's gather: the output row (or column) that input row
@@ -60,20 +60,14 @@ fn conv_a(row: u32, kk: u32) -> f32 {
         }
         case 2u: {
             // row = (n, ih, iw), kk = (co, kh, kw).
-            let plane = g.in_h * g.in_w;
-            let n = row / plane;
-            let ih = (row % plane) / g.in_w;
-            let iw = row % g.in_w;
-            let taps = g.kernel_h * g.kernel_w;
-            let co = kk / taps;
-            let kh = (kk % taps) / g.kernel_w;
-            let kw = kk % g.kernel_w;
-            let oh = conv_source(ih, kh, g.pad_h, g.dilation_h, g.stride_h, g.out_h);
-            let ow = conv_source(iw, kw, g.pad_w, g.dilation_w, g.stride_w, g.out_w);
+            let pos = unflatten(row, g.in_h, g.in_w);
+            let tap = unflatten(kk, g.kernel_h, g.kernel_w);
+            let oh = conv_source(pos.y, tap.y, g.pad_h, g.dilation_h, g.stride_h, g.out_h);
+            let ow = conv_source(pos.z, tap.z, g.pad_w, g.dilation_w, g.stride_w, g.out_w);
             if oh < 0 || ow < 0 {
                 return 0.0;
             }
-            return a[((n * g.out_channels + co) * g.out_h + u32(oh)) * g.out_w + u32(ow)];
+            return a[((pos.x * g.out_channels + tap.x) * g.out_h + u32(oh)) * g.out_w + u32(ow)];
         }
         default: {
             // 3 and 4: row = co, kk = (n, oh, ow).
