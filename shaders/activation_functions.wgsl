@@ -36,14 +36,6 @@ struct ActRuntime {
 @group(0) @binding(20) var<storage, read> act_slopes: array<f32>;
 @group(0) @binding(21) var<uniform> act_rt: ActRuntime;
 
-// PCG hash (O'Neill), used as a counter-based RNG: the same (seed, step, index) always gives
-// the same number, on the GPU and in the CPU oracle, with no state to store.
-fn pcg_hash(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
-
 // Uniform in [0, 1) with 24 random bits, for element `index`.
 fn uniform01(index: u32) -> f32 {
     let h = pcg_hash(index ^ pcg_hash(act_rt.seed ^ pcg_hash(act_rt.step)));

@@ -56,7 +56,8 @@ pub use device::{
 };
 pub use error::{Error, Result};
 pub use kernels::{
-    activation, conv, elementwise, gather, head, loss, matmul, metrics, optim, reduce,
+    activation, conv, dropout, elementwise, gather, head, loss, matmul, metrics, optim, pool,
+    reduce,
 };
 pub use tensor::{DType, Shape, Tensor};
 

@@ -56,6 +56,8 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("DType", "dtype"),
     ("activation", "kernels"),
     ("conv", "kernels"),
+    ("dropout", "kernels"),
+    ("pool", "kernels"),
     ("elementwise", "kernels"),
     ("gather", "kernels"),
     ("head", "kernels"),

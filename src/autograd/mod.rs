@@ -44,6 +44,7 @@ mod loss;
 mod ops;
 mod optim;
 mod recording;
+mod spatial;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -12,7 +12,10 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// Runs one forward op's kernels in a submit of their own (no host sync).
-fn forward(var: &Var, record: impl FnOnce(&mut Recording) -> Result<Tensor>) -> Result<Tensor> {
+pub(super) fn forward(
+    var: &Var,
+    record: impl FnOnce(&mut Recording) -> Result<Tensor>,
+) -> Result<Tensor> {
     let mut recording = Recording::new(var.device());
     let value = record(&mut recording)?;
     recording.submit()?;

@@ -8,13 +8,14 @@
 use crate::Result;
 use crate::capture;
 use crate::device::Device;
-use crate::graph::{ConvOp, MatmulOp, Op};
+use crate::graph::{ConvOp, DropoutOp, MatmulOp, Op, PoolOp};
 use crate::kernels::activation::{Activation, ActivationState};
 use crate::kernels::conv::{Conv2dGeometry, ConvProduct};
 use crate::kernels::elementwise::ElementwiseOp;
 use crate::kernels::matmul::{MatmulDims, MatmulForm, MatmulOptions};
+use crate::kernels::pool::{Pool2dGeometry, PoolPass};
 use crate::kernels::reduce::Axis;
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::{DType, Shape, Tensor};
 
 /// The ops recorded so far, in order.
 pub(crate) struct Recording {
@@ -120,6 +121,55 @@ impl Recording {
             b: b.share(),
             bias: bias.map(Tensor::share),
             out: out.share(),
+        })));
+        Ok(out)
+    }
+
+    /// A pooling pass of `geometry` on `input` (the input, or the output's gradient) into a
+    /// new tensor; max pooling's forward pass also returns the new indices of its maxima, its
+    /// backward pass reads them from `argmax`.
+    pub fn pool(
+        &mut self,
+        pass: PoolPass,
+        geometry: &Pool2dGeometry,
+        input: &Tensor,
+        argmax: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let shape = if pass.is_backward() {
+            geometry.input_shape()
+        } else {
+            geometry.output_shape()
+        };
+        let out = Tensor::uninit(&self.device, shape)?;
+        let argmax = match pass {
+            PoolPass::MaxForward => Some(Tensor::uninit_of(
+                &self.device,
+                geometry.output_shape(),
+                DType::U32,
+            )?),
+            _ => argmax.map(Tensor::share),
+        };
+        self.op(Op::Pool(Box::new(PoolOp {
+            pass,
+            geometry: *geometry,
+            input: input.share(),
+            argmax: argmax.as_ref().map(Tensor::share),
+            out: out.share(),
+        })));
+        let saved = (pass == PoolPass::MaxForward).then_some(argmax).flatten();
+        Ok((out, saved))
+    }
+
+    /// Dropout's mask (probability `p`, layer `salt`, the plan's per-step key) on `x` into a
+    /// new tensor; `backward` marks it as applied to a gradient in listings.
+    pub fn dropout(&mut self, x: &Tensor, p: f32, salt: u32, backward: bool) -> Result<Tensor> {
+        let out = Tensor::uninit(&self.device, x.shape().clone())?;
+        self.op(Op::Dropout(Box::new(DropoutOp {
+            x: x.share(),
+            out: out.share(),
+            p,
+            salt,
+            backward,
         })));
         Ok(out)
     }

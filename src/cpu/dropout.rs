@@ -1,8 +1,8 @@
 //! Dropout as PyTorch's `nn.Dropout(p)` in training: each element kept with probability
-//! `1 − p` and scaled by `1 / (1 − p)`, dropped otherwise; the identity in evaluation. Which
-//! elements are kept is a counter-based hash of the element's index and the step's key (seed,
-//! step, and a salt telling the model's dropout layers apart), as RReLU's slopes are, so a
-//! resumed run drops the same elements.
+//! `1 − p` and scaled by `1 / (1 − p)`, multiplied by 0 otherwise (a NaN stays NaN); the
+//! identity in evaluation. Which elements are kept is a counter-based hash of the element's
+//! index and the step's key (seed, step, and a salt telling the model's dropout layers apart),
+//! as RReLU's slopes are, so a resumed run drops the same elements.
 
 use super::pcg_hash;
 
@@ -30,16 +30,10 @@ pub fn dropout(x: &[f32], p: f32, key: Option<DropoutKey>) -> Vec<f32> {
     let Some(key) = key else {
         return x.to_vec();
     };
-    let scale = 1.0 / (1.0 - f64::from(p));
+    let scale = crate::kernels::dropout::scale(p);
     x.iter()
         .enumerate()
-        .map(|(i, &v)| {
-            if dropout_keeps(p, key, i) {
-                (f64::from(v) * scale) as f32
-            } else {
-                0.0
-            }
-        })
+        .map(|(i, &v)| v * if dropout_keeps(p, key, i) { scale } else { 0.0 })
         .collect()
 }
 

@@ -1,53 +1,24 @@
 //! 2-D pooling in NCHW, as PyTorch's `nn.MaxPool2d` and `nn.AvgPool2d` (floor mode; average
 //! pooling counts the padding, PyTorch's default `count_include_pad=True`): forward and
-//! backward, plain loops.
+//! backward, plain loops. The window is the kernels' own ([`Pool2d`]).
 
-/// A pooling window: kernel, stride and padding, each `(rows, columns)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2d {
-    /// The window's height and width.
-    pub kernel: (usize, usize),
-    /// Steps between windows.
-    pub stride: (usize, usize),
-    /// Padding on each side (never chosen by max pooling).
-    pub padding: (usize, usize),
-}
+pub use crate::kernels::pool::Pool2d;
 
-impl Pool2d {
-    /// The output's height and width for an input of `height × width`: `(in + 2·padding −
-    /// kernel) / stride + 1`; `None` when the window does not fit, a stride is 0, or the
-    /// padding is more than half the kernel (PyTorch refuses it: a window could then see
-    /// padding only).
-    pub fn output_size(&self, height: usize, width: usize) -> Option<(usize, usize)> {
-        let side = |input: usize, kernel: usize, stride: usize, padding: usize| {
-            let padded = input + 2 * padding;
-            (kernel > 0 && stride > 0 && 2 * padding <= kernel && padded >= kernel)
-                .then(|| (padded - kernel) / stride + 1)
-        };
-        Some((
-            side(height, self.kernel.0, self.stride.0, self.padding.0)?,
-            side(width, self.kernel.1, self.stride.1, self.padding.1)?,
-        ))
-    }
-
-    /// The input positions `(row, column)` window `(oh, ow)` covers, padding left out, in
-    /// row-major order.
-    fn window(
-        &self,
-        oh: usize,
-        ow: usize,
-        height: usize,
-        width: usize,
-    ) -> impl Iterator<Item = (usize, usize)> {
-        let (r0, c0) = (oh * self.stride.0, ow * self.stride.1);
-        let (kh, kw, ph, pw) = (self.kernel.0, self.kernel.1, self.padding.0, self.padding.1);
-        (r0..r0 + kh)
-            .flat_map(move |r| (c0..c0 + kw).map(move |c| (r, c)))
-            .filter_map(move |(r, c)| {
-                let (r, c) = (r.checked_sub(ph)?, c.checked_sub(pw)?);
-                (r < height && c < width).then_some((r, c))
-            })
-    }
+/// The input positions `(row, column)` window `(oh, ow)` of `pool` covers, padding left out,
+/// in row-major order.
+fn window(
+    pool: &Pool2d,
+    (oh, ow): (usize, usize),
+    (height, width): (usize, usize),
+) -> impl Iterator<Item = (usize, usize)> {
+    let (r0, c0) = (oh * pool.stride.0, ow * pool.stride.1);
+    let (kh, kw, ph, pw) = (pool.kernel.0, pool.kernel.1, pool.padding.0, pool.padding.1);
+    (r0..r0 + kh)
+        .flat_map(move |r| (c0..c0 + kw).map(move |c| (r, c)))
+        .filter_map(move |(r, c)| {
+            let (r, c) = (r.checked_sub(ph)?, c.checked_sub(pw)?);
+            (r < height && c < width).then_some((r, c))
+        })
 }
 
 /// Max pooling over `planes` planes (batch × channels) of `height × width`: the output and,
@@ -67,7 +38,7 @@ pub fn max_pool2d(
         for oh in 0..oh_n {
             for ow in 0..ow_n {
                 let mut best: Option<usize> = None;
-                for (r, c) in pool.window(oh, ow, height, width) {
+                for (r, c) in window(pool, (oh, ow), (height, width)) {
                     let i = base + r * width + c;
                     best = match best {
                         Some(b) if x[b].is_nan() || !(x[i] > x[b] || x[i].is_nan()) => Some(b),
@@ -105,7 +76,7 @@ fn for_each_window(
         for oh in 0..oh_n {
             for ow in 0..ow_n {
                 let y = (p * oh_n + oh) * ow_n + ow;
-                for (r, c) in pool.window(oh, ow, height, width) {
+                for (r, c) in window(pool, (oh, ow), (height, width)) {
                     visit(y, (p * height + r) * width + c);
                 }
             }

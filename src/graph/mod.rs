@@ -5,7 +5,11 @@
 //! on the kernels alone.
 
 mod conv;
+mod dropout;
 mod op;
+mod pool;
 
 pub(crate) use conv::ConvOp;
+pub(crate) use dropout::DropoutOp;
 pub(crate) use op::{Access, MatmulOp, Op, id};
+pub(crate) use pool::PoolOp;

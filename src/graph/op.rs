@@ -119,6 +119,10 @@ pub(crate) enum Op {
     Matmul(Box<MatmulOp>),
     /// One of a convolution's four products.
     Conv(Box<super::ConvOp>),
+    /// A pooling pass, forward or backward.
+    Pool(Box<super::PoolOp>),
+    /// Dropout's mask on a value or a gradient.
+    Dropout(Box<super::DropoutOp>),
     /// `out (+)= scale · Σ x` over `axis`, or over everything with `None`.
     Sum {
         x: Tensor,
@@ -225,6 +229,8 @@ impl Op {
                 }
                 list.push((&mut c.out, Write));
             }
+            Op::Pool(pool) => list = pool.tensors(),
+            Op::Dropout(dropout) => list = dropout.tensors(),
             Op::Clear { dst } => list.push((dst, Write)),
             Op::Matmul(m) => {
                 let m = &mut **m;
@@ -378,6 +384,8 @@ impl Op {
             Op::Elementwise { op, .. } => format!("elementwise {op:?}"),
             Op::Copy { .. } => "copy".into(),
             Op::Conv(c) => c.label(),
+            Op::Pool(pool) => pool.label(),
+            Op::Dropout(dropout) => dropout.label(),
             Op::Clear { .. } => "clear".into(),
             Op::Matmul(m) => {
                 let mut parts = Vec::new();
@@ -469,6 +477,8 @@ impl Op {
             Op::Clear { dst } => Box::new(ClearKernel { dst: dst.share() }),
             Op::Matmul(m) => lower_matmul(m)?,
             Op::Conv(c) => c.lower()?,
+            Op::Pool(pool) => pool.lower()?,
+            Op::Dropout(dropout) => dropout.lower()?,
             Op::Sum {
                 x,
                 out,

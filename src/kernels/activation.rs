@@ -16,6 +16,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     name: "activation",
     wgsl: concat!(
         include_str!("../../shaders/grid.wgsl"),
+        include_str!("../../shaders/hash.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/activation.wgsl")
     ),

@@ -6,6 +6,7 @@
 use std::mem::size_of;
 
 use super::activation::{self, ActRuntime, Activation, EwParams};
+use super::dropout::{self, DropoutParams};
 use super::elementwise::{self, ElementwiseParams};
 use super::gather::{self, GatherParams};
 use super::head::{self, HeadParams};
@@ -14,6 +15,7 @@ use super::matmul::vector::VectorParams;
 use super::matmul::{self, PackParams, Params};
 use super::metrics::{self, MetricsParams};
 use super::optim::{self, Hyper, OptimizerConfig, Size};
+use super::pool::{self, PoolParams};
 use super::reduce::{self, ReduceParams};
 use crate::device::ShaderSource;
 
@@ -95,6 +97,12 @@ pub fn contracts() -> Vec<Contract> {
             bindings: join(&[activation::bind::ALL, act_bind]),
             uniforms: vec![("EwParams", size_of::<EwParams>()), act_runtime],
             constants: activation_ids(),
+        },
+        Contract {
+            shader: dropout::SHADER,
+            bindings: join(&[dropout::bind::ALL]),
+            uniforms: vec![("DropoutParams", size_of::<DropoutParams>())],
+            constants: Vec::new(),
         },
         Contract {
             shader: gather::SHADER,
@@ -207,6 +215,12 @@ pub fn contracts() -> Vec<Contract> {
             bindings: join(&[optim::bind::ALL, optim_bind]),
             uniforms: vec![("Size", size_of::<Size>()), hyper],
             constants: optimiser_ids(),
+        },
+        Contract {
+            shader: pool::SHADER,
+            bindings: join(&[pool::bind::ALL]),
+            uniforms: vec![("PoolParams", size_of::<PoolParams>())],
+            constants: Vec::new(),
         },
         Contract {
             shader: reduce::SHADER,

@@ -21,6 +21,7 @@ pub const SHADER: ShaderSource = ShaderSource {
     wgsl: concat!(
         include_str!("../../shaders/grid.wgsl"),
         include_str!("../../shaders/texels.wgsl"),
+        include_str!("../../shaders/hash.wgsl"),
         include_str!("../../shaders/activation_functions.wgsl"),
         include_str!("../../shaders/optim_functions.wgsl"),
         include_str!("../../shaders/head.wgsl")

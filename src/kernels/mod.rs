@@ -7,6 +7,7 @@
 pub mod activation;
 mod contract;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod gather;
 pub mod head;
@@ -14,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod metrics;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub(crate) mod step;
 pub(crate) mod texels;
@@ -314,6 +316,7 @@ recordable!(
     loss::OneHot,
     metrics::Metric,
     head::Head,
+    pool::PoolKernel,
     Dispatch,
 );
 
@@ -322,6 +325,7 @@ recordable!(
     matmul::vector::VectorMatmul,
     matmul::broadcast::BroadcastMatmul,
     activation::ActivationKernel,
+    dropout::DropoutKernel,
 );
 
 impl Record for gather::BatchGather {

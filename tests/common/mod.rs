@@ -3,6 +3,8 @@
 //! to.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod gradcheck;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;

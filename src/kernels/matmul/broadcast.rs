@@ -32,6 +32,7 @@ pub const SHADER: ShaderSource = ShaderSource {
         include_str!("../../../shaders/texels.wgsl"),
         include_str!("../../../shaders/vector_params.wgsl"),
         include_str!("../../../shaders/pixels.wgsl"),
+        include_str!("../../../shaders/hash.wgsl"),
         include_str!("../../../shaders/activation_functions.wgsl"),
         include_str!("../../../shaders/optim_functions.wgsl"),
         include_str!("../../../shaders/bias_grad.wgsl"),

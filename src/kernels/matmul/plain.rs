@@ -18,6 +18,7 @@ use crate::{Error, Result};
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
     wgsl: concat!(
+        include_str!("../../../shaders/hash.wgsl"),
         include_str!("../../../shaders/activation_functions.wgsl"),
         include_str!("../../../shaders/matmul.wgsl"),
         include_str!("../../../shaders/matmul_conv.wgsl")
