@@ -19,7 +19,7 @@ use wgsl_nn::activation::Activation;
 use wgsl_nn::data::digit;
 use wgsl_nn::data::gpu::Normalization;
 use wgsl_nn::data::mnist::{PIXELS, SIDE};
-use wgsl_nn::nn::{CheckpointFile, Mlp, MlpConfig, StateDictShape};
+use wgsl_nn::nn::{CheckpointFile, Mlp, MlpConfig, Model, StateDictShape};
 
 /// Classifies PNG or JPEG images of handwritten digits with a trained model on the GPU.
 #[derive(Debug, Parser)]

@@ -13,7 +13,7 @@ use wgsl_nn::cpu;
 use wgsl_nn::data::gpu::Normalization;
 use wgsl_nn::loss::Reduction;
 use wgsl_nn::matmul::{MatmulDims, MatmulForm, MatmulKernel, MatmulOptions, matmul};
-use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Model, Trainer, TrainerConfig};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, DeviceOptions, Error, Profile, Tensor};
 

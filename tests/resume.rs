@@ -11,7 +11,7 @@ use common::{dataset, gpu};
 use sha2::{Digest, Sha256};
 use wgsl_nn::activation::Activation;
 use wgsl_nn::nn::{
-    CheckpointFile, EpochStats, Evaluator, Mlp, MlpConfig, Schedule, Trainer, TrainerConfig,
+    CheckpointFile, EpochStats, Evaluator, Mlp, MlpConfig, Model, Schedule, Trainer, TrainerConfig,
     load_checkpoint, save_checkpoint,
 };
 use wgsl_nn::optim::OptimizerConfig;

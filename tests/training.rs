@@ -8,7 +8,7 @@ use wgsl_nn::activation::Activation;
 use wgsl_nn::cpu::{self, CpuLinear};
 use wgsl_nn::data::gpu::Normalization;
 use wgsl_nn::data::mnist::PIXELS;
-use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig, epoch_order};
+use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Model, Trainer, TrainerConfig, epoch_order};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Error};
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use wgsl_nn::data::mnist::{CLASSES, PIXELS};
-use wgsl_nn::nn::{CheckpointFile, Mlp, StateDictShape, TorchNaming};
+use wgsl_nn::nn::{CheckpointFile, Mlp, Model, StateDictShape, TorchNaming};
 
 use crate::flags::{Args, Failure, bad_flag};
 

@@ -30,7 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS};
 use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
-use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Schedule, TorchNaming, Trainer};
+use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Model, Schedule, TorchNaming, Trainer};
 use wgsl_nn::{Device, DeviceOptions, Error, list_adapters};
 
 use flags::{Args, Checked, Failure, bad_flag, check_flags};

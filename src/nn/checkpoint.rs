@@ -6,7 +6,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use super::Mlp;
+use super::Model;
 use crate::files::write_atomically;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -243,88 +243,92 @@ fn sort_header(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
     Ok(out)
 }
 
-impl Mlp {
-    /// The model's parameters as a checkpoint (one host sync per parameter).
-    pub fn to_checkpoint(&self) -> Result<CheckpointFile> {
-        let mut file = CheckpointFile::default();
-        for (name, tensor) in self.parameters() {
-            file.tensors.insert(name, StoredTensor::read(tensor)?);
-        }
-        file.metadata.insert("layout".into(), LAYOUT.into());
-        Ok(file)
+/// `parameters` (name, value) as a checkpoint, weights stored as the engine holds them (one
+/// host sync per parameter).
+pub(crate) fn checkpoint_of(parameters: Vec<(String, &Tensor)>) -> Result<CheckpointFile> {
+    let mut file = CheckpointFile::default();
+    for (name, tensor) in parameters {
+        file.tensors.insert(name, StoredTensor::read(tensor)?);
     }
+    file.metadata.insert("layout".into(), LAYOUT.into());
+    Ok(file)
+}
 
-    /// Loads the parameters of `file` (read from `path`, named in errors). The file must hold
-    /// exactly this model's parameters with their shapes; everything is checked before
-    /// anything is written, so a bad file leaves the model as it was.
-    pub fn load_parameters(&self, file: &CheckpointFile, path: &Path) -> Result<()> {
-        if let Some(layout) = file.metadata.get("layout")
-            && layout != LAYOUT
-        {
-            return Err(data_error(
-                path,
-                format!(
-                    "stores weights as {layout:?}, this engine as [in, out]; transpose them first"
-                ),
-            ));
-        }
-        let wanted: Vec<String> = {
-            let mut names: Vec<String> = self.parameters().into_iter().map(|(n, _)| n).collect();
-            names.sort();
-            names
-        };
-        let found: Vec<String> = file
-            .tensors
-            .keys()
-            .filter(|name| !name.starts_with(STATE_PREFIX))
-            .cloned()
-            .collect();
-        if found != wanted {
-            return Err(Error::shape(
-                &format!("checkpoint {}", path.display()),
-                format!("parameters {wanted:?}"),
-                format!("{found:?}; was it saved from a model with other layers?"),
-            ));
-        }
-        let mut pairs = Vec::new();
-        for (name, tensor) in self.parameters() {
-            let stored = file.tensor(&name, path)?;
-            if stored.dtype != DType::F32 || stored.shape != tensor.shape().dims() {
-                return Err(Error::shape(
-                    &format!("checkpoint {} parameter {name}", path.display()),
-                    format!("F32 {}", tensor.shape()),
-                    format!("{:?} {:?}", stored.dtype, stored.shape),
-                ));
-            }
-            pairs.push((stored, tensor, name));
-        }
-        for (stored, tensor, name) in pairs {
-            stored.write_into(tensor, &name)?;
-        }
-        Ok(())
+/// Loads the tensors of `file` (read from `path`, named in errors) into `parameters`. The
+/// file must hold exactly these parameters with their shapes; everything is checked before
+/// anything is written, so a bad file leaves the model as it was.
+pub(crate) fn load_into(
+    parameters: Vec<(String, &Tensor)>,
+    file: &CheckpointFile,
+    path: &Path,
+) -> Result<()> {
+    if let Some(layout) = file.metadata.get("layout")
+        && layout != LAYOUT
+    {
+        return Err(data_error(
+            path,
+            format!("stores weights as {layout:?}, this engine as [in, out]; transpose them first"),
+        ));
     }
+    let wanted: Vec<String> = {
+        let mut names: Vec<String> = parameters.iter().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names
+    };
+    let found: Vec<String> = file
+        .tensors
+        .keys()
+        .filter(|name| !name.starts_with(STATE_PREFIX))
+        .cloned()
+        .collect();
+    if found != wanted {
+        return Err(Error::shape(
+            &format!("checkpoint {}", path.display()),
+            format!("parameters {wanted:?}"),
+            format!("{found:?}; was it saved from a model with other layers?"),
+        ));
+    }
+    let mut pairs = Vec::new();
+    for (name, tensor) in parameters {
+        let stored = file.tensor(&name, path)?;
+        if stored.dtype != DType::F32 || stored.shape != tensor.shape().dims() {
+            return Err(Error::shape(
+                &format!("checkpoint {} parameter {name}", path.display()),
+                format!("F32 {}", tensor.shape()),
+                format!("{:?} {:?}", stored.dtype, stored.shape),
+            ));
+        }
+        pairs.push((stored, tensor, name));
+    }
+    for (stored, tensor, name) in pairs {
+        stored.write_into(tensor, &name)?;
+    }
+    Ok(())
 }
 
 /// The prefix of the tensors a training state adds to a model's (optimiser state, counters).
 pub(crate) const STATE_PREFIX: &str = "trainer.";
 
-/// Saves every parameter of `model` (names as in [`Mlp::parameters`], weights stored
+/// Saves every parameter of `model` (names as in [`Model::parameters`], weights stored
 /// `[in, out]`) and `metadata`: one host sync per parameter. The same weights and metadata
 /// give the same bytes.
 pub fn save_checkpoint(
-    model: &Mlp,
+    model: &(impl Model + ?Sized),
     path: &Path,
     metadata: impl IntoIterator<Item = (String, String)>,
 ) -> Result<()> {
-    let mut file = model.to_checkpoint()?;
+    let mut file = checkpoint_of(model.parameters())?;
     file.metadata.extend(metadata);
     file.write(path)
 }
 
 /// Loads a checkpoint's parameters into `model`, which must have exactly its parameters and
 /// shapes; returns the checkpoint's metadata.
-pub fn load_checkpoint(model: &Mlp, path: &Path) -> Result<BTreeMap<String, String>> {
+pub fn load_checkpoint(
+    model: &(impl Model + ?Sized),
+    path: &Path,
+) -> Result<BTreeMap<String, String>> {
     let file = CheckpointFile::read(path)?;
-    model.load_parameters(&file, path)?;
+    load_into(model.parameters(), &file, path)?;
     Ok(file.metadata)
 }

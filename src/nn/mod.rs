@@ -1,18 +1,25 @@
-//! Layers and models: a multilayer perceptron of `Linear` layers and activations, written once
-//! as an autograd graph ([`Mlp::forward`]) and trained on the device by [`Trainer`], which
-//! captures the whole step (forward, loss, backward, optimiser) into a fused plan.
+//! Layers and models: a multilayer perceptron of `Linear` layers and activations ([`Mlp`]), and
+//! a [`Sequential`] model of convolutional, pooling, dropout and linear layers, each written
+//! once as an autograd graph ([`Model::forward`]) and trained on the device by [`Trainer`],
+//! which captures the whole step (forward, loss, backward, optimiser) into a fused plan.
 
 #[cfg(feature = "checkpoints")]
 mod checkpoint;
+mod conv;
+mod model;
 mod predict;
 mod schedule;
+mod sequential;
 #[cfg(feature = "checkpoints")]
 mod torch;
 mod train;
 
 #[cfg(feature = "checkpoints")]
 pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
+pub use conv::Conv2d;
+pub use model::Model;
 pub use schedule::Schedule;
+pub use sequential::{Layer, LayerSpec, Sequential, SequentialConfig};
 #[cfg(feature = "checkpoints")]
 pub use torch::{StateDictShape, TorchNaming, load_state_dict, save_state_dict};
 #[cfg(feature = "checkpoints")]
@@ -205,16 +212,8 @@ impl Mlp {
         Ok(h)
     }
 
-    /// Every parameter with a PyTorch-style name (`layers.0.weight`, …, then
-    /// `activations.0.weight` for PReLU slopes), input layer first: the values' tensors.
-    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        self.parameter_vars()
-            .into_iter()
-            .map(|(name, var)| (name, var.value()))
-            .collect()
-    }
-
-    /// The parameters as graph leaves, in the order of [`Mlp::parameters`].
+    /// The parameters as graph leaves with PyTorch-style names (`layers.0.weight`, …, then
+    /// `activations.0.weight` for PReLU slopes), input layer first.
     pub fn parameter_vars(&self) -> Vec<(String, &Var)> {
         let linear = self.layers.iter().enumerate().flat_map(|(i, l)| {
             [
@@ -228,10 +227,5 @@ impl Mlp {
             .enumerate()
             .map(|(i, p)| (format!("activations.{i}.weight"), &p.slope));
         linear.chain(slopes).collect()
-    }
-
-    /// Total number of scalar parameters.
-    pub fn parameter_count(&self) -> usize {
-        self.parameters().iter().map(|(_, t)| t.numel()).sum()
     }
 }

@@ -7,7 +7,7 @@ use crate::autograd::{BatchCursor, count_correct};
 use crate::capture::{Fusion, Plan, capture};
 use crate::data::gpu::{GpuDataset, Normalization};
 use crate::device::Device;
-use crate::nn::Mlp;
+use crate::nn::Model;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
@@ -18,7 +18,7 @@ struct CapturedForward {
     logits: Tensor,
 }
 
-/// Evaluates an [`Mlp`] on a [`GpuDataset`]: captured forward passes and a correct count, one
+/// Evaluates a [`Model`] on a [`GpuDataset`]: captured forward passes and a correct count, one
 /// host sync per evaluation. Built once; it sees the model's current weights each time.
 pub struct Evaluator {
     device: Device,
@@ -42,12 +42,12 @@ impl Evaluator {
     /// batch's widest activation would pass the device's binding limit (the result is the
     /// same; only the number of replays changes).
     pub fn new(
-        model: &Mlp,
+        model: &impl Model,
         data: GpuDataset,
         batch_size: usize,
         normalization: Normalization,
     ) -> Result<Self> {
-        let device = model.layers[0].weight.device().clone();
+        let device = model.device()?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument(
                 "the batch size must be at least 1".into(),
@@ -58,7 +58,7 @@ impl Evaluator {
                 "the evaluation set is empty: there is nothing to evaluate".into(),
             ));
         }
-        let widest = model.config().widths.iter().copied().max().unwrap_or(1) as u64;
+        let widest = model.widest().max(1) as u64;
         let binding = device
             .limits()
             .max_storage_buffer_binding_size

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-use super::Mlp;
+use super::{Mlp, Model};
 use crate::autograd::{
     BatchCursor, Loss, Var, VarOptimizer, count_correct, cross_entropy, one_hot,
 };
@@ -66,11 +66,12 @@ struct CapturedStep {
     batch: BatchCursor,
 }
 
-/// Trains an [`Mlp`] on a [`GpuDataset`] with the captured, fused step.
-pub struct Trainer {
+/// Trains a [`Model`] (an [`Mlp`] unless said otherwise) on a [`GpuDataset`] with the
+/// captured, fused step.
+pub struct Trainer<M: Model = Mlp> {
     device: Device,
     config: TrainerConfig,
-    model: Mlp,
+    model: M,
     optimizer: VarOptimizer,
     data: GpuDataset,
     /// Keyed by (rows, zero the gradients first, step the optimiser last).
@@ -92,7 +93,7 @@ pub struct Trainer {
     step_profile: Option<Vec<DispatchTime>>,
 }
 
-impl std::fmt::Debug for Trainer {
+impl<M: Model> std::fmt::Debug for Trainer<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("config", &self.config)
@@ -102,14 +103,11 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-impl Trainer {
+impl<M: Model> Trainer<M> {
     /// Binds a model, its optimiser and a training set.
-    pub fn new(model: Mlp, data: GpuDataset, config: TrainerConfig) -> Result<Self> {
-        let device = model.layers[0].weight.device().clone();
-        let (first, last) = (
-            model.layers[0].inputs(),
-            model.layers.last().expect("layers").outputs(),
-        );
+    pub fn new(model: M, data: GpuDataset, config: TrainerConfig) -> Result<Self> {
+        let device = model.device()?;
+        let (first, last) = (model.inputs(), model.outputs());
         if first != data.features() || last != data.classes() {
             return Err(Error::shape(
                 "Trainer",
@@ -193,7 +191,7 @@ impl Trainer {
     }
 
     /// The model.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&self) -> &M {
         &self.model
     }
 

@@ -12,13 +12,11 @@ use crate::{Error, Result};
 
 /// Saving and restoring a training state (the `checkpoints` feature).
 #[cfg(feature = "checkpoints")]
-impl Trainer {
+impl<M: crate::nn::Model> Trainer<M> {
     /// What identifies a run: a saved state restores only into a trainer with the same.
     fn identity(&self) -> Vec<(&'static str, String)> {
-        let mlp = self.model.config();
-        vec![
-            ("widths", format!("{:?}", mlp.widths)),
-            ("activation", mlp.activation.name().to_string()),
+        let mut identity = self.model.identity();
+        identity.extend([
             ("loss", format!("{:?}", self.config.loss)),
             ("optimizer", format!("{:?}", self.config.optimizer)),
             ("batch_size", self.config.batch_size.to_string()),
@@ -27,7 +25,8 @@ impl Trainer {
             ("normalization", format!("{:?}", self.config.normalization)),
             ("schedule", format!("{:?}", self.config.schedule)),
             ("examples", self.data.len().to_string()),
-        ]
+        ]);
+        identity
     }
 
     /// The trainer's own tensors in a saved state, by name: the optimiser's per-parameter
