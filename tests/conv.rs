@@ -115,7 +115,7 @@ fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
 }
 
 #[test]
-fn every_product_matches_the_oracle_on_both_families_with_the_same_bits() {
+fn every_product_matches_the_oracle_on_every_family_with_the_same_bits() {
     for (i, case) in CASES.iter().enumerate() {
         let blocked = run(case, MatmulKernel::Blocked, 100 + i as u64);
         let tiled = run(case, MatmulKernel::Tiled, 100 + i as u64);
@@ -123,11 +123,16 @@ fn every_product_matches_the_oracle_on_both_families_with_the_same_bits() {
             blocked == tiled,
             "{case:?}: Blocked and Tiled differ in bits"
         );
+        let broadcast = run(case, MatmulKernel::Broadcast, 100 + i as u64);
+        assert!(
+            blocked == broadcast,
+            "{case:?}: Blocked and Broadcast differ in bits"
+        );
     }
 }
 
 #[test]
-fn a_weight_gradient_summing_past_the_loop_limit_matches_the_oracle() {
+fn weight_and_bias_gradients_summing_past_the_loop_limit_match_the_oracle() {
     // 1 × 300 × 250 positions: 75,000 terms per weight, past lavapipe's 65,535 loop
     // iterations, so the sum runs in passes; with non-negative values a pass left out would
     // drop a fifth of every sum, far outside the bound.
@@ -138,7 +143,11 @@ fn a_weight_gradient_summing_past_the_loop_limit_matches_the_oracle() {
     let dy_host = abs(&random_vec(&mut r, 150_000));
     let x = Tensor::from_slice(device, &x_host, input).unwrap();
     let dy = Tensor::from_slice(device, &dy_host, [1, 2, 300, 250]).unwrap();
-    for kernel in [MatmulKernel::Blocked, MatmulKernel::Tiled] {
+    for kernel in [
+        MatmulKernel::Blocked,
+        MatmulKernel::Tiled,
+        MatmulKernel::Broadcast,
+    ] {
         let opts = Conv2dOptions {
             kernel: Some(kernel),
             ..Default::default()
@@ -152,6 +161,12 @@ fn a_weight_gradient_summing_past_the_loop_limit_matches_the_oracle() {
         check_within(&dw, &reference, &bounds(&reference, &reference, 75_000))
             .unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
     }
+    // The bias gradient sums as many terms, on the family the profile picks.
+    let db = conv2d_bias_grad(&dy).unwrap().to_vec().unwrap();
+    let g = Conv2dGeometry::new(&input, &weight, Conv2dOptions::default()).unwrap();
+    let reference = oracle::conv2d_bias_grad(&dy_host, &g);
+    check_within(&db, &reference, &bounds(&reference, &reference, 75_000))
+        .unwrap_or_else(|e| panic!("bias gradient: {e}"));
 }
 
 #[test]

@@ -30,10 +30,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, Mnist, PIXELS};
 use wgsl_nn::files::{DirLock, check_writable, remove_stale_temporaries};
-use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Model, Schedule, TorchNaming, Trainer};
+use wgsl_nn::nn::{CheckpointFile, Evaluator, Mlp, Schedule, Sequential, Trainer};
 use wgsl_nn::{Device, DeviceOptions, Error, list_adapters};
 
-use flags::{Args, Checked, Failure, bad_flag, check_flags};
+use flags::{Args, Checked, Failure, Network, bad_flag, check_flags};
+use outputs::Exports;
 use resume::{
     HISTORY_KEY, History, check_unfinished, resume_command, resume_path, save_checkpoint,
 };
@@ -127,11 +128,10 @@ fn predictions(logits: &[f32], rows: usize) -> Vec<usize> {
 fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let Checked {
-        model: model_config,
-        trainer: mut config,
+        model: network,
+        trainer: config,
         init,
     } = check_flags(&mut args, &given)?;
-    let (schedule, activation) = (config.schedule, model_config.activation);
     let Some(device) = open_device(&args)? else {
         return Ok(Ended::Finished);
     };
@@ -159,60 +159,103 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
     interrupt::install()?;
 
     let mnist = load_data(&args)?;
-    let widths = model_config.widths.clone();
-    let model = Mlp::new(&device, model_config).map_err(|e| -> Failure {
-        match e {
-            Error::TooLarge { .. } => bad_flag(format!(
-                "--hidden {:?}: the model does not fit: {e}",
-                args.hidden
-            )),
-            other => other.into(),
+    let too_large = |flag: String| {
+        move |e: Error| -> Failure {
+            match e {
+                Error::TooLarge { .. } => bad_flag(format!("{flag}: the model does not fit: {e}")),
+                other => other.into(),
+            }
         }
-    })?;
-    println!(
-        "model: {widths:?}, {}, {} parameters",
-        activation.name(),
-        model.parameter_count()
-    );
-    if let Some(init) = &init {
-        println!("{}", init::load(init, &model)?);
-    }
-    let batch_size = args.batch_size.min(mnist.train_len());
-    if batch_size < args.batch_size {
-        eprintln!(
-            "warning: --batch-size {} is larger than the {} training images; each step uses all {batch_size}",
-            args.batch_size,
-            mnist.train_len()
-        );
-    }
-    config.batch_size = batch_size;
-    let normalization = config.normalization;
-    let dataset =
-        |images: &[u8], labels: &[u8]| GpuDataset::new(&device, images, labels, PIXELS, CLASSES);
-    // The trainer captures its plans and the evaluators theirs now, so a size past the
-    // device's limits fails here, before the first step.
-    let mut trainer = Trainer::new(
-        model,
-        dataset(&mnist.train_images, &mnist.train_labels)?,
-        config,
-    )?;
-    let evaluator = |images: &[u8], labels: &[u8]| -> Result<Evaluator, Failure> {
-        let batch = 1000;
-        Ok(Evaluator::new(
-            trainer.model(),
-            dataset(images, labels)?,
-            batch,
-            normalization,
-        )?)
     };
-    let mut train_eval = evaluator(&mnist.train_images, &mnist.train_labels)?;
-    let mut test_eval = evaluator(&mnist.test_images, &mnist.test_labels)?;
+    let run = Run {
+        args: &args,
+        device: &device,
+        mnist: &mnist,
+        config,
+        resume,
+    };
+    match network {
+        Network::Mlp(config) => {
+            let model = Mlp::new(&device, config)
+                .map_err(too_large(format!("--hidden {:?}", args.hidden)))?;
+            if let Some(init) = &init {
+                println!("{}", init::load(init, &model)?);
+            }
+            run.train(model)
+        }
+        Network::Sequential(config) => {
+            let model = Sequential::new(&device, config)
+                .map_err(too_large(format!("--model {}", args.model)))?;
+            run.train(model)
+        }
+    }
+}
 
-    let checkpoint = args.out.join(outputs::CHECKPOINT);
-    let mut history = History::default();
-    if let Some(path) = &resume {
-        let file = CheckpointFile::read(path).map_err(|e| bad_flag(format!("--resume: {e}")))?;
-        trainer.restore_state(&file, path).map_err(|e| {
+/// What a run trains with, whatever the model.
+struct Run<'a> {
+    args: &'a Args,
+    device: &'a Device,
+    mnist: &'a Mnist,
+    config: wgsl_nn::nn::TrainerConfig,
+    resume: Option<std::path::PathBuf>,
+}
+
+impl Run<'_> {
+    /// Trains `model` for the run's epochs (resuming where asked), evaluates it, and writes
+    /// the outputs.
+    fn train<M: Exports>(self, model: M) -> Result<Ended, Failure> {
+        let Run {
+            args,
+            device,
+            mnist,
+            mut config,
+            resume,
+        } = self;
+        let device = device.clone();
+        let schedule = config.schedule;
+        println!(
+            "model: {}, {} parameters",
+            model.describe(),
+            model.parameter_count()
+        );
+        let batch_size = args.batch_size.min(mnist.train_len());
+        if batch_size < args.batch_size {
+            eprintln!(
+                "warning: --batch-size {} is larger than the {} training images; each step uses all {batch_size}",
+                args.batch_size,
+                mnist.train_len()
+            );
+        }
+        config.batch_size = batch_size;
+        let normalization = config.normalization;
+        let dataset = |images: &[u8], labels: &[u8]| {
+            GpuDataset::new(&device, images, labels, PIXELS, CLASSES)
+        };
+        // The trainer captures its plans and the evaluators theirs now, so a size past the
+        // device's limits fails here, before the first step.
+        let mut trainer = Trainer::new(
+            model,
+            dataset(&mnist.train_images, &mnist.train_labels)?,
+            config,
+        )?;
+        let evaluator = |images: &[u8], labels: &[u8]| -> Result<Evaluator, Failure> {
+            let batch = 1000;
+            Ok(Evaluator::new(
+                trainer.model(),
+                dataset(images, labels)?,
+                batch,
+                normalization,
+            )?)
+        };
+        let mut train_eval = evaluator(&mnist.train_images, &mnist.train_labels)?;
+        let mut test_eval = evaluator(&mnist.test_images, &mnist.test_labels)?;
+
+        let checkpoint = args.out.join(outputs::CHECKPOINT);
+        let mut history = History::default();
+        if let Some(path) = &resume {
+            let file =
+                CheckpointFile::read(path).map_err(|e| bad_flag(format!("--resume: {e}")))?;
+            trainer.restore_state(&file, path).map_err(|e| {
             let hint = if file.training_position().is_none() {
                 format!(
                     " (a run's final model; point --resume at the {} beside it, or at its --out \
@@ -224,223 +267,230 @@ fn run(mut args: Args, matches: &ArgMatches) -> Result<Ended, Failure> {
             };
             bad_flag(format!("--resume: {e}{hint}"))
         })?;
-        if let Some(saved) = file.metadata.get(HISTORY_KEY) {
-            history = serde_json::from_str(saved)?;
-        }
-        let saved_epochs = file.training_position().map_or(0, |p| p.epochs);
-        if saved_epochs != args.epochs && matches!(schedule, Schedule::Cosine | Schedule::OneCycle)
-        {
-            eprintln!(
-                "warning: the {} schedule spans --epochs, which was {saved_epochs} and is now {}: \
+            if let Some(saved) = file.metadata.get(HISTORY_KEY) {
+                history = serde_json::from_str(saved)?;
+            }
+            let saved_epochs = file.training_position().map_or(0, |p| p.epochs);
+            if saved_epochs != args.epochs
+                && matches!(schedule, Schedule::Cosine | Schedule::OneCycle)
+            {
+                eprintln!(
+                    "warning: the {} schedule spans --epochs, which was {saved_epochs} and is now {}: \
                  the learning rates from here on differ from the first run's plan",
-                args.schedule, args.epochs
+                    args.schedule, args.epochs
+                );
+            }
+            println!(
+                "resumed from {} at epoch {}, step {}{}",
+                path.display(),
+                trainer.epochs_done(),
+                trainer.steps_done_in_epoch(),
+                if trainer.epochs_done() >= args.epochs {
+                    " (training was done: evaluating and writing the outputs)"
+                } else {
+                    ""
+                }
             );
         }
-        println!(
-            "resumed from {} at epoch {}, step {}{}",
-            path.display(),
-            trainer.epochs_done(),
-            trainer.steps_done_in_epoch(),
-            if trainer.epochs_done() >= args.epochs {
-                " (training was done: evaluating and writing the outputs)"
-            } else {
-                ""
-            }
-        );
-    }
-    if interrupt::requested() {
-        println!("interrupted before training started; nothing was written");
-        return Ok(Ended::Interrupted);
-    }
-
-    if args.profile_step {
-        // Past the first steps, which capture the plan and build its pipelines.
-        let at = (trainer.steps_done_in_epoch() + 8).min(trainer.steps_per_epoch() - 1);
-        if let Err(error) = trainer.profile_step(at) {
-            println!("--profile-step: {error}");
+        if interrupt::requested() {
+            println!("interrupted before training started; nothing was written");
+            return Ok(Ended::Interrupted);
         }
-    }
-    let mut profile_printed = false;
-    let started = Instant::now();
-    while trainer.epochs_done() < args.epochs {
-        let epoch = trainer.epochs_done() + 1;
-        let bar = ProgressBar::new(trainer.steps_per_epoch() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg}, eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{}", args.epochs));
-        let first_step = trainer.steps_done_in_epoch();
-        let images = batch_size as f64;
-        let stats = trainer.train_epoch_until(interrupt::requested, |step, _, running_loss| {
-            bar.set_position(step as u64);
-            let rate = (step - first_step) as f64 * images / bar.elapsed().as_secs_f64().max(1e-9);
-            match running_loss {
-                Some(loss) => bar.set_message(format!("loss {loss:.4}, {rate:.0} images/s")),
-                None if step % 20 == 0 => {
-                    let loss = bar.message();
-                    let loss = loss
-                        .split(',')
-                        .next()
-                        .filter(|m| m.starts_with("loss"))
-                        .unwrap_or("loss …");
-                    bar.set_message(format!("{loss}, {rate:.0} images/s"));
-                }
-                None => {}
+
+        if args.profile_step {
+            // Past the first steps, which capture the plan and build its pipelines.
+            let at = (trainer.steps_done_in_epoch() + 8).min(trainer.steps_per_epoch() - 1);
+            if let Err(error) = trainer.profile_step(at) {
+                println!("--profile-step: {error}");
             }
-        });
-        bar.finish_and_clear();
-        let stats = match stats {
-            Ok(Some(stats)) => stats,
-            Ok(None) => {
-                save_checkpoint(&trainer, &checkpoint, &history)?;
+        }
+        let mut profile_printed = false;
+        let started = Instant::now();
+        while trainer.epochs_done() < args.epochs {
+            let epoch = trainer.epochs_done() + 1;
+            let bar = ProgressBar::new(trainer.steps_per_epoch() as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg}, eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{epoch}/{}", args.epochs));
+            let first_step = trainer.steps_done_in_epoch();
+            let images = batch_size as f64;
+            let stats = trainer.train_epoch_until(interrupt::requested, |step, _, running_loss| {
+                bar.set_position(step as u64);
+                let rate =
+                    (step - first_step) as f64 * images / bar.elapsed().as_secs_f64().max(1e-9);
+                match running_loss {
+                    Some(loss) => bar.set_message(format!("loss {loss:.4}, {rate:.0} images/s")),
+                    None if step % 20 == 0 => {
+                        let loss = bar.message();
+                        let loss = loss
+                            .split(',')
+                            .next()
+                            .filter(|m| m.starts_with("loss"))
+                            .unwrap_or("loss …");
+                        bar.set_message(format!("{loss}, {rate:.0} images/s"));
+                    }
+                    None => {}
+                }
+            });
+            bar.finish_and_clear();
+            let stats = match stats {
+                Ok(Some(stats)) => stats,
+                Ok(None) => {
+                    save_checkpoint(&trainer, &checkpoint, &history)?;
+                    println!(
+                        "stopped at epoch {epoch}, step {} of {}; saved {}\nresume with: {}",
+                        trainer.steps_done_in_epoch(),
+                        trainer.steps_per_epoch(),
+                        checkpoint.display(),
+                        resume_command(&checkpoint)
+                    );
+                    return Ok(Ended::Interrupted);
+                }
+                Err(error @ Error::Diverged { suggested_lr, .. }) => {
+                    return Err(bad_flag(format!(
+                        "{error} (--lr {suggested_lr}). Nothing in {} was replaced by this run; its \
+                     last good epoch is in {} if it got that far",
+                        args.out.display(),
+                        checkpoint.display()
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            history.train_loss.push(stats.mean_loss);
+            history.seconds.push(stats.seconds);
+            let tested = if args.no_epoch_eval {
+                String::new()
+            } else {
+                let accuracy = test_eval.accuracy()?;
+                history.test_accuracy.push(accuracy);
+                format!("  test accuracy {accuracy:.4}")
+            };
+            save_checkpoint(&trainer, &checkpoint, &history)?;
+            if epoch == 1
+                && let Some(plan) = trainer.step_plan()
+            {
+                println!("captured step, kernel by kernel:");
+                for (i, kernel) in plan.iter().enumerate() {
+                    println!("  {}. {kernel}", i + 1);
+                }
+                if let Some(grids) = trainer.step_grids() {
+                    println!("its dispatches:");
+                    for grid in grids {
+                        println!("  {grid}");
+                    }
+                }
+            }
+            let dispatches = trainer
+                .dispatches_per_step()
+                .map_or_else(|| "?".to_string(), |d| d.to_string());
+            println!(
+                "epoch {epoch:>2}: train loss {:.4}{tested}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step, {} steps/submit",
+                stats.mean_loss,
+                stats.seconds,
+                (stats.steps * batch_size) as f64 / stats.seconds,
+                trainer.steps_per_submit()
+            );
+            if !profile_printed && let Some(profile) = trainer.step_profile() {
+                profile_printed = true;
+                print_step_profile(profile, device.timestamps());
+            }
+            if interrupt::requested() {
                 println!(
-                    "stopped at epoch {epoch}, step {} of {}; saved {}\nresume with: {}",
-                    trainer.steps_done_in_epoch(),
-                    trainer.steps_per_epoch(),
+                    "stopped after epoch {epoch}; saved {}\nresume with: {}",
                     checkpoint.display(),
                     resume_command(&checkpoint)
                 );
                 return Ok(Ended::Interrupted);
             }
-            Err(error @ Error::Diverged { suggested_lr, .. }) => {
-                return Err(bad_flag(format!(
-                    "{error} (--lr {suggested_lr}). Nothing in {} was replaced by this run; its \
-                     last good epoch is in {} if it got that far",
-                    args.out.display(),
-                    checkpoint.display()
-                )));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        history.train_loss.push(stats.mean_loss);
-        history.seconds.push(stats.seconds);
-        let tested = if args.no_epoch_eval {
-            String::new()
-        } else {
-            let accuracy = test_eval.accuracy()?;
-            history.test_accuracy.push(accuracy);
-            format!("  test accuracy {accuracy:.4}")
-        };
-        save_checkpoint(&trainer, &checkpoint, &history)?;
-        if epoch == 1
-            && let Some(plan) = trainer.step_plan()
-        {
-            println!("captured step, kernel by kernel:");
-            for (i, kernel) in plan.iter().enumerate() {
-                println!("  {}. {kernel}", i + 1);
-            }
-            if let Some(grids) = trainer.step_grids() {
-                println!("its dispatches:");
-                for grid in grids {
-                    println!("  {grid}");
-                }
-            }
         }
-        let dispatches = trainer
-            .dispatches_per_step()
-            .map_or_else(|| "?".to_string(), |d| d.to_string());
-        println!(
-            "epoch {epoch:>2}: train loss {:.4}{tested}  {:.2} s  {:.0} images/s  {dispatches} dispatches/step, {} steps/submit",
-            stats.mean_loss,
-            stats.seconds,
-            (stats.steps * batch_size) as f64 / stats.seconds,
-            trainer.steps_per_submit()
-        );
-        if !profile_printed && let Some(profile) = trainer.step_profile() {
-            profile_printed = true;
-            print_step_profile(profile, device.timestamps());
-        }
-        if interrupt::requested() {
-            println!(
-                "stopped after epoch {epoch}; saved {}\nresume with: {}",
-                checkpoint.display(),
-                resume_command(&checkpoint)
-            );
-            return Ok(Ended::Interrupted);
-        }
-    }
-    let total_seconds = started.elapsed().as_secs_f64();
-    interrupt::training_done();
+        let total_seconds = started.elapsed().as_secs_f64();
+        interrupt::training_done();
 
-    let train_accuracy = train_eval.accuracy()?;
-    let test_accuracy = test_eval.accuracy()?;
-    // The first ten test digits and what the model makes of them.
-    let shown = mnist.test_len().min(10);
-    let predicted = predictions(&test_eval.first_batch_logits()?, shown);
-    println!("the first {shown} test digits, predicted / true:");
-    for line in outputs::digits_block(&mnist.test_images, &predicted, &mnist.test_labels) {
-        println!("  {line}");
-    }
+        let train_accuracy = train_eval.accuracy()?;
+        let test_accuracy = test_eval.accuracy()?;
+        // The first ten test digits and what the model makes of them.
+        let shown = mnist.test_len().min(10);
+        let predicted = predictions(&test_eval.first_batch_logits()?, shown);
+        println!("the first {shown} test digits, predicted / true:");
+        for line in outputs::digits_block(&mnist.test_images, &predicted, &mnist.test_labels) {
+            println!("  {line}");
+        }
 
-    let metrics = serde_json::json!({
-        "config": {
-            "widths": widths, "activation": activation.name(),
-            "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
-            "lr": exact(args.lr), "momentum": args.momentum.map(exact),
-            "weight_decay": exact(args.weight_decay),
-            "batch_size": batch_size, "requested_batch_size": args.batch_size,
-            "accumulate": args.accumulate, "epochs": args.epochs, "seed": args.seed,
-            "schedule": args.schedule, "loss": args.loss,
-            "preset": format!("{:?}", args.preset).to_lowercase(),
-            "normalization": {"mean": exact(normalization.mean), "std": exact(normalization.std)},
-            "train_images": mnist.train_len(), "test_images": mnist.test_len(),
-        },
-        "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend), "profile": device.profile().name()},
-        "resumed_from": resume.as_ref().map(|p| p.display().to_string()),
-        "initialised_from": args.init_from.as_ref().map(|p| p.display().to_string()),
-        "train_loss": exacts(&history.train_loss),
-        "test_accuracy_per_epoch": exacts(&history.test_accuracy),
-        "seconds": history.seconds,
-        "train_accuracy": exact(train_accuracy),
-        "test_accuracy": exact(test_accuracy),
-        "total_seconds": total_seconds,
-        "predictions": predicted,
-    });
-    let mut model_file = trainer.model().to_checkpoint()?;
-    model_file.metadata.extend([
-        ("widths".to_string(), format!("{widths:?}")),
-        ("activation".to_string(), activation.name().to_string()),
-        ("test_accuracy".to_string(), format!("{test_accuracy}")),
-        (
-            "normalization".to_string(),
-            format!("{},{}", normalization.mean, normalization.std),
-        ),
-    ]);
-    let torch = |naming| -> Result<Vec<u8>, Failure> {
-        Ok(trainer.model().to_state_dict(naming)?.to_bytes()?)
-    };
-    let models = outputs::ModelFiles {
-        engine: model_file.to_bytes()?,
-        torch_net: torch(TorchNaming::Net)?,
-        torch_sequential: torch(TorchNaming::Sequential)?,
-    };
-    let text = support::register_font();
-    let plots =
-        outputs::loss_plot(&history.train_loss, &history.test_accuracy, text).and_then(|loss| {
-            let digits = outputs::predictions_plot(
-                &mnist.test_images,
-                &predicted,
-                &mnist.test_labels,
-                text,
-            )?;
-            Ok((loss, digits))
+        let mut metrics = serde_json::json!({
+            "config": {
+                "model": trainer.model().describe(),
+                "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
+                "lr": exact(args.lr), "momentum": args.momentum.map(exact),
+                "weight_decay": exact(args.weight_decay),
+                "batch_size": batch_size, "requested_batch_size": args.batch_size,
+                "accumulate": args.accumulate, "epochs": args.epochs, "seed": args.seed,
+                "schedule": args.schedule, "loss": args.loss,
+                "preset": format!("{:?}", args.preset).to_lowercase(),
+                "normalization": {"mean": exact(normalization.mean), "std": exact(normalization.std)},
+                "train_images": mnist.train_len(), "test_images": mnist.test_len(),
+            },
+            "adapter": {"name": device.adapter().name, "backend": format!("{:?}", device.adapter().backend), "profile": device.profile().name()},
+            "resumed_from": resume.as_ref().map(|p| p.display().to_string()),
+            "initialised_from": args.init_from.as_ref().map(|p| p.display().to_string()),
+            "train_loss": exacts(&history.train_loss),
+            "test_accuracy_per_epoch": exacts(&history.test_accuracy),
+            "seconds": history.seconds,
+            "train_accuracy": exact(train_accuracy),
+            "test_accuracy": exact(test_accuracy),
+            "total_seconds": total_seconds,
+            "predictions": predicted,
         });
-    let written = outputs::write_run(
-        &args.out,
-        &models,
-        serde_json::to_string_pretty(&metrics)?.as_bytes(),
-        plots,
-    )?;
-    for path in written {
-        println!("wrote {}", path.display());
+        let architecture = trainer.model().architecture();
+        for (key, value) in &architecture {
+            // The MLP's widths as numbers, as before; every other entry as text.
+            metrics["config"][key] = serde_json::from_str(value)
+                .ok()
+                .filter(|_| key == "widths")
+                .unwrap_or_else(|| value.clone().into());
+        }
+        let mut model_file = trainer.model().to_checkpoint()?;
+        model_file.metadata.extend(architecture);
+        model_file.metadata.extend([
+            ("test_accuracy".to_string(), format!("{test_accuracy}")),
+            (
+                "normalization".to_string(),
+                format!("{},{}", normalization.mean, normalization.std),
+            ),
+        ]);
+        let models = outputs::ModelFiles {
+            engine: model_file.to_bytes()?,
+            torch: trainer.model().torch()?,
+        };
+        let text = support::register_font();
+        let plots = outputs::loss_plot(&history.train_loss, &history.test_accuracy, text).and_then(
+            |loss| {
+                let digits = outputs::predictions_plot(
+                    &mnist.test_images,
+                    &predicted,
+                    &mnist.test_labels,
+                    text,
+                )?;
+                Ok((loss, digits))
+            },
+        );
+        let written = outputs::write_run(
+            &args.out,
+            &models,
+            serde_json::to_string_pretty(&metrics)?.as_bytes(),
+            plots,
+        )?;
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+        println!("train accuracy: {train_accuracy:.4}");
+        println!("test accuracy: {test_accuracy:.4}");
+        Ok(Ended::Finished)
     }
-    println!("train accuracy: {train_accuracy:.4}");
-    println!("test accuracy: {test_accuracy:.4}");
-    Ok(Ended::Finished)
 }
 
 /// The timed step's dispatches, each with its GPU time and grid, and their sum.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use wgsl_nn::data::mnist::{PIXELS, SIDE};
 use wgsl_nn::files::{StagedSet, remove_if_exists};
+use wgsl_nn::nn::{Mlp, Model, Sequential, TorchNaming};
 
 use crate::{interrupt, support};
 
@@ -196,12 +197,61 @@ pub fn digits_block(images: &[u8], predictions: &[usize], labels: &[u8]) -> Vec<
     lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
-/// The model's three files: the engine's own, and the PyTorch state_dicts for `Net` and
-/// `nn.Sequential`.
+/// The model's files: the engine's own, and for an MLP the PyTorch state_dicts for `Net` and
+/// `nn.Sequential` (`(net, sequential)`).
 pub struct ModelFiles {
     pub engine: Vec<u8>,
-    pub torch_net: Vec<u8>,
-    pub torch_sequential: Vec<u8>,
+    pub torch: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What the run writes about its model, by the kind of model.
+pub trait Exports: Model {
+    /// One line for the log.
+    fn describe(&self) -> String;
+    /// The architecture, in model.safetensors' metadata and metrics.json's config.
+    fn architecture(&self) -> Vec<(String, String)>;
+    /// The PyTorch state_dicts `(Net, nn.Sequential)`, where the engine writes them.
+    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>>;
+}
+
+impl Exports for Mlp {
+    fn describe(&self) -> String {
+        let c = self.config();
+        format!("{:?}, {}", c.widths, c.activation.name())
+    }
+
+    fn architecture(&self) -> Vec<(String, String)> {
+        let c = self.config();
+        vec![
+            ("widths".into(), format!("{:?}", c.widths)),
+            ("activation".into(), c.activation.name().into()),
+        ]
+    }
+
+    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>> {
+        let net = self.to_state_dict(TorchNaming::Net)?.to_bytes()?;
+        let sequential = self.to_state_dict(TorchNaming::Sequential)?.to_bytes()?;
+        Ok(Some((net, sequential)))
+    }
+}
+
+impl Exports for Sequential {
+    fn describe(&self) -> String {
+        let c = self.config();
+        format!("{:?} → {}", c.input, c.describe())
+    }
+
+    fn architecture(&self) -> Vec<(String, String)> {
+        let c = self.config();
+        vec![
+            ("input".into(), format!("{:?}", c.input)),
+            ("layers".into(), c.describe()),
+        ]
+    }
+
+    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>> {
+        Ok(None)
+    }
 }
 
 /// Writes a finished run's outputs into `out`, all of them as one set: every file is complete
@@ -214,15 +264,17 @@ pub fn write_run(
     metrics: &[u8],
     plots: Result<(Vec<u8>, Vec<u8>), String>,
 ) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let valuable = StagedSet::stage(
-        out,
-        &[
-            (MODEL, &models.engine),
-            (TORCH_NET, &models.torch_net),
-            (TORCH_SEQUENTIAL, &models.torch_sequential),
-            (METRICS, metrics),
-        ],
-    )?;
+    let mut files = vec![(MODEL, &models.engine[..]), (METRICS, metrics)];
+    // Without state_dicts for this model, an earlier run's are removed once the set is in
+    // place, so they cannot pass for this one's.
+    let stale: &[&str] = match &models.torch {
+        Some((net, sequential)) => {
+            files.extend([(TORCH_NET, &net[..]), (TORCH_SEQUENTIAL, &sequential[..])]);
+            &[]
+        }
+        None => &[TORCH_NET, TORCH_SEQUENTIAL],
+    };
+    let valuable = StagedSet::stage(out, &files)?;
     let plots = plots
         .map_err(|e| format!("cannot draw the plots: {e}"))
         .and_then(|(loss, predictions)| {
@@ -230,11 +282,17 @@ pub fn write_run(
                 .map_err(|e| e.to_string())
         });
     match plots {
-        Ok(plots) => Ok(interrupt::writing(|| valuable.join(plots).commit())?),
+        Ok(plots) => Ok(interrupt::writing(|| {
+            let written = valuable.join(plots).commit()?;
+            for name in stale {
+                remove_if_exists(&out.join(name))?;
+            }
+            Ok::<_, wgsl_nn::Error>(written)
+        })?),
         Err(problem) => {
             let written = interrupt::writing(|| -> Result<_, wgsl_nn::Error> {
                 let written = valuable.commit()?;
-                for name in [LOSS_PLOT, PREDICTIONS_PLOT] {
+                for name in stale.iter().chain(&[LOSS_PLOT, PREDICTIONS_PLOT]) {
                     remove_if_exists(&out.join(name))?;
                 }
                 Ok(written)

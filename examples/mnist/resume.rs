@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wgsl_nn::nn::{CheckpointFile, Trainer};
+use wgsl_nn::nn::{CheckpointFile, Model, Trainer};
 
 use crate::flags::{Failure, bad_flag};
 use crate::outputs;
@@ -99,8 +99,8 @@ pub(crate) struct History {
 
 pub(crate) const HISTORY_KEY: &str = "mnist.history";
 
-pub(crate) fn save_checkpoint(
-    trainer: &Trainer,
+pub(crate) fn save_checkpoint<M: Model>(
+    trainer: &Trainer<M>,
     path: &Path,
     history: &History,
 ) -> Result<(), Failure> {

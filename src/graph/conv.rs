@@ -37,13 +37,13 @@ impl ConvOp {
 
     /// The prepared kernel.
     pub fn lower(&self) -> Result<Box<dyn Record>> {
-        Ok(Box::new(conv::prepare(
+        conv::prepare(
             self.product,
             &self.geometry,
             &self.a,
             &self.b,
             &self.out,
             self.bias.as_ref(),
-        )?))
+        )
     }
 }

@@ -6,6 +6,7 @@
 use std::mem::size_of;
 
 use super::activation::{self, ActRuntime, Activation, EwParams};
+use super::conv::broadcast::{self as conv_broadcast, ConvParams};
 use super::dropout::{self, DropoutParams};
 use super::elementwise::{self, ElementwiseParams};
 use super::gather::{self, GatherParams};
@@ -97,6 +98,16 @@ pub fn contracts() -> Vec<Contract> {
             bindings: join(&[activation::bind::ALL, act_bind]),
             uniforms: vec![("EwParams", size_of::<EwParams>()), act_runtime],
             constants: activation_ids(),
+        },
+        Contract {
+            shader: conv_broadcast::SHADER,
+            bindings: join(&[conv_broadcast::bind::ALL]),
+            uniforms: vec![("ConvParams", size_of::<ConvParams>())],
+            constants: shape_constants(&[
+                ("LANES", conv_broadcast::LANES),
+                ("ROWS", conv_broadcast::ROWS),
+                ("MAX_SIDE", conv_broadcast::MAX_SIDE),
+            ]),
         },
         Contract {
             shader: dropout::SHADER,

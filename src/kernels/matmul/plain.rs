@@ -251,7 +251,7 @@ impl Matmul {
             Some(kernel @ (MatmulKernel::Blocked | MatmulKernel::Tiled)) => kernel,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "{op}: {other:?} has no convolution index maps; use Blocked or Tiled"
+                    "{op}: {other:?} has no convolution kernel; use Blocked, Tiled or Broadcast"
                 )));
             }
         };

@@ -1,9 +1,12 @@
 //! 2-D convolution in NCHW (PyTorch's `nn.Conv2d`: cross-correlation, stride, zero padding,
-//! dilation, one group) on the device, as products through the plain matmul families
-//! (implicit GEMM, `CONV` in `shaders/matmul.wgsl`): the forward pass with its bias, the input
+//! dilation, one group) on the device, as products: the forward pass with its bias, the input
 //! gradient as a gather (a transposed convolution: each input's gradient one fixed-order sum,
-//! no atomics), the weight gradient and the bias gradient. Each output is one fma chain in k
-//! order whichever family runs it, so the results do not depend on the kernel choice.
+//! no atomics), the weight gradient and the bias gradient. Three kernels compute them: the
+//! plain matmul families' implicit GEMM (`CONV` in `shaders/matmul.wgsl`; `Blocked` anywhere,
+//! `Tiled` for GPUs) and, on CPU devices with subgroups, `broadcast.rs`. Each output is one fma
+//! chain in k order whichever kernel runs it, so the results do not depend on the choice.
+
+pub(crate) mod broadcast;
 
 use super::matmul::{Matmul, MatmulKernel, MatmulOptions};
 use crate::device::Profile;
@@ -20,7 +23,8 @@ pub struct Conv2dOptions {
     pub padding: (usize, usize),
     /// Steps between kernel taps; at least 1.
     pub dilation: (usize, usize),
-    /// Force a kernel family (`Blocked` or `Tiled`); `None` chooses by the device profile.
+    /// Force a kernel family (`Blocked`, `Tiled`, or `Broadcast` for `conv/broadcast.rs`);
+    /// `None` chooses by the device profile.
     pub kernel: Option<MatmulKernel>,
 }
 
@@ -205,13 +209,20 @@ impl ConvProduct {
 }
 
 /// The family a convolution's product runs on unless one is forced: `Tiled` under the GPU
-/// profile (unless the output is thinner than 16), `Blocked` otherwise. Only these two carry
-/// the convolution's index maps (`Matmul::conv` refuses any other forced family).
-fn default_kernel(device: &crate::Device, m: usize, n: usize) -> MatmulKernel {
-    if device.profile() == Profile::Gpu && m >= 16 && n >= 16 {
-        MatmulKernel::Tiled
-    } else {
-        MatmulKernel::Blocked
+/// profile (unless the output is thinner than 16); under the CPU profile `Broadcast` where it
+/// runs the product (`broadcast::unsupported`), `Blocked` otherwise.
+fn default_kernel(
+    device: &crate::Device,
+    product: ConvProduct,
+    g: &Conv2dGeometry,
+) -> MatmulKernel {
+    let (m, _, n) = product.dims(g);
+    match device.profile() {
+        Profile::Gpu if m >= 16 && n >= 16 => MatmulKernel::Tiled,
+        Profile::Cpu if broadcast::unsupported(device, product, g).is_none() => {
+            MatmulKernel::Broadcast
+        }
+        _ => MatmulKernel::Blocked,
     }
 }
 
@@ -225,18 +236,31 @@ pub(crate) fn prepare(
     b: &Tensor,
     c: &Tensor,
     bias: Option<&Tensor>,
-) -> Result<Matmul> {
+) -> Result<Box<dyn Record>> {
     let (m, k, n) = product.dims(g);
     let kernel = g
         .options
         .kernel
-        .unwrap_or_else(|| default_kernel(a.device(), m, n));
+        .unwrap_or_else(|| default_kernel(a.device(), product, g));
+    if kernel == MatmulKernel::Broadcast {
+        return Ok(Box::new(broadcast::ConvBroadcast::new(
+            product, g, a, b, c, bias,
+        )?));
+    }
     let options = MatmulOptions {
         bias,
         kernel: Some(kernel),
         ..Default::default()
     };
-    Matmul::conv(a, b, c, (m, k, n), &options, product as u32, g)
+    Ok(Box::new(Matmul::conv(
+        a,
+        b,
+        c,
+        (m, k, n),
+        &options,
+        product as u32,
+        g,
+    )?))
 }
 
 /// Checks that `tensor` has `shape`, naming `what`.
