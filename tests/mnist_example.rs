@@ -507,3 +507,53 @@ fn init_from_reads_the_architecture_from_the_file_and_refuses_a_flag_that_contra
         text(&tuned)
     );
 }
+
+#[test]
+fn a_cnn_trains_resumes_bit_for_bit_and_writes_its_own_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (straight, resumed) = (dir.path().join("straight"), dir.path().join("resumed"));
+    // A small CNN keeps the test short on a CPU driver; --preset cnn sets the optimiser.
+    let model = "conv(4,5,pad=2)-relu-maxpool(2)-conv(8,5)-relu-maxpool(2)-flatten-\
+                 dropout(0.25)-linear(10)";
+    let cnn = ["--model", model, "--optimizer", "adam", "--lr", "0.003"];
+    let run = |out: &Path, extra: &[&str]| {
+        let output = mnist(out, &[&cnn[..], &["--train-limit", "320"], extra].concat());
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    // A run of the lecture's MLP first leaves its PyTorch files in the directory.
+    let mlp = mnist(&resumed, &["--epochs", "1", "--train-limit", "64"]);
+    assert!(mlp.status.success(), "{}", text(&mlp));
+    assert!(resumed.join("model_torch.safetensors").exists());
+
+    let shown = run(&straight, &["--epochs", "2"]);
+    for expected in ["conv2d", "max pool", "dropout", "dispatches/step"] {
+        assert!(shown.contains(expected), "{expected} in:\n{shown}");
+    }
+    run(&resumed, &["--epochs", "1", "--restart"]);
+    let resumed_dir = resumed.to_str().unwrap();
+    run(&resumed, &["--epochs", "2", "--resume", resumed_dir]);
+    assert_same_run(&straight, &resumed);
+    assert!(
+        !resumed.join("model_torch.safetensors").exists(),
+        "the MLP's state_dict must not pass for the CNN's"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(straight.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["config"]["layers"], model);
+
+    // Bad layers are refused before any work, naming the layer and the fix.
+    let out = dir.path().join("refused");
+    refused(
+        &mnist(&out, &["--model", "conv(4,5)-relu-linear(10)"]),
+        &["--model", "layer 2", "flatten"],
+    );
+    refused(
+        &mnist(&out, &["--model", "conv(4,5)-flatten-linear(7)"]),
+        &["7 outputs", "linear(10)"],
+    );
+    refused(
+        &mnist(&out, &["--model", "cnn", "--init-from", resumed_dir]),
+        &["--init-from", "MLP"],
+    );
+}

@@ -22,7 +22,9 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{Device, Tensor};
 
 mod products;
+mod spatial;
 use products::{CONV_CASES, MATMUL_SHAPES, conv_case, matmul_case};
+use spatial::{dropout_case, pool_case, pool_cases};
 
 /// How one case ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,13 +154,46 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         }
     }
 
-    for kernel in [MatmulKernel::Blocked, MatmulKernel::Tiled] {
+    for kernel in [
+        MatmulKernel::Blocked,
+        MatmulKernel::Tiled,
+        MatmulKernel::Broadcast,
+    ] {
+        if kernel == MatmulKernel::Broadcast && !crate::conv::broadcast::available(device) {
+            let why = "no subgroups of eight placed as one workgroup".to_string();
+            push(
+                "conv2d/Broadcast".into(),
+                "all shapes".into(),
+                Outcome::Skipped(why),
+            );
+            continue;
+        }
         for case in &CONV_CASES {
             let (input, weight, stride, padding) = *case;
             let name = format!("{input:?} * {weight:?} stride {stride:?} padding {padding:?}");
             let result = conv_case(device, kernel, case).await;
             push(format!("conv2d/{kernel:?}"), name, done(result));
         }
+    }
+
+    for (shape, window) in pool_cases() {
+        let name = format!(
+            "{shape:?} window {:?} stride {:?}",
+            window.kernel, window.stride
+        );
+        push(
+            "pool2d".into(),
+            name,
+            done(pool_case(device, shape, window).await),
+        );
+    }
+    for (len, p) in [(1, 0.5), (1000, 0.1), (4099, 0.75)] {
+        let case = format!("{len} values, p {p}");
+        push(
+            "dropout".into(),
+            case,
+            done(dropout_case(device, len, p).await),
+        );
     }
 
     for activation in Activation::ALL {
