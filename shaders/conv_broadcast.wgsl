@@ -20,7 +20,8 @@
 // row0 + l + LANES·r for r < ROWS, and LANES columns col0..col0+7; rows and columns past the
 // edge read the last valid one and store nothing):
 //   conv_forward       rows: output positions (n, oh, ow); columns: output channels co;
-//                      k: the taps (ci, kh, kw). rows_in = X, cols_in = W. C = Y (NCHW) + bias.
+//                      k: the taps (ci, kh, kw). rows_in = X, cols_in = W. C = Y (NCHW):
+//                      act_value(chain + bias), the plain families' epilogue.
 //   conv_input_grad    rows: input positions (n, ih, iw); columns: input channels ci;
 //                      k: (co, kh, kw), where oh = (ih + pad − kh·dilation) / stride divides
 //                      and lands inside dY. rows_in = dY, cols_in = W. C = dX (NCHW).
@@ -43,6 +44,7 @@
 //   2: bias     storage, read        per output channel (conv_forward with p.has_bias)
 //   3: c        storage, read_write  the product
 //   4: p        uniform              ConvParams
+//   20, 21: the activation's (activation_functions.wgsl; conv_forward)
 
 override UNIT_STRIDE: bool = false;
 
@@ -181,6 +183,11 @@ fn conv_forward(
         if p.has_bias != 0u {
             lo += b_lo;
             hi += b_hi;
+        }
+        // The activation of each stored element, by its index in Y.
+        for (var j = 0u; j < 4u; j++) {
+            lo[j] = act_value(lo[j], base + (col0 + j) * plane_out);
+            hi[j] = act_value(hi[j], base + (col0 + 4u + j) * plane_out);
         }
         store_row(m, col0, base, plane_out, lo, hi);
     }

@@ -104,11 +104,17 @@ fn a_cnn_trains_to_the_same_bits_fused_unfused_and_eagerly() {
     let (fused, fused_loss, plan) = run(Fusion::all());
     let (unfused, unfused_loss, _) = run(Fusion::none());
     assert_eq!(fused, unfused, "fused and unfused steps");
+    assert!(
+        !plan.iter().any(|step| step == "relu" || step == "tanh"),
+        "no activation left on its own: {plan:#?}"
+    );
     // The loss is summed in another fixed order by the fused head.
     let (a, b) = (f32::from_bits(fused_loss), f32::from_bits(unfused_loss));
     assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
+    // Bias and activation in the convolutions' epilogues (Rule::Forward).
     for layer in [
-        "conv2d",
+        "conv2d + bias + relu",
+        "conv2d + bias + tanh",
         "max pool",
         "average pool",
         "dropout",

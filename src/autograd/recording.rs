@@ -120,6 +120,8 @@ impl Recording {
             a: a.share(),
             b: b.share(),
             bias: bias.map(Tensor::share),
+            activation: Activation::Identity,
+            training: false,
             out: out.share(),
         })));
         Ok(out)

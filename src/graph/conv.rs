@@ -4,6 +4,7 @@
 
 use crate::Result;
 use crate::kernels::Record;
+use crate::kernels::activation::Activation;
 use crate::kernels::conv::{self, Conv2dGeometry, ConvProduct};
 use crate::tensor::Tensor;
 
@@ -18,6 +19,10 @@ pub(crate) struct ConvOp {
     pub b: Tensor,
     /// The forward pass's bias.
     pub bias: Option<Tensor>,
+    /// The forward pass's activation, applied in its epilogue (`Rule::Forward` fuses it).
+    pub activation: Activation,
+    /// The activation in training mode (RReLU's random slopes).
+    pub training: bool,
     pub out: Tensor,
 }
 
@@ -26,6 +31,15 @@ impl ConvOp {
     pub fn label(&self) -> String {
         let g = &self.geometry;
         let what = match self.product {
+            ConvProduct::Forward if self.activation != Activation::Identity => {
+                let bias = if self.bias.is_some() { " + bias" } else { "" };
+                return format!(
+                    "conv2d{bias} + {} {:?} * {:?}",
+                    self.activation.name(),
+                    self.geometry.input_shape(),
+                    self.geometry.weight_shape()
+                );
+            }
             ConvProduct::Forward if self.bias.is_some() => "conv2d + bias",
             ConvProduct::Forward => "conv2d",
             ConvProduct::InputGrad => "conv2d input gradient",
@@ -44,6 +58,7 @@ impl ConvOp {
             &self.b,
             &self.out,
             self.bias.as_ref(),
+            (self.activation, self.training),
         )
     }
 }

@@ -101,13 +101,17 @@ pub fn contracts() -> Vec<Contract> {
         },
         Contract {
             shader: conv_broadcast::SHADER,
-            bindings: join(&[conv_broadcast::bind::ALL]),
-            uniforms: vec![("ConvParams", size_of::<ConvParams>())],
-            constants: shape_constants(&[
-                ("LANES", conv_broadcast::LANES),
-                ("ROWS", conv_broadcast::ROWS),
-                ("MAX_SIDE", conv_broadcast::MAX_SIDE),
-            ]),
+            bindings: join(&[conv_broadcast::bind::ALL, act_bind]),
+            uniforms: vec![("ConvParams", size_of::<ConvParams>()), act_runtime],
+            constants: [
+                activation_ids(),
+                shape_constants(&[
+                    ("LANES", conv_broadcast::LANES),
+                    ("ROWS", conv_broadcast::ROWS),
+                    ("MAX_SIDE", conv_broadcast::MAX_SIDE),
+                ]),
+            ]
+            .concat(),
         },
         Contract {
             shader: dropout::SHADER,

@@ -1,13 +1,15 @@
-//! [`Rule::Forward`](super::Rule::Forward): a matmul followed by an activation whose
-//! derivative comes from its output; the matmul's epilogue applies the activation, and the
-//! pre-activation tensor goes.
+//! [`Rule::Forward`](super::Rule::Forward): a matmul (or a convolution's forward pass)
+//! followed by an activation nothing else needs the input of; the product's epilogue applies
+//! the activation, and the pre-activation tensor goes.
 
 use super::analysis::{can_hoist, matmul, private_to, touches};
 use super::{Context, Rewrite};
 use crate::graph::{Op, id};
 use crate::kernels::activation::Activation;
+use crate::kernels::conv::ConvProduct;
 
-/// `z = x·W (+ b)`, then `y = f(z)` with nothing else using `z`: `y = f(x·W + b)` in one kernel.
+/// `z = x·W (+ b)` (or `conv2d(x, W) (+ b)`), then `y = f(z)` with nothing else using `z`:
+/// `y = f(x·W + b)` in one kernel.
 pub(crate) struct Forward;
 
 impl Rewrite for Forward {
@@ -15,14 +17,23 @@ impl Rewrite for Forward {
     type Match = usize;
 
     fn find(&self, ops: &mut [Op], at: usize, _: &Context<'_>) -> Option<usize> {
-        let out = match matmul(&ops[at]) {
-            Some(m) if m.is_plain() && m.activation == Activation::Identity => m.out.share(),
+        let (out, conv) = match (&ops[at], matmul(&ops[at])) {
+            (_, Some(m)) if m.is_plain() && m.activation == Activation::Identity => {
+                (m.out.share(), false)
+            }
+            (Op::Conv(c), _)
+                if c.product == ConvProduct::Forward && c.activation == Activation::Identity =>
+            {
+                (c.out.share(), true)
+            }
             _ => return None,
         };
         let z = id(&out);
         let j = (at + 1..ops.len()).find(|&j| touches(&mut ops[j], z))?;
-        let fits = matches!(&ops[j], Op::Activation { x, activation, .. }
-            if id(x) == z && activation.has_gradient());
+        // A convolution's epilogue takes no PReLU slopes (they would be per channel in NCHW,
+        // the activation kernel's per last dimension).
+        let fits = matches!(&ops[j], Op::Activation { x, activation, slopes, .. }
+            if id(x) == z && activation.has_gradient() && !(conv && slopes.is_some()));
         (fits && private_to(ops, &out, &[at, j]) && can_hoist(ops, j, at)).then_some(j)
     }
 
@@ -37,11 +48,19 @@ impl Rewrite for Forward {
         else {
             unreachable!("found an activation")
         };
-        if let Op::Matmul(m) = &mut ops[at] {
-            m.out = y;
-            m.activation = activation;
-            m.slopes = slopes;
-            m.training = training;
+        match &mut ops[at] {
+            Op::Matmul(m) => {
+                m.out = y;
+                m.activation = activation;
+                m.slopes = slopes;
+                m.training = training;
+            }
+            Op::Conv(c) => {
+                c.out = y;
+                c.activation = activation;
+                c.training = training;
+            }
+            _ => unreachable!("found a product"),
         }
         at + 1
     }

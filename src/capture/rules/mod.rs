@@ -37,8 +37,8 @@ pub enum Rule {
     /// Multiplying by the backward pass's constant seed of 1 is dropped, and a gradient that is
     /// added into a freshly zeroed (or new) `.grad` buffer is written there by its producer.
     Simplify,
-    /// A matmul followed by an activation whose derivative comes from its output: the matmul's
-    /// epilogue applies the activation.
+    /// A matmul or a convolution's forward pass followed by an activation whose input nothing
+    /// else needs: the product's epilogue applies the activation.
     Forward,
     /// A narrow last layer (≤ 32 outputs) with softmax cross-entropy, the correct count and the
     /// loss's running sum: one classifier-head kernel.

@@ -6,20 +6,25 @@
 
 use super::{Conv2dGeometry, ConvProduct};
 use crate::device::{Device, Encoder, ShaderSource};
+use crate::kernels::activation::{Activation, ActivationBinding, ActivationState};
+use crate::kernels::step::StepInput;
 use crate::kernels::texels::{TexelFormat, TexelView};
 use crate::kernels::{Dispatch, INVOCATION_BUDGET, Record, Uniform, entry, groups};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/conv_broadcast.wgsl`, after the texel helper.
+/// `shaders/conv_broadcast.wgsl`, after the texel helper and the activation functions (the
+/// forward pass's epilogue).
 pub const SHADER: ShaderSource = ShaderSource {
     name: "conv_broadcast",
     wgsl: concat!(
         include_str!("../../../shaders/texels.wgsl"),
+        include_str!("../../../shaders/hash.wgsl"),
+        include_str!("../../../shaders/activation_functions.wgsl"),
         include_str!("../../../shaders/conv_broadcast.wgsl")
     ),
     storage_buffers: &[
-        ("conv_forward", 2),
+        ("conv_forward", 3),
         ("conv_input_grad", 1),
         ("conv_weight_grad", 1),
         ("conv_bias_grad", 1),
@@ -137,19 +142,21 @@ pub(crate) fn unsupported(
 pub(crate) struct ConvBroadcast {
     views: Vec<(TexelView, Tensor)>,
     dispatches: Vec<Dispatch>,
+    /// The forward pass's activation (its RNG key, for RReLU in training).
+    activation: Option<ActivationBinding>,
 }
 
 impl ConvBroadcast {
     /// Prepares `product` of `g` as `conv::prepare` describes its operands: `a` the input
     /// (forward) or the output gradient, `b` the weight (forward, input gradient) or the input
-    /// (weight gradient), `c` the result.
+    /// (weight gradient), `c` the result; the forward pass's epilogue adds `bias` and applies
+    /// the activation.
     pub fn new(
         product: ConvProduct,
         g: &Conv2dGeometry,
-        a: &Tensor,
-        b: &Tensor,
-        c: &Tensor,
+        [a, b, c]: [&Tensor; 3],
         bias: Option<&Tensor>,
+        (activation, state): (Activation, &ActivationState<'_>),
     ) -> Result<Self> {
         let device = a.device();
         if let Some(why) = unsupported(device, product, g) {
@@ -213,7 +220,16 @@ impl ConvBroadcast {
             1,
         ];
         let unit_stride = o.stride == (1, 1);
-        let constants = [("UNIT_STRIDE", crate::kernels::flag(unit_stride))];
+        let mut constants = vec![("UNIT_STRIDE", crate::kernels::flag(unit_stride))];
+        // The forward pass's epilogue: the activation's constants, slopes and runtime.
+        let binding = match product {
+            ConvProduct::Forward => {
+                let binding = ActivationBinding::new(device, "conv2d", activation, state, 1)?;
+                constants.extend(binding.constants.iter().copied());
+                Some(binding)
+            }
+            _ => None,
+        };
         let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
         // The forward pass binds a bias whether it adds one or not.
         let stand_in = match (product, bias) {
@@ -254,6 +270,9 @@ impl ConvBroadcast {
             }
             if let Some(bias) = bias.or(stand_in.as_ref()) {
                 entries.push(entry(bind::BIAS, bias));
+                if let Some(binding) = &binding {
+                    entries.extend(binding.entries(state, bias));
+                }
             }
             dispatches.push(Dispatch::new(
                 device,
@@ -263,7 +282,20 @@ impl ConvBroadcast {
                 grid,
             ));
         }
-        Ok(Self { views, dispatches })
+        Ok(Self {
+            views,
+            dispatches,
+            activation: binding,
+        })
+    }
+
+    /// The fused RReLU's key, when the forward pass applies one.
+    pub(crate) fn step_inputs(&self) -> Vec<StepInput> {
+        self.activation
+            .as_ref()
+            .and_then(ActivationBinding::step_input)
+            .into_iter()
+            .collect()
     }
 
     /// Records the copies into the views, then the dispatches.
@@ -280,5 +312,9 @@ impl ConvBroadcast {
 impl Record for ConvBroadcast {
     fn record_into(&self, encoder: &mut Encoder) {
         self.record(encoder);
+    }
+
+    fn step_inputs(&self) -> Vec<StepInput> {
+        ConvBroadcast::step_inputs(self)
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod broadcast;
 
+use super::activation::{Activation, ActivationState};
 use super::matmul::{Matmul, MatmulKernel, MatmulOptions};
 use crate::device::Profile;
 use crate::kernels::Record;
@@ -228,7 +229,8 @@ fn default_kernel(
 
 /// A prepared product of a convolution: `a` is the input (forward) or the output gradient,
 /// `b` the weight (forward, input gradient), the input (weight gradient) or anything (bias
-/// gradient, where op(B) is ones).
+/// gradient, where op(B) is ones); the forward pass's epilogue adds `bias` and applies
+/// `activation` (in training mode with its flag).
 pub(crate) fn prepare(
     product: ConvProduct,
     g: &Conv2dGeometry,
@@ -236,7 +238,17 @@ pub(crate) fn prepare(
     b: &Tensor,
     c: &Tensor,
     bias: Option<&Tensor>,
+    (activation, training): (Activation, bool),
 ) -> Result<Box<dyn Record>> {
+    if activation != Activation::Identity && product != ConvProduct::Forward {
+        return Err(Error::InvalidArgument(format!(
+            "conv2d: only the forward pass applies an activation, not {product:?}"
+        )));
+    }
+    let state = ActivationState {
+        training,
+        ..ActivationState::default()
+    };
     let (m, k, n) = product.dims(g);
     let kernel = g
         .options
@@ -244,12 +256,18 @@ pub(crate) fn prepare(
         .unwrap_or_else(|| default_kernel(a.device(), product, g));
     if kernel == MatmulKernel::Broadcast {
         return Ok(Box::new(broadcast::ConvBroadcast::new(
-            product, g, a, b, c, bias,
+            product,
+            g,
+            [a, b, c],
+            bias,
+            (activation, &state),
         )?));
     }
     let options = MatmulOptions {
         bias,
         kernel: Some(kernel),
+        activation,
+        activation_state: state,
         ..Default::default()
     };
     Ok(Box::new(Matmul::conv(
@@ -262,6 +280,9 @@ pub(crate) fn prepare(
         g,
     )?))
 }
+
+/// No activation in the epilogue.
+const IDENTITY: (Activation, bool) = (Activation::Identity, false);
 
 /// Checks that `tensor` has `shape`, naming `what`.
 fn expect(tensor: &Tensor, shape: [usize; 4], what: &str) -> Result<()> {
@@ -294,7 +315,7 @@ pub fn conv2d(
         ));
     }
     let y = Tensor::uninit(x.device(), g.output_shape())?;
-    prepare(ConvProduct::Forward, &g, x, w, &y, bias)?.submit(x.device())?;
+    prepare(ConvProduct::Forward, &g, x, w, &y, bias, IDENTITY)?.submit(x.device())?;
     Ok(y)
 }
 
@@ -309,7 +330,7 @@ pub fn conv2d_input_grad(
     let g = Conv2dGeometry::new(&input, w.shape().dims(), options)?;
     expect(dy, g.output_shape(), "output gradient")?;
     let dx = Tensor::uninit(dy.device(), g.input_shape())?;
-    prepare(ConvProduct::InputGrad, &g, dy, w, &dx, None)?.submit(dy.device())?;
+    prepare(ConvProduct::InputGrad, &g, dy, w, &dx, None, IDENTITY)?.submit(dy.device())?;
     Ok(dx)
 }
 
@@ -332,7 +353,7 @@ pub fn conv2d_weight_grad(
     let g = Conv2dGeometry::new(x.shape().dims(), &weight, options)?;
     expect(dy, g.output_shape(), "output gradient")?;
     let dw = Tensor::uninit(x.device(), g.weight_shape())?;
-    prepare(ConvProduct::WeightGrad, &g, dy, x, &dw, None)?.submit(x.device())?;
+    prepare(ConvProduct::WeightGrad, &g, dy, x, &dw, None, IDENTITY)?.submit(x.device())?;
     Ok(dw)
 }
 
@@ -352,6 +373,6 @@ pub fn conv2d_bias_grad(dy: &Tensor) -> Result<Tensor> {
         Conv2dOptions::default(),
     )?;
     let db = Tensor::uninit(dy.device(), [channels])?;
-    prepare(ConvProduct::BiasGrad, &g, dy, dy, &db, None)?.submit(dy.device())?;
+    prepare(ConvProduct::BiasGrad, &g, dy, dy, &db, None, IDENTITY)?.submit(dy.device())?;
     Ok(db)
 }
