@@ -211,3 +211,28 @@ fn a_cnn_stopped_part_way_and_resumed_ends_on_the_same_bits() {
     .unwrap();
     assert_eq!(eval.accuracy().unwrap(), eval.accuracy().unwrap());
 }
+
+#[test]
+fn a_cnn_trains_to_the_same_bits_under_the_cpu_and_the_gpu_profiles() {
+    // The GPU profile runs the convolutions on `Tiled` (the implicit GEMM, its bias and
+    // activation epilogue) and the dense layers on the staged family; the CPU profile runs
+    // them on the broadcast kernels. Every output is the same fma chain, so the same bits.
+    use wgsl_nn::{DeviceOptions, Profile};
+    let run = |profile: Profile| {
+        let options = DeviceOptions::from_env().unwrap().with_profile(profile);
+        let device = Device::with_options(&options).unwrap();
+        let mut t = Trainer::new(
+            cnn(&device, 6),
+            dataset(&device, true, 64),
+            config(Fusion::all()),
+        )
+        .unwrap();
+        t.train_epoch(|_, _, _| {}).unwrap();
+        let plan = t.step_plan().unwrap().join("\n");
+        (bits(t.model()), plan)
+    };
+    let (cpu, _) = run(Profile::Cpu);
+    let (gpu, plan) = run(Profile::Gpu);
+    assert!(plan.contains("conv2d + bias + relu"), "{plan}");
+    assert_eq!(cpu, gpu, "the profiles' kernels differ in bits");
+}
