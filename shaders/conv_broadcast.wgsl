@@ -1,9 +1,10 @@
 // A 2-D convolution's products (NCHW, as shaders/matmul_conv.wgsl defines them) for CPU
-// devices with subgroups of at least eight invocations (lavapipe), after the broadcast matmul
-// family (matmul_broadcast.wgsl, which says why): operands are read through texel fetches of
-// linear texel views (one u32 per texel, the f32's bits: any element count), and the value of
-// the "columns" operand each k step needs is fetched once per subgroup, one column per lane,
-// and handed to every lane by subgroupBroadcast.
+// devices, after the broadcast matmul family (matmul_broadcast.wgsl, which says why): operands
+// are read through texel fetches of linear texel views (one u32 per texel, the f32's bits: any
+// element count), and the eight values of the "columns" operand each k step needs come from
+// `columns`, prepended: with subgroups of at least eight (lavapipe) each lane fetches one and
+// subgroupBroadcast hands them round (conv_columns_broadcast.wgsl); without (SwiftShader, the
+// browser) each lane fetches all eight (conv_columns_fetch.wgsl).
 //
 // Why not the implicit GEMM of matmul_blocked there: its index maps divide and take remainders
 // per loaded value, which AVX2 has no instruction for (llvmpipe runs them lane by lane), and
@@ -92,15 +93,6 @@ fn fetch_cols(i: u32) -> f32 {
     return bitcast<f32>(textureLoad(cols_in, texel(i), 0).x);
 }
 
-// Columns 0..3 and 4..7 of the subgroup: lane j's value of `v` for column j.
-fn columns_lo(v: f32) -> vec4<f32> {
-    return vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
-}
-
-fn columns_hi(v: f32) -> vec4<f32> {
-    return vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
-}
-
 // Whether (h, w) lies inside an h_size × w_size plane.
 fn inside(h: i32, w: i32, h_size: u32, w_size: u32) -> bool {
     return h >= 0 && w >= 0 && u32(h) < h_size && u32(w) < w_size;
@@ -127,7 +119,6 @@ fn conv_forward(
 ) {
     let row0 = wg.x * LANES * ROWS + lid.x;
     let col0 = wg.y * LANES;
-    let col = min(col0 + lid.x, p.cols - 1u);
     let plane_out = p.out_h * p.out_w;
     let plane_in = p.in_h * p.in_w;
     let k_len = p.in_channels * p.kernel_h * p.kernel_w;
@@ -149,9 +140,9 @@ fn conv_forward(
             let dh = i32(kh * p.dilation_h);
             for (var kw = 0u; kw < p.kernel_w; kw++) {
                 let dw = i32(kw * p.dilation_w);
-                let wv = fetch_cols(col * k_len + k);
-                let lo = columns_lo(wv);
-                let hi = columns_hi(wv);
+                let w = columns(k, k_len, col0, lid.x);
+                let lo = w[0];
+                let hi = w[1];
                 for (var r = 0u; r < ROWS; r++) {
                     let h = h0[r] + dh;
                     let w = w0[r] + dw;
@@ -209,7 +200,6 @@ fn conv_input_grad(
 ) {
     let row0 = wg.x * LANES * ROWS + lid.x;
     let col0 = wg.y * LANES;
-    let col = min(col0 + lid.x, p.cols - 1u);
     let plane_out = p.out_h * p.out_w;
     let plane_in = p.in_h * p.in_w;
     let taps = p.kernel_h * p.kernel_w;
@@ -237,12 +227,12 @@ fn conv_input_grad(
     }
     var acc: array<vec4<f32>, 8>;
     for (var co = 0u; co < p.out_channels; co++) {
-        let w_base = (co * p.in_channels + col) * taps;
+        let w_base = co * p.in_channels * taps;
         for (var kh = 0u; kh < p.kernel_h; kh++) {
             for (var kw = 0u; kw < p.kernel_w; kw++) {
-                let wv = fetch_cols(w_base + kh * p.kernel_w + kw);
-                let lo = columns_lo(wv);
-                let hi = columns_hi(wv);
+                let w = columns(w_base + kh * p.kernel_w + kw, taps, col0, lid.x);
+                let lo = w[0];
+                let hi = w[1];
                 for (var r = 0u; r < ROWS; r++) {
                     var oh: i32;
                     var ow: i32;
@@ -280,7 +270,6 @@ fn conv_weight_grad(
 ) {
     let row0 = wg.x * LANES * ROWS + lid.x;
     let col0 = wg.y * LANES;
-    let col = min(col0 + lid.x, p.cols - 1u);
     let plane_out = p.out_h * p.out_w;
     let plane_in = p.in_h * p.in_w;
     let taps = p.kernel_h * p.kernel_w;
@@ -309,9 +298,9 @@ fn conv_weight_grad(
     var oh = (p.k_begin % plane_out) / p.out_w;
     var ow = p.k_begin % p.out_w;
     for (var k = p.k_begin; k < p.k_end; k++) {
-        let gv = fetch_cols(((n * p.out_channels + col) * p.out_h + oh) * p.out_w + ow);
-        let lo = columns_lo(gv);
-        let hi = columns_hi(gv);
+        let g = columns(n * p.out_channels * plane_out + oh * p.out_w + ow, plane_out, col0, lid.x);
+        let lo = g[0];
+        let hi = g[1];
         let image = n * p.in_channels * plane_in;
         let h_at = i32(oh * p.stride_h);
         let w_at = i32(ow * p.stride_w);

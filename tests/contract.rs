@@ -16,7 +16,7 @@ fn parse(name: &str, wgsl: &str) -> naga::Module {
 #[test]
 fn every_shader_agrees_with_its_rust_side() {
     let all = contracts();
-    assert_eq!(all.len(), 15, "one contract per shader family");
+    assert_eq!(all.len(), 16, "one contract per shader family");
     for contract in all {
         let name = contract.shader.name;
         let module = parse(name, contract.shader.wgsl);

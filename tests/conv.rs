@@ -52,7 +52,11 @@ fn abs(v: &[f32]) -> Vec<f32> {
 /// The four products of `case` on `kernel`, each checked against the oracle; returns their
 /// bits.
 fn run(case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
-    let device = gpu();
+    run_on(gpu(), case, kernel, seed)
+}
+
+/// [`run`] on `device`.
+fn run_on(device: &wgsl_nn::Device, case: &Case, kernel: MatmulKernel, seed: u64) -> Vec<Vec<u32>> {
     let (input, weight) = (case.0, case.1);
     let g = Conv2dGeometry::new(&input, &weight, options(case, kernel)).unwrap();
     let mut r = rng(seed);
@@ -127,6 +131,25 @@ fn every_product_matches_the_oracle_on_every_family_with_the_same_bits() {
         assert!(
             blocked == broadcast,
             "{case:?}: Blocked and Broadcast differ in bits"
+        );
+    }
+}
+
+#[test]
+fn without_subgroups_the_cpu_kernels_fetch_every_column_to_the_same_bits() {
+    // The kernels a browser without subgroups runs (SwiftShader): each lane fetches the eight
+    // columns' values instead of receiving them by broadcast.
+    let options = wgsl_nn::DeviceOptions::from_env()
+        .unwrap()
+        .without_subgroups();
+    let device = wgsl_nn::Device::with_options(&options).unwrap();
+    assert_eq!(device.subgroup_min_size(), None);
+    for (i, case) in CASES.iter().enumerate() {
+        let blocked = run(case, MatmulKernel::Blocked, 100 + i as u64);
+        let fetched = run_on(&device, case, MatmulKernel::Broadcast, 100 + i as u64);
+        assert!(
+            blocked == fetched,
+            "{case:?}: Blocked and the fetching kernels differ"
         );
     }
 }

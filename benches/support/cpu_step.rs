@@ -6,7 +6,7 @@
 /// `c = alpha·op(a)·op(b) + beta·c` for row-major `a` (m×k, or k×m when `ta`), `b` (k×n, or
 /// n×k when `tb`) and `c` (m×n).
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub fn gemm(
     m: usize,
     k: usize,
     n: usize,

@@ -159,15 +159,6 @@ pub async fn run(device: &Device, mut on_row: impl FnMut(&CheckRow)) -> Vec<Chec
         MatmulKernel::Tiled,
         MatmulKernel::Broadcast,
     ] {
-        if kernel == MatmulKernel::Broadcast && !crate::conv::broadcast::available(device) {
-            let why = "no subgroups of eight placed as one workgroup".to_string();
-            push(
-                "conv2d/Broadcast".into(),
-                "all shapes".into(),
-                Outcome::Skipped(why),
-            );
-            continue;
-        }
         for case in &CONV_CASES {
             let (input, weight, stride, padding) = *case;
             let name = format!("{input:?} * {weight:?} stride {stride:?} padding {padding:?}");

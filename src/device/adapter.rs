@@ -29,6 +29,9 @@ pub struct DeviceOptions {
     pub power_preference: wgpu::PowerPreference,
     /// The device profile; `None` takes the adapter's ([`Profile::of`]).
     pub profile: Option<Profile>,
+    /// Request the adapter's subgroup operations (true by default); without them the device
+    /// runs the kernels a browser without subgroups gets.
+    pub subgroups: bool,
 }
 
 impl Default for DeviceOptions {
@@ -38,6 +41,7 @@ impl Default for DeviceOptions {
             adapter_name: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
             profile: None,
+            subgroups: true,
         }
     }
 }
@@ -80,6 +84,13 @@ impl DeviceOptions {
     /// Forces the device profile, whatever the adapter.
     pub fn with_profile(mut self, profile: Profile) -> Self {
         self.profile = Some(profile);
+        self
+    }
+
+    /// Opens the device without subgroup operations, even where the adapter has them: the
+    /// kernels of a device without them (as a browser's may be) on this one.
+    pub fn without_subgroups(mut self) -> Self {
+        self.subgroups = false;
         self
     }
 

@@ -116,7 +116,7 @@ impl Device {
     pub async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
         let instance = adapter::new_instance(options.backends());
         let adapter = adapter::choose_adapter(&instance, options).await?;
-        Self::from_adapter(&adapter, options.profile).await
+        Self::from_adapter(&adapter, options.profile, options.subgroups).await
     }
 
     /// A device on wgpu's no-op backend, reporting `device_type` and WebGPU's default limits (but 16 storage buffers per stage): buffers
@@ -140,12 +140,16 @@ impl Device {
         let instance = wgpu::Instance::new(descriptor);
         let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
             .map_err(|e| Error::InvalidArgument(format!("no noop adapter: {e}")))?;
-        block_on(Self::from_adapter(&adapter, None))
+        block_on(Self::from_adapter(&adapter, None, true))
     }
 
-    /// Opens `adapter`'s device with the adapter's own limits and its subgroup operations,
-    /// under `profile` (`None`: the adapter's).
-    async fn from_adapter(adapter: &wgpu::Adapter, profile: Option<Profile>) -> Result<Self> {
+    /// Opens `adapter`'s device with the adapter's own limits and (with `subgroups`) its
+    /// subgroup operations, under `profile` (`None`: the adapter's).
+    async fn from_adapter(
+        adapter: &wgpu::Adapter,
+        profile: Option<Profile>,
+        subgroups: bool,
+    ) -> Result<Self> {
         let info = adapter.get_info();
         let profile = profile.unwrap_or(Profile::of(info.device_type));
         let summary = AdapterSummary::from_info(&info);
@@ -153,8 +157,13 @@ impl Device {
         // workgroups at 256 invocations, far below what most adapters offer.
         // Subgroup operations where the adapter has them (the broadcast matmul family).
         // Timestamp queries where the adapter has them (`Trainer::profile_step`).
-        let features = adapter.features() & wgpu::Features::SUBGROUP
-            | timing::TimestampSupport::features(adapter.features());
+        let subgroup = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
+        let features =
+            adapter.features() & subgroup | timing::TimestampSupport::features(adapter.features());
         let subgroup_min_size = features
             .contains(wgpu::Features::SUBGROUP)
             .then_some(info.subgroup_min_size);

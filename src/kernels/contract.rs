@@ -114,6 +114,20 @@ pub fn contracts() -> Vec<Contract> {
             .concat(),
         },
         Contract {
+            shader: conv_broadcast::SHADER_FETCH,
+            bindings: join(&[conv_broadcast::bind::ALL, act_bind]),
+            uniforms: vec![("ConvParams", size_of::<ConvParams>()), act_runtime],
+            constants: [
+                activation_ids(),
+                shape_constants(&[
+                    ("LANES", conv_broadcast::LANES),
+                    ("ROWS", conv_broadcast::ROWS),
+                    ("MAX_SIDE", conv_broadcast::MAX_SIDE),
+                ]),
+            ]
+            .concat(),
+        },
+        Contract {
             shader: dropout::SHADER,
             bindings: join(&[dropout::bind::ALL]),
             uniforms: vec![("DropoutParams", size_of::<DropoutParams>())],

@@ -1,8 +1,9 @@
-//! A convolution's forward pass, input gradient and weight gradient for CPU devices with
-//! subgroups of eight (lavapipe): `shaders/conv_broadcast.wgsl`, whose lanes run along the
-//! long side of each product and share the channels' values by `subgroupBroadcast`, reading
-//! both operands through texel views. The same fma chains as the implicit GEMM of the plain
-//! families, so the same bits; several times their speed on lavapipe.
+//! A convolution's products for CPU devices: `shaders/conv_broadcast.wgsl`, whose lanes run
+//! along the long side of each product, reading both operands through texel views, and get the
+//! channels' values by `subgroupBroadcast` where 8-invocation workgroups are one subgroup
+//! (lavapipe), or by fetching each (SwiftShader, the browser). The same fma chains as the
+//! implicit GEMM of the plain families, so the same bits; tens of times their speed on
+//! lavapipe.
 
 use super::{Conv2dGeometry, ConvProduct};
 use crate::device::{Device, Encoder, ShaderSource};
@@ -13,22 +14,39 @@ use crate::kernels::{Dispatch, INVOCATION_BUDGET, Record, Uniform, entry, groups
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// `shaders/conv_broadcast.wgsl`, after the texel helper and the activation functions (the
-/// forward pass's epilogue).
+/// Storage buffers each entry point binds (tests/contract.rs checks them against naga).
+const STORAGE_BUFFERS: &[(&str, u32)] = &[
+    ("conv_forward", 3),
+    ("conv_input_grad", 1),
+    ("conv_weight_grad", 1),
+    ("conv_bias_grad", 1),
+];
+
+/// `shaders/conv_broadcast.wgsl` with the columns shared by `subgroupBroadcast`, after the
+/// texel helper and the activation functions (the forward pass's epilogue).
 pub const SHADER: ShaderSource = ShaderSource {
     name: "conv_broadcast",
     wgsl: concat!(
         include_str!("../../../shaders/texels.wgsl"),
         include_str!("../../../shaders/hash.wgsl"),
         include_str!("../../../shaders/activation_functions.wgsl"),
+        include_str!("../../../shaders/conv_columns_broadcast.wgsl"),
         include_str!("../../../shaders/conv_broadcast.wgsl")
     ),
-    storage_buffers: &[
-        ("conv_forward", 3),
-        ("conv_input_grad", 1),
-        ("conv_weight_grad", 1),
-        ("conv_bias_grad", 1),
-    ],
+    storage_buffers: STORAGE_BUFFERS,
+};
+
+/// The same kernels with each lane fetching every column, for devices without subgroups.
+pub const SHADER_FETCH: ShaderSource = ShaderSource {
+    name: "conv_fetch",
+    wgsl: concat!(
+        include_str!("../../../shaders/texels.wgsl"),
+        include_str!("../../../shaders/hash.wgsl"),
+        include_str!("../../../shaders/activation_functions.wgsl"),
+        include_str!("../../../shaders/conv_columns_fetch.wgsl"),
+        include_str!("../../../shaders/conv_broadcast.wgsl")
+    ),
+    storage_buffers: STORAGE_BUFFERS,
 };
 
 crate::kernels::bindings! {
@@ -80,14 +98,15 @@ pub(crate) struct ConvParams {
     pub has_bias: u32,
 }
 
-/// Whether `device` runs the kernels: the broadcast matmul family's condition (subgroups of
-/// at least eight, 8-invocation workgroups placed as one subgroup, a native build).
-pub(crate) fn available(device: &Device) -> bool {
+/// Whether `device` shares the columns by `subgroupBroadcast` ([`SHADER`]): the broadcast
+/// matmul family's condition (subgroups of at least eight, 8-invocation workgroups placed as
+/// one subgroup, a native build). Otherwise each lane fetches them ([`SHADER_FETCH`]).
+pub(crate) fn broadcasts(device: &Device) -> bool {
     crate::kernels::matmul::broadcast::available(device)
 }
 
-/// Why the kernels cannot compute `product` of `g` on `device`, or `None` when they can:
-/// a kernel side of at most
+/// Why the kernels cannot compute `product` of `g` on `device`, or `None` when they can: a
+/// kernel side of at most
 /// [`MAX_SIDE`]; a k loop (all of its inner iterations counted) within one pass for the
 /// forward pass and the input gradient; operands and results that fit texel views.
 pub(crate) fn unsupported(
@@ -95,12 +114,6 @@ pub(crate) fn unsupported(
     product: ConvProduct,
     g: &Conv2dGeometry,
 ) -> Option<String> {
-    if !available(device) {
-        return Some(format!(
-            "{} lacks subgroups of eight invocations placed as one workgroup",
-            device.adapter().name
-        ));
-    }
     let taps = g.kernel.0 * g.kernel.1;
     let k_loop = match product {
         ConvProduct::Forward => g.in_channels * taps,
@@ -230,7 +243,12 @@ impl ConvBroadcast {
             }
             _ => None,
         };
-        let pipeline = device.pipeline(&SHADER, entry_point, &constants)?;
+        let shader = if broadcasts(device) {
+            &SHADER
+        } else {
+            &SHADER_FETCH
+        };
+        let pipeline = device.pipeline(shader, entry_point, &constants)?;
         // The forward pass binds a bias whether it adds one or not.
         let stand_in = match (product, bias) {
             (ConvProduct::Forward, None) => Some(Tensor::uninit(device, [4])?),

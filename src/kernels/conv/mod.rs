@@ -174,7 +174,7 @@ impl Conv2dGeometry {
 
 /// Which product of a convolution (the shader's `CONV`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ConvProduct {
+pub enum ConvProduct {
     /// `y = conv(x, w) (+ b)`.
     Forward = 1,
     /// `dx` from `dy` and `w`.
@@ -279,6 +279,65 @@ pub(crate) fn prepare(
         product as u32,
         g,
     )?))
+}
+
+/// A prepared product of a convolution: kernel chosen, bind groups built, recorded as often
+/// as needed (what a captured step holds; the functions below prepare one per call).
+pub struct Conv2dKernel(Box<dyn Record>);
+
+impl std::fmt::Debug for Conv2dKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conv2dKernel").finish_non_exhaustive()
+    }
+}
+
+impl Conv2dKernel {
+    /// Prepares `product` of `geometry` into `out` (the product's shape): `a` is the input
+    /// (forward) or the output's gradient, `b` the weight (forward, input gradient) or the
+    /// input (weight gradient; the bias gradient reads `a` alone), `bias` the forward pass's.
+    pub fn new(
+        product: ConvProduct,
+        geometry: &Conv2dGeometry,
+        a: &Tensor,
+        b: &Tensor,
+        out: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Self> {
+        let g = geometry;
+        let (a_shape, b_shape) = match product {
+            ConvProduct::Forward => (g.input_shape(), Some(g.weight_shape())),
+            ConvProduct::InputGrad => (g.output_shape(), Some(g.weight_shape())),
+            ConvProduct::WeightGrad => (g.output_shape(), Some(g.input_shape())),
+            ConvProduct::BiasGrad => (g.output_shape(), None),
+        };
+        expect(a, a_shape, "first operand")?;
+        if let Some(b_shape) = b_shape {
+            expect(b, b_shape, "second operand")?;
+        }
+        if let Some(bias) = bias
+            && (product != ConvProduct::Forward || bias.shape().dims() != [g.out_channels])
+        {
+            return Err(Error::shape(
+                "conv2d",
+                format!("a bias [{}] of the forward pass", g.out_channels),
+                bias.shape(),
+            ));
+        }
+        if out.shape().dims() != product.output_shape(geometry) {
+            return Err(Error::shape(
+                "conv2d",
+                format!("{product:?} output {:?}", product.output_shape(geometry)),
+                out.shape(),
+            ));
+        }
+        Ok(Self(prepare(product, geometry, a, b, out, bias, IDENTITY)?))
+    }
+
+    /// Records the product (its texel-view copies, where the kernel reads views, and its
+    /// dispatches).
+    pub fn record(&self, encoder: &mut crate::device::Encoder) {
+        self.0.record_into(encoder);
+    }
 }
 
 /// No activation in the epilogue.
