@@ -98,6 +98,7 @@ async function main() {
   }
   setState('ready', `MNIST validated: ${results.data.train} training and ${results.data.test} test images.`);
   $('train').disabled = false;
+  if (params.has('model')) $('model').value = params.get('model');
   if (params.has('recipe')) $('recipe').value = params.get('recipe');
   if (params.has('train')) $('train-limit').value = params.get('train');
   if (params.has('epochs')) $('epochs').value = params.get('epochs');
@@ -107,15 +108,16 @@ async function main() {
 
 // ---- training ----
 async function train() {
+  const model = $('model').value;
   const recipe = $('recipe').value;
   const limit = Number($('train-limit').value);
   const epochs = Number($('epochs').value);
   $('train').disabled = true;
   chart.loss.length = 0; chart.accuracy.length = 0;
   results.training = [];
-  setState('training', `Training (${recipe}, ${limit} images, ${epochs} epochs)…`);
+  setState('training', `Training (${model}, ${recipe}, ${limit} images, ${epochs} epochs)…`);
   try {
-    await serial(() => app.start(recipe, limit, epochs));
+    await serial(() => app.start(model, recipe, limit, epochs));
     let epochStart = performance.now(), epochImages = 0;
     for (;;) {
       const t0 = performance.now();

@@ -12,7 +12,9 @@ use wgsl_nn::conformance::{self, Outcome};
 use wgsl_nn::data::digit;
 use wgsl_nn::data::gpu::GpuDataset;
 use wgsl_nn::data::mnist::{CLASSES, LoadOptions, Mnist, PIXELS};
-use wgsl_nn::nn::{Evaluator, Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::nn::{
+    Evaluator, Mlp, MlpConfig, Model, Sequential, SequentialConfig, Trainer, TrainerConfig,
+};
 use wgsl_nn::optim::OptimizerConfig;
 
 #[wasm_bindgen(start)]
@@ -37,9 +39,10 @@ struct State {
     run: Option<Run>,
 }
 
-/// One training run: the trainer, the test-set evaluator and what has been reported.
+/// One training run: the trainer (of the model the page chose), the test-set evaluator and
+/// what has been reported.
 struct Run {
-    trainer: Trainer,
+    trainer: Trainer<Box<dyn Model>>,
     evaluator: Evaluator,
     epochs: usize,
     test_accuracy: Option<f32>,
@@ -96,10 +99,17 @@ impl App {
         Ok(to_js(summary))
     }
 
-    /// Starts a run: `recipe` is `lecture` (SGD, lr 0.001) or `adam` (Adam, lr 0.001), on the
-    /// first `train_limit` training images (0: all) for `epochs` epochs. The data set is
-    /// uploaded once per run; the step is captured on its first replay.
-    pub fn start(&self, recipe: &str, train_limit: usize, epochs: usize) -> Result<(), JsError> {
+    /// Starts a run: `model` is `mlp` (the lecture's 784-128-10) or `cnn` (the `mnist`
+    /// example's LeNet-5-shaped CNN), `recipe` `lecture` (SGD, lr 0.001) or `adam` (Adam, lr
+    /// 0.001), on the first `train_limit` training images (0: all) for `epochs` epochs. The
+    /// data set is uploaded once per run; the step is captured on its first replay.
+    pub fn start(
+        &self,
+        model: &str,
+        recipe: &str,
+        train_limit: usize,
+        epochs: usize,
+    ) -> Result<(), JsError> {
         let mut state = self.state.try_borrow_mut().map_err(js_error)?;
         let data = state
             .data
@@ -138,7 +148,13 @@ impl App {
             CLASSES,
         )
         .map_err(js_error)?;
-        let model = Mlp::new(device, MlpConfig::lecture()).map_err(js_error)?;
+        let model: Box<dyn Model> = match model {
+            "mlp" => Box::new(Mlp::new(device, MlpConfig::lecture()).map_err(js_error)?),
+            "cnn" => {
+                Box::new(Sequential::new(device, SequentialConfig::lenet()).map_err(js_error)?)
+            }
+            other => return Err(js_error(format!("unknown model `{other}`: mlp or cnn"))),
+        };
         let config = TrainerConfig {
             optimizer,
             epochs,
@@ -194,10 +210,7 @@ impl App {
 
     async fn classify_with(&self, run: &Run, image: Vec<f32>) -> Result<String, JsError> {
         let normalization = run.trainer.config().normalization;
-        let mut answers = run
-            .trainer
-            .model()
-            .predict_async(&image, normalization)
+        let mut answers = wgsl_nn::nn::predict_async(run.trainer.model(), &image, normalization)
             .await
             .map_err(js_error)?;
         let probabilities = answers.pop().expect("one image, one answer");

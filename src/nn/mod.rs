@@ -18,6 +18,9 @@ mod train;
 pub use checkpoint::{CheckpointFile, StoredTensor, load_checkpoint, save_checkpoint};
 pub use conv::Conv2d;
 pub use model::Model;
+#[cfg(not(target_arch = "wasm32"))]
+pub use predict::predict;
+pub use predict::predict_async;
 pub use schedule::Schedule;
 pub use sequential::{Layer, LayerSpec, Sequential, SequentialConfig};
 #[cfg(feature = "checkpoints")]

@@ -104,3 +104,31 @@ impl Model for super::Mlp {
         ]
     }
 }
+
+/// A boxed model is a model: a page or an application picks the architecture at run time
+/// (`Trainer<Box<dyn Model>>`).
+impl<M: Model + ?Sized> Model for Box<M> {
+    fn forward(&self, x: &Var, training: bool) -> Result<Var> {
+        (**self).forward(x, training)
+    }
+
+    fn parameter_vars(&self) -> Vec<(String, &Var)> {
+        (**self).parameter_vars()
+    }
+
+    fn inputs(&self) -> usize {
+        (**self).inputs()
+    }
+
+    fn outputs(&self) -> usize {
+        (**self).outputs()
+    }
+
+    fn widest(&self) -> usize {
+        (**self).widest()
+    }
+
+    fn identity(&self) -> Vec<(&'static str, String)> {
+        (**self).identity()
+    }
+}
