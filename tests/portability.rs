@@ -22,7 +22,9 @@ use wgsl_nn::activation::Activation;
 use wgsl_nn::capture::Fusion;
 use wgsl_nn::kernels::contracts;
 use wgsl_nn::loss::{self, CrossEntropyOptions, Labels};
-use wgsl_nn::nn::{ClassifierLoss, Mlp, MlpConfig, Trainer, TrainerConfig};
+use wgsl_nn::nn::{
+    ClassifierLoss, Mlp, MlpConfig, Sequential, SequentialConfig, Trainer, TrainerConfig,
+};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{BuiltPipeline, Device, DeviceOptions, Profile, Tensor, elementwise};
 
@@ -163,6 +165,16 @@ fn exercise(device: &Device) {
         ClassifierLoss::CrossEntropy,
         Fusion::none(),
     );
+    // A CNN's captured step: the convolutions with their fused activations, pooling, dropout.
+    let cnn = SequentialConfig::parse(
+        "conv(4,3,pad=1)-relu-maxpool(2)-conv(6,3,stride=2)-tanh-avgpool(2)-flatten-\
+         dropout(0.5)-linear(10)",
+        &[1, 28, 28],
+        0,
+    )
+    .unwrap();
+    let model = Sequential::new(device, cnn).unwrap();
+    Trainer::new(model, dataset(device, true, 100), TrainerConfig::lecture()).unwrap();
     // What only eager use builds: elementwise ops, softmax's backward, class weights.
     let x = Tensor::from_slice(device, &[0.5, -1.0, 2.0, 0.25, 1.5, -0.5], [2, 3]).unwrap();
     let one = Tensor::from_slice(device, &[1.0], [1]).unwrap();
@@ -185,10 +197,15 @@ fn exercise(device: &Device) {
 
 #[test]
 fn every_pipeline_the_engine_builds_translates_to_spirv_msl_and_hlsl() {
-    // Under both profiles: each chooses other kernels for the same work.
+    // Under both profiles: each chooses other kernels for the same work; and without
+    // subgroups, as a browser may be (the convolutions' fetching variant).
     let mut built: Vec<BuiltPipeline> = Vec::new();
-    for profile in [Profile::Cpu, Profile::Gpu] {
-        let options = DeviceOptions::from_env().unwrap().with_profile(profile);
+    let options = |profile| DeviceOptions::from_env().unwrap().with_profile(profile);
+    for options in [
+        options(Profile::Cpu),
+        options(Profile::Gpu),
+        options(Profile::Cpu).without_subgroups(),
+    ] {
         let device = Device::with_options(&options).unwrap();
         exercise(&device);
         for pipeline in device.built_pipelines() {
