@@ -45,46 +45,31 @@ fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-@compute @workgroup_size(WG)
-fn max_pool_forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let o = flat_index(wg, groups, lid);
-    if o >= p.count {
-        return;
-    }
+// Output `o`'s window: its plane's first input element, and the input rows and columns it
+// covers, [begin, end) each, padding left out.
+struct Window {
+    base: u32,
+    rows: vec2<u32>,
+    cols: vec2<u32>,
+}
+
+// Input rows (or columns) [begin, end) of window `o` of one side: padded positions
+// o·stride .. o·stride + kernel, less the padding, clipped to the input.
+fn window_side(o: u32, stride: u32, kernel: u32, pad: u32, size: u32) -> vec2<u32> {
+    let begin = max(o * stride, pad) - pad;
+    let end = min(o * stride + kernel, pad + size) - pad;
+    return vec2<u32>(begin, max(begin, end));
+}
+
+fn window_of(o: u32) -> Window {
     let ow = o % p.out_w;
     let oh = (o / p.out_w) % p.out_h;
     let plane = o / (p.out_w * p.out_h);
-    let base = plane * p.height * p.width;
-    // The window's first row and column in the padded input.
-    let r0 = oh * p.stride_h;
-    let c0 = ow * p.stride_w;
-    // The first maximum in row-major order; a NaN wins and stays.
-    var best = 0xffffffffu;
-    var best_value = 0.0;
-    for (var kr = 0u; kr < p.kernel_h; kr++) {
-        let pr = r0 + kr;
-        if pr < p.pad_h || pr - p.pad_h >= p.height {
-            continue;
-        }
-        for (var kc = 0u; kc < p.kernel_w; kc++) {
-            let pc = c0 + kc;
-            if pc < p.pad_w || pc - p.pad_w >= p.width {
-                continue;
-            }
-            let i = base + (pr - p.pad_h) * p.width + (pc - p.pad_w);
-            let v = x[i];
-            if best == 0xffffffffu || (!is_nan(best_value) && (v > best_value || is_nan(v))) {
-                best = i;
-                best_value = v;
-            }
-        }
-    }
-    y[o] = best_value;
-    argmax[o] = best;
+    return Window(
+        plane * p.height * p.width,
+        window_side(oh, p.stride_h, p.kernel_h, p.pad_h, p.height),
+        window_side(ow, p.stride_w, p.kernel_w, p.pad_w, p.width),
+    );
 }
 
 // The outputs whose windows cover padded row (or column) `padded`: [first, end).
@@ -98,6 +83,46 @@ fn covering(padded: u32, kernel: u32, stride: u32, outputs: u32) -> vec2<u32> {
     return vec2<u32>(first, max(first, end));
 }
 
+// Input `i`'s plane's first output, and the output rows and columns whose windows cover it.
+fn covers_of(i: u32) -> Window {
+    let c = i % p.width;
+    let r = (i / p.width) % p.height;
+    let plane = i / (p.width * p.height);
+    return Window(
+        plane * p.out_h * p.out_w,
+        covering(r + p.pad_h, p.kernel_h, p.stride_h, p.out_h),
+        covering(c + p.pad_w, p.kernel_w, p.stride_w, p.out_w),
+    );
+}
+
+@compute @workgroup_size(WG)
+fn max_pool_forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let o = flat_index(wg, groups, lid);
+    if o >= p.count {
+        return;
+    }
+    let w = window_of(o);
+    // The first maximum in row-major order; a NaN wins and stays.
+    var best = 0xffffffffu;
+    var best_value = 0.0;
+    for (var r = w.rows.x; r < w.rows.y; r++) {
+        for (var c = w.cols.x; c < w.cols.y; c++) {
+            let i = w.base + r * p.width + c;
+            let v = x[i];
+            if best == 0xffffffffu || (!is_nan(best_value) && (v > best_value || is_nan(v))) {
+                best = i;
+                best_value = v;
+            }
+        }
+    }
+    y[o] = best_value;
+    argmax[o] = best;
+}
+
 @compute @workgroup_size(WG)
 fn max_pool_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -108,15 +133,11 @@ fn max_pool_backward(
     if i >= p.count {
         return;
     }
-    let c = i % p.width;
-    let r = (i / p.width) % p.height;
-    let plane = i / (p.width * p.height);
-    let rows = covering(r + p.pad_h, p.kernel_h, p.stride_h, p.out_h);
-    let cols = covering(c + p.pad_w, p.kernel_w, p.stride_w, p.out_w);
+    let w = covers_of(i);
     var sum = 0.0;
-    for (var oh = rows.x; oh < rows.y; oh++) {
-        for (var ow = cols.x; ow < cols.y; ow++) {
-            let o = (plane * p.out_h + oh) * p.out_w + ow;
+    for (var oh = w.rows.x; oh < w.rows.y; oh++) {
+        for (var ow = w.cols.x; ow < w.cols.y; ow++) {
+            let o = w.base + oh * p.out_w + ow;
             if argmax[o] == i {
                 sum += dy[o];
             }
@@ -135,25 +156,11 @@ fn avg_pool_forward(
     if o >= p.count {
         return;
     }
-    let ow = o % p.out_w;
-    let oh = (o / p.out_w) % p.out_h;
-    let plane = o / (p.out_w * p.out_h);
-    let base = plane * p.height * p.width;
-    // The window's first row and column in the padded input.
-    let r0 = oh * p.stride_h;
-    let c0 = ow * p.stride_w;
+    let w = window_of(o);
     var sum = 0.0;
-    for (var kr = 0u; kr < p.kernel_h; kr++) {
-        let pr = r0 + kr;
-        if pr < p.pad_h || pr - p.pad_h >= p.height {
-            continue;
-        }
-        for (var kc = 0u; kc < p.kernel_w; kc++) {
-            let pc = c0 + kc;
-            if pc < p.pad_w || pc - p.pad_w >= p.width {
-                continue;
-            }
-            sum += x[base + (pr - p.pad_h) * p.width + (pc - p.pad_w)];
+    for (var r = w.rows.x; r < w.rows.y; r++) {
+        for (var c = w.cols.x; c < w.cols.y; c++) {
+            sum += x[w.base + r * p.width + c];
         }
     }
     y[o] = sum / f32(p.kernel_h * p.kernel_w);
@@ -169,15 +176,11 @@ fn avg_pool_backward(
     if i >= p.count {
         return;
     }
-    let c = i % p.width;
-    let r = (i / p.width) % p.height;
-    let plane = i / (p.width * p.height);
-    let rows = covering(r + p.pad_h, p.kernel_h, p.stride_h, p.out_h);
-    let cols = covering(c + p.pad_w, p.kernel_w, p.stride_w, p.out_w);
+    let w = covers_of(i);
     var sum = 0.0;
-    for (var oh = rows.x; oh < rows.y; oh++) {
-        for (var ow = cols.x; ow < cols.y; ow++) {
-            sum += dy[(plane * p.out_h + oh) * p.out_w + ow];
+    for (var oh = w.rows.x; oh < w.rows.y; oh++) {
+        for (var ow = w.cols.x; ow < w.cols.y; ow++) {
+            sum += dy[w.base + oh * p.out_w + ow];
         }
     }
     dx[i] = sum / f32(p.kernel_h * p.kernel_w);

@@ -92,6 +92,21 @@ pub fn contracts() -> Vec<Contract> {
         ]
         .concat(),
     };
+    // The CPU devices' convolution kernels, with and without subgroups.
+    let conv = |shader| Contract {
+        shader,
+        bindings: join(&[conv_broadcast::bind::ALL, act_bind]),
+        uniforms: vec![("ConvParams", size_of::<ConvParams>()), act_runtime],
+        constants: [
+            activation_ids(),
+            shape_constants(&[
+                ("LANES", conv_broadcast::LANES),
+                ("ROWS", conv_broadcast::ROWS),
+                ("MAX_SIDE", conv_broadcast::MAX_SIDE),
+            ]),
+        ]
+        .concat(),
+    };
     let mut all = vec![
         Contract {
             shader: activation::SHADER,
@@ -99,34 +114,8 @@ pub fn contracts() -> Vec<Contract> {
             uniforms: vec![("EwParams", size_of::<EwParams>()), act_runtime],
             constants: activation_ids(),
         },
-        Contract {
-            shader: conv_broadcast::SHADER,
-            bindings: join(&[conv_broadcast::bind::ALL, act_bind]),
-            uniforms: vec![("ConvParams", size_of::<ConvParams>()), act_runtime],
-            constants: [
-                activation_ids(),
-                shape_constants(&[
-                    ("LANES", conv_broadcast::LANES),
-                    ("ROWS", conv_broadcast::ROWS),
-                    ("MAX_SIDE", conv_broadcast::MAX_SIDE),
-                ]),
-            ]
-            .concat(),
-        },
-        Contract {
-            shader: conv_broadcast::SHADER_FETCH,
-            bindings: join(&[conv_broadcast::bind::ALL, act_bind]),
-            uniforms: vec![("ConvParams", size_of::<ConvParams>()), act_runtime],
-            constants: [
-                activation_ids(),
-                shape_constants(&[
-                    ("LANES", conv_broadcast::LANES),
-                    ("ROWS", conv_broadcast::ROWS),
-                    ("MAX_SIDE", conv_broadcast::MAX_SIDE),
-                ]),
-            ]
-            .concat(),
-        },
+        conv(conv_broadcast::SHADER),
+        conv(conv_broadcast::SHADER_FETCH),
         Contract {
             shader: dropout::SHADER,
             bindings: join(&[dropout::bind::ALL]),
