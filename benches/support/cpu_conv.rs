@@ -90,7 +90,7 @@ impl CpuConv {
     }
 
     /// `[positions, channels]` ↔ NCHW.
-    fn to_nchw(&self, nhwc: &[f32], channels: usize, y: &mut [f32]) {
+    fn rows_to_nchw(&self, nhwc: &[f32], channels: usize, y: &mut [f32]) {
         let plane = self.out.0 * self.out.1;
         for n in 0..self.batch {
             for q in 0..plane {
@@ -101,7 +101,7 @@ impl CpuConv {
         }
     }
 
-    fn from_nchw(&self, y: &[f32], channels: usize, nhwc: &mut [f32]) {
+    fn nchw_to_rows(&self, y: &[f32], channels: usize, nhwc: &mut [f32]) {
         let plane = self.out.0 * self.out.1;
         for n in 0..self.batch {
             for c in 0..channels {
@@ -122,7 +122,7 @@ impl CpuConv {
         // [P, K] · [Co, K]ᵀ.
         gemm(p, k, co, &self.cols, false, w, true, 1.0, &mut self.nhwc);
         let nhwc = std::mem::take(&mut self.nhwc);
-        self.to_nchw(&nhwc, co, y);
+        self.rows_to_nchw(&nhwc, co, y);
         self.nhwc = nhwc;
     }
 
@@ -130,7 +130,7 @@ impl CpuConv {
     pub fn input_grad(&mut self, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let (p, k, co) = (self.positions(), self.taps(), self.cout);
         let mut dy_rows = std::mem::take(&mut self.nhwc);
-        self.from_nchw(dy, co, &mut dy_rows);
+        self.nchw_to_rows(dy, co, &mut dy_rows);
         // [P, Co] · [Co, K] into the patches' scratch.
         gemm(p, co, k, &dy_rows, false, w, false, 0.0, &mut self.cols);
         self.nhwc = dy_rows;
@@ -145,7 +145,7 @@ impl CpuConv {
         self.im2col(x);
         let (p, k, co) = (self.positions(), self.taps(), self.cout);
         let mut dy_rows = std::mem::take(&mut self.nhwc);
-        self.from_nchw(dy, co, &mut dy_rows);
+        self.nchw_to_rows(dy, co, &mut dy_rows);
         gemm(co, p, k, &dy_rows, true, &self.cols, false, 0.0, dw);
         self.nhwc = dy_rows;
     }

@@ -201,8 +201,11 @@ pub fn digits_block(images: &[u8], predictions: &[usize], labels: &[u8]) -> Vec<
 /// `nn.Sequential` (`(net, sequential)`).
 pub struct ModelFiles {
     pub engine: Vec<u8>,
-    pub torch: Option<(Vec<u8>, Vec<u8>)>,
+    pub torch: Option<StateDicts>,
 }
+
+/// The bytes of the PyTorch state_dicts `(Net, nn.Sequential)`.
+pub type StateDicts = (Vec<u8>, Vec<u8>);
 
 /// What the run writes about its model, by the kind of model.
 pub trait Exports: Model {
@@ -211,7 +214,7 @@ pub trait Exports: Model {
     /// The architecture, in model.safetensors' metadata and metrics.json's config.
     fn architecture(&self) -> Vec<(String, String)>;
     /// The PyTorch state_dicts `(Net, nn.Sequential)`, where the engine writes them.
-    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>>;
+    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>>;
 }
 
 impl Exports for Mlp {
@@ -228,7 +231,7 @@ impl Exports for Mlp {
         ]
     }
 
-    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>> {
+    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>> {
         let net = self.to_state_dict(TorchNaming::Net)?.to_bytes()?;
         let sequential = self.to_state_dict(TorchNaming::Sequential)?.to_bytes()?;
         Ok(Some((net, sequential)))
@@ -249,7 +252,7 @@ impl Exports for Sequential {
         ]
     }
 
-    fn torch(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Box<dyn std::error::Error>> {
+    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>> {
         Ok(None)
     }
 }
