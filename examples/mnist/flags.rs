@@ -54,7 +54,7 @@ pub(crate) fn trainable_activations() -> PossibleValuesParser {
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Train the lecture's MNIST MLP on the GPU")]
+#[command(about = "Train the lecture's MNIST MLP (or a CNN: --preset cnn) on the GPU")]
 pub(crate) struct Args {
     /// A named configuration.
     #[arg(long, value_enum, default_value = "lecture")]
