@@ -1,12 +1,16 @@
 //! The convolutions of `--preset cnn` (LeNet's shape, batch 64): each product on the device
 //! against the CPU baseline a user would pick, im2col + matrixmultiply's threaded sgemm
 //! (`support/cpu_conv.rs`, checked against the f64 oracle first); then the CNN's whole
-//! training step on the device.
+//! training step on the device beside the same step on the CPU built the same way
+//! (`support/cpu_cnn.rs`: im2col + sgemm, loops for the rest), the two checked to agree after
+//! a step from the same weights.
 //!
 //! Throughput is counted in FLOPs (2 · positions · out channels · taps), so criterion's
 //! "elem/s" reads as FLOP/s. A GPU sample records the prepared product `iters` times, 64 per
 //! submit, and waits once: its steady-state cost inside a step.
 
+#[path = "support/cpu_cnn.rs"]
+mod cpu_cnn;
 #[path = "support/cpu_conv.rs"]
 mod cpu_conv;
 #[allow(dead_code)] // the MLP step; this bench uses its sgemm
@@ -15,13 +19,15 @@ mod cpu_step;
 
 use std::time::{Duration, Instant};
 
+use cpu_cnn::CpuCnn;
 use cpu_conv::CpuConv;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wgsl_nn::capture::Fusion;
 use wgsl_nn::conv::{Conv2dGeometry, Conv2dKernel, Conv2dOptions, ConvProduct};
 use wgsl_nn::cpu::tolerance::{check_within, product_bounds};
 use wgsl_nn::data::gpu::GpuDataset;
-use wgsl_nn::nn::{Sequential, SequentialConfig, Trainer, TrainerConfig};
+use wgsl_nn::data::gpu::Normalization;
+use wgsl_nn::nn::{Model, Sequential, SequentialConfig, Trainer, TrainerConfig, epoch_order};
 use wgsl_nn::optim::OptimizerConfig;
 use wgsl_nn::{Device, Tensor};
 
@@ -128,7 +134,8 @@ fn convolutions(c: &mut Criterion) {
     }
 }
 
-/// The CNN of `--preset cnn` training on synthetic digits: steps back to back, one wait.
+/// The CNN of `--preset cnn` training on synthetic digits (SGD, lr 0.01): the device's steps
+/// back to back with one wait, and the CPU's.
 fn cnn_step(c: &mut Criterion) {
     let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
     let examples = 64 * 64;
@@ -138,8 +145,14 @@ fn cnn_step(c: &mut Criterion) {
     let labels: Vec<u8> = (0..examples).map(|i| (i % 10) as u8).collect();
     let data = GpuDataset::new(&device, &images, &labels, 784, 10).unwrap();
     let model = Sequential::new(&device, SequentialConfig::lenet()).unwrap();
+    let initial: Vec<Vec<f32>> = model
+        .parameters()
+        .iter()
+        .map(|(_, t)| t.to_vec().unwrap())
+        .collect();
+    let lr = 0.01;
     let config = TrainerConfig {
-        optimizer: OptimizerConfig::adamw(0.002),
+        optimizer: OptimizerConfig::sgd(lr),
         fusion: Fusion::all(),
         epochs: 1_000,
         ..TrainerConfig::lecture()
@@ -148,6 +161,31 @@ fn cnn_step(c: &mut Criterion) {
     trainer.begin_epoch().unwrap();
     trainer.step(0).unwrap();
     device.synchronize().unwrap();
+
+    // The CPU step from the same weights on the same batch ends on the same weights.
+    let (scale, shift) = Normalization::default().scale_shift();
+    let batch_of = |step: usize| -> (Vec<f32>, Vec<u8>) {
+        let order = epoch_order(0, 0, examples);
+        let rows = &order[step * 64..(step + 1) * 64];
+        let x = rows
+            .iter()
+            .flat_map(|&r| &images[r as usize * 784..(r as usize + 1) * 784])
+            .map(|&b| f32::from(b).mul_add(scale, shift))
+            .collect();
+        (x, rows.iter().map(|&r| labels[r as usize]).collect())
+    };
+    let mut cpu = CpuCnn::new(initial, 64);
+    let (x, y) = batch_of(0);
+    cpu.step(&x, &y, lr);
+    for ((name, gpu), cpu) in trainer.model().parameters().iter().zip(&cpu.params) {
+        let gpu = gpu.to_vec().unwrap();
+        let worst = gpu
+            .iter()
+            .zip(cpu)
+            .map(|(a, b)| (a - b).abs() / (1e-3 + b.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "{name}: the CPU step differs from the device's ({worst})");
+    }
     let mut group = c.benchmark_group("cnn_step");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
@@ -165,6 +203,10 @@ fn cnn_step(c: &mut Criterion) {
             device.synchronize().unwrap();
             start.elapsed()
         })
+    });
+    let (x, y) = batch_of(1);
+    group.bench_function("cpu_im2col_sgemm_step_batch64", |bench| {
+        bench.iter(|| cpu.step(&x, &y, lr))
     });
     group.finish();
 }
