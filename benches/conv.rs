@@ -184,7 +184,10 @@ fn cnn_step(c: &mut Criterion) {
             .zip(cpu)
             .map(|(a, b)| (a - b).abs() / (1e-3 + b.abs()))
             .fold(0.0f32, f32::max);
-        assert!(worst < 1e-3, "{name}: the CPU step differs from the device's ({worst})");
+        assert!(
+            worst < 1e-3,
+            "{name}: the CPU step differs from the device's ({worst})"
+        );
     }
     let mut group = c.benchmark_group("cnn_step");
     group.sample_size(10);

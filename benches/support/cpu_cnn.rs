@@ -102,7 +102,17 @@ impl CpuCnn {
             for row in z.chunks_mut(o) {
                 row.copy_from_slice(&p[5 + 2 * l]);
             }
-            gemm(b, i, o, acts.last().unwrap(), false, &p[4 + 2 * l], false, 1.0, &mut z);
+            gemm(
+                b,
+                i,
+                o,
+                acts.last().unwrap(),
+                false,
+                &p[4 + 2 * l],
+                false,
+                1.0,
+                &mut z,
+            );
             if l < 2 {
                 relu(&mut z);
             }
@@ -124,10 +134,30 @@ impl CpuCnn {
         for l in (0..3).rev() {
             let (i, o) = DENSE[l];
             let input = &acts[l];
-            gemm(i, b, o, input, true, &dz, false, 0.0, &mut self.grads[4 + 2 * l]);
+            gemm(
+                i,
+                b,
+                o,
+                input,
+                true,
+                &dz,
+                false,
+                0.0,
+                &mut self.grads[4 + 2 * l],
+            );
             self.grads[5 + 2 * l] = (0..o).map(|j| dz.iter().skip(j).step_by(o).sum()).collect();
             let mut dx = vec![0.0; b * i];
-            gemm(b, o, i, &dz, false, &self.params[4 + 2 * l], true, 0.0, &mut dx);
+            gemm(
+                b,
+                o,
+                i,
+                &dz,
+                false,
+                &self.params[4 + 2 * l],
+                true,
+                0.0,
+                &mut dx,
+            );
             if l > 0 {
                 for (d, &a) in dx.iter_mut().zip(input) {
                     if a <= 0.0 {
