@@ -16,12 +16,15 @@ mod cpu_conv;
 #[allow(dead_code)] // the MLP step; this bench uses its sgemm
 #[path = "support/cpu_step.rs"]
 mod cpu_step;
+#[path = "support/timing.rs"]
+mod timing;
 
 use std::time::{Duration, Instant};
 
 use cpu_cnn::CpuCnn;
 use cpu_conv::CpuConv;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use timing::{data, time_gpu};
 use wgsl_nn::capture::Fusion;
 use wgsl_nn::conv::{Conv2dGeometry, Conv2dKernel, Conv2dOptions, ConvProduct};
 use wgsl_nn::cpu::tolerance::{check_within, product_bounds};
@@ -36,33 +39,6 @@ const LAYERS: [(&str, [usize; 4], [usize; 4], usize); 2] = [
     ("conv1", [64, 1, 28, 28], [8, 1, 5, 5], 2),
     ("conv2", [64, 8, 14, 14], [16, 8, 5, 5], 0),
 ];
-
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1 << 24) as f32
-                - 0.5
-        })
-        .collect()
-}
-
-/// `iters` recordings of `kernel`, 64 per submit, one wait.
-fn time_gpu(device: &Device, kernel: &Conv2dKernel, iters: u64) -> Duration {
-    let start = Instant::now();
-    let mut left = iters;
-    while left > 0 {
-        let batch = left.min(64);
-        let mut encoder = device.encoder();
-        for _ in 0..batch {
-            kernel.record(&mut encoder);
-        }
-        encoder.submit().unwrap();
-        left -= batch;
-    }
-    device.synchronize().unwrap();
-    start.elapsed()
-}
 
 fn convolutions(c: &mut Criterion) {
     let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
@@ -113,9 +89,9 @@ fn convolutions(c: &mut Criterion) {
         for (product, a, operand, bias) in products {
             let out = Tensor::uninit(&device, product.output_shape(&g)).unwrap();
             let kernel = Conv2dKernel::new(product, &g, a, operand, &out, bias).unwrap();
-            time_gpu(&device, &kernel, 1); // compile and warm up
+            time_gpu(&device, 1, |e| kernel.record(e)); // compile and warm up
             group.bench_function(BenchmarkId::new("gpu", format!("{product:?}")), |bench| {
-                bench.iter_custom(|iters| time_gpu(&device, &kernel, iters))
+                bench.iter_custom(|iters| time_gpu(&device, iters, |e| kernel.record(e)))
             });
         }
         let mut y = vec![0.0; len(g.output_shape())];

@@ -4,9 +4,13 @@
 //! waits once: the steady-state cost of one call inside a training step, dispatch overhead
 //! included, host syncs amortised. The optimiser group's throughput is in parameters/s.
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use timing::{data, time_gpu};
 use wgsl_nn::activation::{Activation, ActivationKernel, ActivationState};
 use wgsl_nn::cpu::{self, ActivationParams};
 use wgsl_nn::elementwise::{Elementwise, ElementwiseOp};
@@ -14,34 +18,7 @@ use wgsl_nn::loss::{CrossEntropyOptions, Labels, Reduction, SoftmaxCrossEntropy}
 use wgsl_nn::metrics::Metric;
 use wgsl_nn::optim::{Optimizer, OptimizerConfig};
 use wgsl_nn::reduce::{Axis, Sum};
-use wgsl_nn::{DType, Device, Encoder, Tensor};
-
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1 << 24) as f32
-                - 0.5
-        })
-        .collect()
-}
-
-/// Times `iters` calls of `record`, 64 per submit, one wait at the end.
-fn time_gpu(device: &Device, iters: u64, mut record: impl FnMut(&mut Encoder)) -> Duration {
-    let start = Instant::now();
-    let mut left = iters;
-    while left > 0 {
-        let batch = left.min(64);
-        let mut encoder = device.encoder();
-        for _ in 0..batch {
-            record(&mut encoder);
-        }
-        encoder.submit().unwrap();
-        left -= batch;
-    }
-    device.synchronize().unwrap();
-    start.elapsed()
-}
+use wgsl_nn::{DType, Device, Tensor};
 
 fn config<'a>(
     c: &'a mut Criterion,
