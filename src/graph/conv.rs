@@ -2,6 +2,7 @@
 //! or bias gradient), its geometry and its tensors; lowered to the plain matmul families'
 //! convolution mode (`kernels::conv`).
 
+use super::Access;
 use crate::Result;
 use crate::kernels::Record;
 use crate::kernels::activation::Activation;
@@ -27,6 +28,18 @@ pub(crate) struct ConvOp {
 }
 
 impl ConvOp {
+    /// Every tensor the op binds, with how it uses it.
+    pub fn tensors(&mut self) -> Vec<(&mut Tensor, Access)> {
+        use Access::{Read, Write};
+        let mut list: Vec<(&mut Tensor, Access)> = Vec::new();
+        list.extend([(&mut self.a, Read), (&mut self.b, Read)]);
+        if let Some(bias) = &mut self.bias {
+            list.push((bias, Read));
+        }
+        list.push((&mut self.out, Write));
+        list
+    }
+
     /// The plan listing's name.
     pub fn label(&self) -> String {
         let g = &self.geometry;

@@ -6,10 +6,12 @@
 
 mod conv;
 mod dropout;
+mod matmul;
 mod op;
 mod pool;
 
 pub(crate) use conv::ConvOp;
 pub(crate) use dropout::DropoutOp;
-pub(crate) use op::{Access, MatmulOp, Op, id};
+pub(crate) use matmul::MatmulOp;
+pub(crate) use op::{Access, Op, id};
 pub(crate) use pool::PoolOp;

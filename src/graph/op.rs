@@ -2,17 +2,18 @@
 //! and writes, before any kernel exists. Eager autograd lowers them at once; a capture keeps
 //! them, rewrites them (`capture::rules`) and lowers the result once into a
 //! [`Plan`](crate::capture::Plan).
-
 //!
-//! (Over 600 lines by design: `Op` is one enum, and each view of it — the tensors it touches,
-//! its label, its lowering into a kernel — is one exhaustive match over every variant, so a
-//! new op fails to compile until every view handles it.)
+//! `Op` is one enum, and each view of it (the tensors it touches, its label, its lowering into
+//! a kernel) is one exhaustive match over every variant, so a new op fails to compile until
+//! every view handles it. The ops with more to say than a line or two keep it in files of
+//! their own: `matmul.rs` (everything a fusion attaches to a product), `conv.rs`, `pool.rs`,
+//! `dropout.rs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::Result;
-use crate::device::{Encoder, Profile};
+use crate::device::Encoder;
 use crate::kernels::Record;
 use crate::kernels::activation::{Activation, ActivationKernel, ActivationState, PreluSlopeGrad};
 use crate::kernels::elementwise::{Elementwise, ElementwiseOp};
@@ -22,83 +23,13 @@ use crate::kernels::loss::{
     CrossEntropyOptions, Labels, OneHot, PointwiseLoss, PointwiseLossKernel, Reduction,
     SoftmaxCrossEntropy,
 };
-use crate::kernels::matmul::broadcast::BroadcastMatmul;
-use crate::kernels::matmul::kernel_for;
-use crate::kernels::matmul::vector::{FusedFamily, VectorMatmul, VectorSpec};
-use crate::kernels::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
 use crate::kernels::metrics::Metric;
 use crate::kernels::optim::{OptimStep, OptimizerShared};
 use crate::kernels::reduce::{Axis, Sum};
 use crate::kernels::step::{StepInput, StepValue};
 use crate::tensor::Tensor;
 
-/// A matmul with everything a fusion can attach to it.
-#[derive(Debug)]
-pub(crate) struct MatmulOp {
-    pub a: Tensor,
-    pub b: Tensor,
-    pub out: Tensor,
-    pub form: MatmulForm,
-    pub bias: Option<Tensor>,
-    pub accumulate: bool,
-    pub activation: Activation,
-    pub slopes: Option<Tensor>,
-    pub training: bool,
-    pub kernel: Option<MatmulKernel>,
-    /// A read from a data set's bytes (then `a` only gives the shape).
-    pub gather: Option<GatherOp>,
-    /// With `gather`: the batch's labels are written here too.
-    pub write_labels: Option<Tensor>,
-    /// Multiply by the derivative of an activation, from its output.
-    pub dact: Option<(Tensor, Activation)>,
-    /// Column sums of B (`AtB`): a bias gradient.
-    pub bias_grad: Option<Tensor>,
-    pub update_w: Option<OptimStep>,
-    pub update_b: Option<OptimStep>,
-}
-
-impl MatmulOp {
-    pub fn new(a: &Tensor, b: &Tensor, out: &Tensor, options: &MatmulOptions<'_>) -> Self {
-        Self {
-            a: a.share(),
-            b: b.share(),
-            out: out.share(),
-            form: options.form,
-            bias: options.bias.map(Tensor::share),
-            accumulate: options.accumulate,
-            activation: options.activation,
-            slopes: options.activation_state.prelu_slopes.map(Tensor::share),
-            training: options.activation_state.training,
-            kernel: options.kernel,
-            gather: None,
-            write_labels: None,
-            dact: None,
-            bias_grad: None,
-            update_w: None,
-            update_b: None,
-        }
-    }
-
-    /// Whether any fused prologue or epilogue is attached (then only the vector family runs it).
-    pub fn is_fused(&self) -> bool {
-        self.gather.is_some()
-            || self.dact.is_some()
-            || self.bias_grad.is_some()
-            || self.update_w.is_some()
-            || self.update_b.is_some()
-    }
-
-    /// Nothing but the product itself (and what the plain kernels do: bias, activation).
-    pub fn is_plain(&self) -> bool {
-        !self.is_fused() && !self.accumulate && self.kernel.is_none()
-    }
-
-    pub fn dims(&self) -> MatmulDims {
-        self.form
-            .dims(self.a.shape(), self.b.shape())
-            .expect("checked when recorded")
-    }
-}
+use super::MatmulOp;
 
 /// One kernel launch (or host-side write) of a recording.
 #[derive(Debug)]
@@ -221,45 +152,11 @@ impl Op {
                 list.push((out, access));
             }
             Op::Copy { src, dst } => list.extend([(src, Read), (dst, Write)]),
-            Op::Conv(c) => {
-                let c = &mut **c;
-                list.extend([(&mut c.a, Read), (&mut c.b, Read)]);
-                if let Some(bias) = &mut c.bias {
-                    list.push((bias, Read));
-                }
-                list.push((&mut c.out, Write));
-            }
+            Op::Conv(c) => list = c.tensors(),
             Op::Pool(pool) => list = pool.tensors(),
             Op::Dropout(dropout) => list = dropout.tensors(),
             Op::Clear { dst } => list.push((dst, Write)),
-            Op::Matmul(m) => {
-                let m = &mut **m;
-                // A gathered operand reads the data set's buffers, which no plan writes.
-                if m.gather.is_none() {
-                    list.push((&mut m.a, Read));
-                }
-                list.push((&mut m.b, Read));
-                if let Some(bias) = &mut m.bias {
-                    list.push((bias, Read));
-                }
-                if let Some(slopes) = &mut m.slopes {
-                    list.push((slopes, Read));
-                }
-                if let Some((saved, _)) = &mut m.dact {
-                    list.push((saved, Read));
-                }
-                let out = if m.accumulate { ReadWrite } else { Write };
-                list.push((&mut m.out, out));
-                if let Some(labels) = &mut m.write_labels {
-                    list.push((labels, Write));
-                }
-                if let Some(bias_grad) = &mut m.bias_grad {
-                    list.push((bias_grad, out));
-                }
-                for step in [&mut m.update_w, &mut m.update_b].into_iter().flatten() {
-                    slot_params(step, &mut list);
-                }
-            }
+            Op::Matmul(m) => list = m.tensors(),
             Op::Sum { x, out, .. } => list.extend([(x, Read), (out, Write)]),
             Op::Activation { x, y, slopes, .. } => {
                 list.extend([(x, Read), (y, Write)]);
@@ -387,44 +284,7 @@ impl Op {
             Op::Pool(pool) => pool.label(),
             Op::Dropout(dropout) => dropout.label(),
             Op::Clear { .. } => "clear".into(),
-            Op::Matmul(m) => {
-                let mut parts = Vec::new();
-                if m.gather.is_some() {
-                    parts.push("gathered u8 input".to_string());
-                }
-                if m.bias.is_some() {
-                    parts.push("bias".into());
-                }
-                if m.activation != Activation::Identity {
-                    parts.push(m.activation.name().into());
-                }
-                if m.write_labels.is_some() {
-                    parts.push("batch labels".into());
-                }
-                if let Some((_, act)) = &m.dact {
-                    parts.push(format!("× {}′", act.name()));
-                }
-                if m.bias_grad.is_some() {
-                    parts.push("bias gradient".into());
-                }
-                if m.update_w.is_some() || m.update_b.is_some() {
-                    parts.push("optimiser update".into());
-                }
-                if m.accumulate {
-                    parts.push("accumulate".into());
-                }
-                let MatmulDims { m: mm, k, n } = m.dims();
-                let form = match m.form {
-                    MatmulForm::AB => "A·B",
-                    MatmulForm::AtB => "Aᵀ·B",
-                    MatmulForm::ABt => "A·Bᵀ",
-                };
-                if parts.is_empty() {
-                    format!("matmul {form} {mm}×{k}×{n}")
-                } else {
-                    format!("matmul {form} {mm}×{k}×{n} + {}", parts.join(" + "))
-                }
-            }
+            Op::Matmul(m) => m.label(),
             Op::Sum { axis, .. } => match axis {
                 Some(Axis::Columns) => "column sums".into(),
                 Some(Axis::Rows) => "row sums".into(),
@@ -475,7 +335,7 @@ impl Op {
                 dst: dst.share(),
             }),
             Op::Clear { dst } => Box::new(ClearKernel { dst: dst.share() }),
-            Op::Matmul(m) => lower_matmul(m)?,
+            Op::Matmul(m) => m.lower()?,
             Op::Conv(c) => c.lower()?,
             Op::Pool(pool) => pool.lower()?,
             Op::Dropout(dropout) => dropout.lower()?,
@@ -578,71 +438,13 @@ impl Op {
     }
 }
 
-fn slot_params<'a>(step: &'a mut OptimStep, list: &mut Vec<(&'a mut Tensor, Access)>) {
-    let slot = &mut step.slot;
-    list.extend([
-        (&mut slot.param, Access::ReadWrite),
-        (&mut slot.state1, Access::ReadWrite),
-        (&mut slot.state2, Access::ReadWrite),
-    ]);
-}
-
-fn state(slopes: &Option<Tensor>, training: bool) -> ActivationState<'_> {
+/// The activation state of an op's slopes and mode.
+pub(super) fn state(slopes: &Option<Tensor>, training: bool) -> ActivationState<'_> {
     ActivationState {
         prelu_slopes: slopes.as_ref(),
         training,
         ..ActivationState::default()
     }
-}
-
-fn lower_matmul(m: &MatmulOp) -> Result<Box<dyn Record>> {
-    let state = state(&m.slopes, m.training);
-    // A plain product goes through the launcher (and its kernel choice); fused prologues and
-    // epilogues exist in the fused families only: the staged one under the GPU profile, the
-    // broadcast or the vector one under the CPU profile.
-    if !m.is_fused() {
-        let options = MatmulOptions {
-            form: m.form,
-            bias: m.bias.as_ref(),
-            accumulate: m.accumulate,
-            kernel: m.kernel,
-            activation: m.activation,
-            activation_state: state,
-        };
-        return Ok(Box::new(Matmul::new(&m.a, &m.b, &m.out, &options)?));
-    }
-    let spec = VectorSpec {
-        form: m.form,
-        a: &m.a,
-        b: &m.b,
-        c: &m.out,
-        gather: m.gather.as_ref().map(|g| &g.source),
-        write_labels: m.write_labels.as_ref(),
-        bias: m.bias.as_ref(),
-        accumulate: m.accumulate,
-        activation: m.activation,
-        activation_state: state,
-        dact: m.dact.as_ref().map(|(t, a)| (t, *a)),
-        bias_grad: m.bias_grad.as_ref(),
-        update_w: m.update_w.as_ref(),
-        update_b: m.update_b.as_ref(),
-    };
-    let device = m.b.device();
-    if device.profile() == Profile::Gpu {
-        return Ok(Box::new(VectorMatmul::new(&spec, FusedFamily::Staged)?));
-    }
-    // The broadcast family where the device has it and the shape lines up (the same bits as
-    // the vector family, at several times its speed on lavapipe).
-    let dims = m.form.dims(m.a.shape(), m.b.shape())?;
-    let choice = kernel_for(device, m.form, dims);
-    let pixels_fit = m
-        .gather
-        .as_ref()
-        .is_none_or(|g| g.source.pixel_texels().is_some());
-    if choice == MatmulKernel::Broadcast && pixels_fit {
-        return Ok(Box::new(BroadcastMatmul::new(&spec)?));
-    }
-    Ok(Box::new(VectorMatmul::new(&spec, FusedFamily::Vector)?))
 }
 
 /// A buffer copy as a plan step.
