@@ -169,12 +169,15 @@ impl CpuCnn {
         }
         // Through the second convolution, then the first (whose input needs no gradient).
         let dy2 = unpool_relu(&dz, &at2, &y2);
-        self.conv2.weight_grad(&p1, &dy2, &mut self.grads[2]);
+        // The forward passes' patches, still in each convolution's scratch.
+        self.conv2
+            .weight_grad_after_forward(&dy2, &mut self.grads[2]);
         self.grads[3] = channel_sums(&dy2, b, 16);
         let mut dp1 = vec![0.0; p1.len()];
         self.conv2.input_grad(&dy2, &self.params[2], &mut dp1);
         let dy1 = unpool_relu(&dp1, &at1, &y1);
-        self.conv1.weight_grad(x, &dy1, &mut self.grads[0]);
+        self.conv1
+            .weight_grad_after_forward(&dy1, &mut self.grads[0]);
         self.grads[1] = channel_sums(&dy1, b, 8);
         for (param, grad) in self.params.iter_mut().zip(&self.grads) {
             for (w, g) in param.iter_mut().zip(grad) {

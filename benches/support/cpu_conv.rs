@@ -143,6 +143,12 @@ impl CpuConv {
     /// `dw` from `x` and `dy`: [Co, P] · [P, K] over im2col's patches.
     pub fn weight_grad(&mut self, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         self.im2col(x);
+        self.weight_grad_after_forward(dy, dw);
+    }
+
+    /// [`CpuConv::weight_grad`] of the input the last [`CpuConv::forward`] saw, whose patches
+    /// are still in the scratch (no input gradient since), as a training step reuses them.
+    pub fn weight_grad_after_forward(&mut self, dy: &[f32], dw: &mut [f32]) {
         let (p, k, co) = (self.positions(), self.taps(), self.cout);
         let mut dy_rows = std::mem::take(&mut self.nhwc);
         self.nchw_to_rows(dy, co, &mut dy_rows);
