@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""`--preset cnn` trained by PyTorch on the CPU: the baseline beside the README's CNN results.
+
+The same model as `cargo run --release --example mnist -- --preset cnn`, trained the same way:
+LeNet-5's shape (conv 8@5x5 pad 2, ReLU, 2x2 max pool, conv 16@5x5, ReLU, 2x2 max pool,
+400-120-84-10 with ReLU), PyTorch's default initialisation, the official MNIST files normalised
+with mean 0.5 / std 0.5, batches of 64 reshuffled every epoch, AdamW (lr 0.002, weight decay
+0.01, PyTorch's betas and eps), the engine's one-cycle schedule evaluated per step (a cosine
+warm-up from lr/25 over the first 30 % of steps, then a cosine down to lr/(25*10^4)), 8 epochs.
+Batches are sliced from tensors in memory (no DataLoader), so the time is the training itself.
+
+    python3 benches/pytorch_cnn.py [--epochs 8] [--threads N] [--mnist-dir DIR]
+
+Needs `torch` and `numpy` (pip). MNIST is read from --mnist-dir, else $MNIST_DIR, else
+data/mnist: the four `*-ubyte.gz` files the `mnist` example downloads.
+"""
+
+import argparse
+import gzip
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load(directory, split):
+    images = read_idx(os.path.join(directory, f"{split}-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(directory, f"{split}-labels-idx1-ubyte.gz"))
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).sub_(0.5).div_(0.5).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+
+
+def one_cycle(base, step, total):
+    """src/nn/schedule.rs's `Schedule::OneCycle`, step by step."""
+    def cosine(start, end, t):
+        return end + (start - end) * (1.0 + math.cos(math.pi * t)) / 2.0
+
+    warmup = int(total * 0.3)
+    if step < warmup:
+        return cosine(base / 25.0, base, step / warmup)
+    span = total - 1 - warmup
+    t = 1.0 if span <= 0 else min(max(step - warmup, 0) / span, 1.0)
+    return cosine(base, base / 25.0 / 1e4, t)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
+    args = parser.parse_args()
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    train_x, train_y = load(args.mnist_dir, "train")
+    test_x, test_y = load(args.mnist_dir, "t10k")
+    model = lenet()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    print(f"PyTorch {torch.__version__} on the CPU, {torch.get_num_threads()} threads, "
+          f"{sum(p.numel() for p in model.parameters())} parameters, {steps_per_epoch} steps/epoch")
+
+    step, started = 0, time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_x))
+        loss_sum, epoch_start = 0.0, time.perf_counter()
+        for first in range(0, len(train_x), args.batch_size):
+            rows = order[first : first + args.batch_size]
+            for group in optimiser.param_groups:
+                group["lr"] = one_cycle(args.lr, step, total)
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(train_x[rows]), train_y[rows])
+            loss.backward()
+            optimiser.step()
+            loss_sum += loss.item() * len(rows)
+            step += 1
+        seconds = time.perf_counter() - epoch_start
+        model.eval()
+        with torch.no_grad():
+            correct = sum(
+                (model(test_x[i : i + 1000]).argmax(1) == test_y[i : i + 1000]).sum().item()
+                for i in range(0, len(test_x), 1000)
+            )
+        print(f"epoch {epoch}: train loss {loss_sum / len(train_x):.4f}, "
+              f"test accuracy {correct / len(test_x):.4f}, {seconds:.1f} s "
+              f"({seconds / steps_per_epoch * 1e3:.2f} ms/step), "
+              f"{time.perf_counter() - started:.0f} s since the start")
+
+
+if __name__ == "__main__":
+    main()
