@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""`--preset cnn` trained by PyTorch on the CPU: the baseline beside the README's CNN results.
+"""The `mnist` example's runs trained by PyTorch on the CPU: the baselines beside the README's results.
 
-The same model as `cargo run --release --example mnist -- --preset cnn`, trained the same way:
-LeNet-5's shape (conv 8@5x5 pad 2, ReLU, 2x2 max pool, conv 16@5x5, ReLU, 2x2 max pool,
+`--model cnn` (the default) is `cargo run --release --example mnist -- --preset cnn`, trained the
+same way: LeNet-5's shape (conv 8@5x5 pad 2, ReLU, 2x2 max pool, conv 16@5x5, ReLU, 2x2 max pool,
 400-120-84-10 with ReLU), PyTorch's default initialisation, the official MNIST files normalised
 with mean 0.5 / std 0.5, batches of 64 reshuffled every epoch, AdamW (lr 0.002, weight decay
 0.01, PyTorch's betas and eps), the engine's one-cycle schedule evaluated per step (a cosine
 warm-up from lr/25 over the first 30 % of steps, then a cosine down to lr/(25*10^4)), 8 epochs.
-Batches are sliced from tensors in memory (no DataLoader), so the time is the training itself.
+`--model lecture` is the lecture's run, the example's defaults: 784-128-10 with ReLU, plain SGD
+at lr 0.001, 10 epochs, the same data and batches. Batches are sliced from tensors in memory (no
+DataLoader), so the time is the training itself.
 
-    python3 benches/pytorch_cnn.py [--epochs 8] [--threads N] [--mnist-dir DIR]
+    python3 benches/pytorch_mnist.py [--model cnn|lecture] [--epochs N] [--threads N] [--mnist-dir DIR]
 
 Needs `torch` and `numpy` (pip). MNIST is read from --mnist-dir, else $MNIST_DIR, else
 data/mnist: the four `*-ubyte.gz` files the `mnist` example downloads.
@@ -52,6 +54,10 @@ def lenet():
     )
 
 
+def lecture():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
 def one_cycle(base, step, total):
     """src/nn/schedule.rs's `Schedule::OneCycle`, step by step."""
     def cosine(start, end, t):
@@ -67,9 +73,9 @@ def one_cycle(base, step, total):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--model", choices=["cnn", "lecture"], default="cnn")
+    parser.add_argument("--epochs", type=int, help="default: 8 (cnn), 10 (lecture)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
@@ -80,23 +86,29 @@ def main():
     torch.manual_seed(args.seed)
     train_x, train_y = load(args.mnist_dir, "train")
     test_x, test_y = load(args.mnist_dir, "t10k")
-    model = lenet()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    if args.model == "cnn":
+        model, epochs, base_lr = lenet(), args.epochs or 8, 0.002
+        optimiser = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=0.01)
+        schedule = one_cycle
+    else:
+        model, epochs, base_lr = lecture(), args.epochs or 10, 0.001
+        optimiser = torch.optim.SGD(model.parameters(), lr=base_lr)
+        schedule = lambda base, step, total: base
     loss_fn = nn.CrossEntropyLoss()
     steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    print(f"PyTorch {torch.__version__} on the CPU, {torch.get_num_threads()} threads, "
+    total = steps_per_epoch * epochs
+    print(f"{args.model}: PyTorch {torch.__version__} on the CPU, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in model.parameters())} parameters, {steps_per_epoch} steps/epoch")
 
     step, started = 0, time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_x))
         loss_sum, epoch_start = 0.0, time.perf_counter()
         for first in range(0, len(train_x), args.batch_size):
             rows = order[first : first + args.batch_size]
             for group in optimiser.param_groups:
-                group["lr"] = one_cycle(args.lr, step, total)
+                group["lr"] = schedule(base_lr, step, total)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(train_x[rows]), train_y[rows])
             loss.backward()
