@@ -23,14 +23,21 @@ import math
 import os
 import time
 
-import numpy as np
-import torch
-from torch import nn
+try:
+    import numpy as np
+    import torch
+    from torch import nn
+except ImportError as missing:
+    raise SystemExit(f"{missing}: this baseline needs PyTorch and numpy (pip install torch numpy)")
 
 
 def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise SystemExit(f"{path}: {error}; point --mnist-dir or MNIST_DIR at the four "
+                         "*-ubyte.gz files (the mnist example downloads them to data/mnist)")
     dims = data[3]
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
