@@ -20,10 +20,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{fresh_gpu, mnist};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use wgsl_nn::autograd::Var;
 use wgsl_nn::data::gpu::Normalization;
 use wgsl_nn::data::mnist::PIXELS;
-use wgsl_nn::nn::{Mlp, TorchNaming, Trainer, TrainerConfig, save_state_dict};
+use wgsl_nn::nn::{
+    CheckpointFile, Mlp, Model, Sequential, SequentialConfig, TorchNaming, Trainer, TrainerConfig,
+    save_state_dict,
+};
 use wgsl_nn::optim::OptimizerConfig;
 
 const F32_EPS: f64 = f32::EPSILON as f64 / 2.0;
@@ -276,4 +281,181 @@ fn a_state_dict_written_by_python_evaluates_to_pythons_accuracy() {
         python_correct > 800,
         "a trained model: {python_correct} of {rows}"
     );
+}
+
+/// The engine's logits for `rows` examples of `x` (evaluation mode).
+fn sequential_logits(
+    device: &wgsl_nn::Device,
+    model: &Sequential,
+    x: &[f32],
+    rows: usize,
+) -> Vec<f32> {
+    let input = Var::from_slice(device, x, [rows, x.len() / rows], false).unwrap();
+    model
+        .forward(&input, false)
+        .unwrap()
+        .value()
+        .to_vec()
+        .unwrap()
+}
+
+/// A CNN's state_dict is PyTorch's `nn.Sequential` of the same layers: Python loads it
+/// strictly and its float64 forward pass gives the engine's logits, within the bound it
+/// carries through the layers (`forward_sequential` in the script: per affine layer
+/// γ_{K+2}·(|W|·|h| + |b|) plus |W| times the inputs' errors; pooling and ReLU carry them).
+/// LeNet on MNIST, and a model of odd shapes: 3 channels, a 3×2 kernel, strides, padding,
+/// average pooling that counts its padding, dropout (the identity here).
+#[test]
+fn cnn_state_dicts_load_strictly_in_python_and_give_the_engines_logits() {
+    let Some(python) = python() else { return };
+    let device = fresh_gpu();
+    let (mnist_x, _) = test_inputs(32);
+    let mut rng = StdRng::seed_from_u64(7);
+    let odd_x: Vec<f32> = (0..5 * 3 * 11 * 9)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let odd = SequentialConfig::parse(
+        "conv(5,3,pad=1)-relu-maxpool(2)-conv(4,3x2,stride=2,pad=1)-relu-\
+         avgpool(2,stride=1,pad=1)-dropout(0.3)-flatten-linear(7)-relu-linear(3)",
+        &[3, 11, 9],
+        5,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (config, x) in [(SequentialConfig::lenet(), mnist_x), (odd, odd_x)] {
+        let shape = config.input.clone();
+        let rows = x.len() / shape.iter().product::<usize>();
+        let model = Sequential::new(&device, config).unwrap();
+        let logits = sequential_logits(&device, &model, &x, rows);
+        let (inputs, file) = (dir.path().join("x.f32"), dir.path().join("cnn.safetensors"));
+        write_f32s(&inputs, &x);
+        model.to_state_dict().unwrap().write(&file).unwrap();
+        let shape_text = shape
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let description = model.config().describe();
+        let forward = |mutation: Option<&str>| -> (Vec<f64>, Vec<f64>) {
+            let mut args = vec![
+                "forward_sequential",
+                file.to_str().unwrap(),
+                &description,
+                &shape_text,
+                inputs.to_str().unwrap(),
+            ];
+            args.extend(mutation);
+            let answer = run_python(&python, &args);
+            let flat = |key: &str| -> Vec<f64> {
+                answer[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+                    .collect()
+            };
+            (flat("logits"), flat("bounds"))
+        };
+        let (theirs, bounds) = forward(None);
+        assert_eq!(theirs.len(), logits.len(), "{description}");
+        let mut worst = 0.0f64;
+        for (i, ((&ours, &py), &bound)) in logits.iter().zip(&theirs).zip(&bounds).enumerate() {
+            let error = (f64::from(ours) - py).abs();
+            assert!(
+                error <= bound,
+                "{description}: logit {i} is {ours} here and {py} in Python (bound {bound:e})"
+            );
+            worst = worst.max(error / bound);
+        }
+        // The bound is a worst case through five layers, so it is shown to be tight enough: a
+        // kernel read with its height and width swapped gives logits outside it.
+        let (mistaken, _) = forward(Some("swap_kernel_axes"));
+        let caught = logits
+            .iter()
+            .zip(&mistaken)
+            .zip(&bounds)
+            .filter(|((ours, py), bound)| (f64::from(**ours) - **py).abs() > **bound)
+            .count();
+        assert!(
+            caught > 0,
+            "{description}: a swapped kernel layout stays within the bounds"
+        );
+        eprintln!(
+            "{description}: worst error {worst:.2e} of its bound; the swapped layout leaves \
+             {caught} of {} logits outside",
+            logits.len()
+        );
+    }
+}
+
+/// Both ways: a CNN's state_dict loads into another CNN of the same layers bit for bit, with
+/// the names PyTorch's `nn.Sequential` gives them; a file with a missing or stray name, a
+/// weight of the wrong shape, or one of the engine's own checkpoints is refused with an error
+/// naming it, and changes nothing.
+#[test]
+fn a_cnn_state_dict_round_trips_and_a_wrong_one_changes_nothing() {
+    let device = fresh_gpu();
+    let config = |seed| SequentialConfig {
+        seed,
+        ..SequentialConfig::lenet()
+    };
+    let (from, into) = (
+        Sequential::new(&device, config(1)).unwrap(),
+        Sequential::new(&device, config(2)).unwrap(),
+    );
+    let values = |model: &Sequential| -> Vec<Vec<f32>> {
+        model
+            .parameters()
+            .into_iter()
+            .map(|(_, t)| t.to_vec().unwrap())
+            .collect()
+    };
+    let file = from.to_state_dict().unwrap();
+    let names: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
+    let mut expected = vec![
+        "0.weight",
+        "0.bias",
+        "3.weight",
+        "3.bias",
+        "7.weight",
+        "7.bias",
+        "9.weight",
+        "9.bias",
+        "11.weight",
+        "11.bias",
+    ];
+    expected.sort_unstable();
+    assert_eq!(names, expected, "nn.Sequential's module indices");
+    assert_eq!(file.tensors["0.weight"].shape, [8, 1, 5, 5]);
+    assert_eq!(file.tensors["7.weight"].shape, [120, 400]);
+    assert_eq!(file.metadata["format"], "pt");
+
+    let path = Path::new("lenet.safetensors");
+    let before = values(&into);
+    let refused = |broken: &CheckpointFile, needle: &str| {
+        let error = into.load_state_dict(broken, path).unwrap_err().to_string();
+        assert!(error.contains(needle), "{needle:?} in: {error}");
+        assert!(
+            error.contains("lenet.safetensors"),
+            "names the file: {error}"
+        );
+        assert_eq!(values(&into), before, "a refused file changes nothing");
+    };
+    let mut missing = file.clone();
+    missing.tensors.remove("9.bias");
+    refused(&missing, "9.bias");
+    let mut stray = file.clone();
+    let extra = stray.tensors["9.bias"].clone();
+    stray.tensors.insert("10.bias".into(), extra);
+    refused(&stray, "10.bias");
+    let mut transposed = file.clone();
+    transposed.tensors.get_mut("7.weight").unwrap().shape = vec![400, 120];
+    refused(&transposed, "[120, 400]");
+    let mut engine = CheckpointFile::default();
+    let weight = file.tensors["0.weight"].clone();
+    engine.tensors.insert("layers.0.weight".into(), weight);
+    refused(&engine, "engine's own checkpoints");
+
+    into.load_state_dict(&file, path).unwrap();
+    assert_eq!(values(&into), values(&from), "the same bits");
 }

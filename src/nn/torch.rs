@@ -1,6 +1,6 @@
-//! PyTorch `state_dict`s in safetensors, both ways: an [`Mlp`]'s parameters under the names
-//! and layouts a PyTorch model of the same shape has, so `load_state_dict(strict=True)` takes
-//! them, and such a file read back into an [`Mlp`].
+//! PyTorch `state_dict`s in safetensors, both ways: an [`Mlp`]'s or a [`Sequential`]'s
+//! parameters under the names and layouts a PyTorch model of the same shape has, so
+//! `load_state_dict(strict=True)` takes them, and such a file read back into the model.
 //!
 //! PyTorch's `nn.Linear` stores its weight `[out, in]` (it computes `x·Wᵀ + b`); the engine
 //! stores `[in, out]` (`x·W + b`, a plain A·B product), so every weight is transposed on the
@@ -12,8 +12,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::Mlp;
 use super::checkpoint::{CheckpointFile, StoredTensor, data_error};
+use super::{Layer, Mlp, Sequential};
+use crate::autograd::Var;
 use crate::kernels::activation::Activation;
 use crate::tensor::DType;
 use crate::{Error, Result};
@@ -311,6 +312,131 @@ impl Mlp {
             stored.write_into(tensor, &name)?;
         }
         Ok(naming)
+    }
+}
+
+/// A parameter of a [`Sequential`] as PyTorch's `nn.Sequential` of the same layers has it.
+struct TorchParameter<'a> {
+    /// Module `i` is layer `i`, whatever it is: `0.weight` for a first convolution, `7.weight`
+    /// for a linear layer after two conv-ReLU-pool blocks and a flatten.
+    name: String,
+    var: &'a Var,
+    /// `Some((in, out))` for a linear weight (the engine stores `[in, out]`, PyTorch `[out,
+    /// in]`); `None` where the layouts agree (convolution weights `[out, in, kh, kw]`, biases).
+    transposed: Option<(usize, usize)>,
+}
+
+/// A [`Sequential`]'s parameters, in layer order.
+fn sequential_parameters(model: &Sequential) -> Vec<TorchParameter<'_>> {
+    let mut parameters = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (weight, bias, transpose) = match layer {
+            Layer::Conv2d(conv) => (&conv.weight, &conv.bias, None),
+            Layer::Linear(linear) => (
+                &linear.weight,
+                &linear.bias,
+                Some((linear.inputs(), linear.outputs())),
+            ),
+            _ => continue,
+        };
+        parameters.push(TorchParameter {
+            name: format!("{i}.weight"),
+            var: weight,
+            transposed: transpose,
+        });
+        parameters.push(TorchParameter {
+            name: format!("{i}.bias"),
+            var: bias,
+            transposed: None,
+        });
+    }
+    parameters
+}
+
+impl Sequential {
+    /// The model's parameters as the state_dict of PyTorch's `nn.Sequential` with the same
+    /// layers (module `i` is layer `i`: `0.weight`, `0.bias`, `3.weight`, …), linear weights
+    /// transposed to `[out, in]`, convolution weights `[out, in, kh, kw]` as stored, and
+    /// safetensors' `format: pt` metadata. One host sync per parameter.
+    pub fn to_state_dict(&self) -> Result<CheckpointFile> {
+        let mut file = CheckpointFile::default();
+        for TorchParameter {
+            name,
+            var,
+            transposed,
+        } in sequential_parameters(self)
+        {
+            let stored = StoredTensor::read(var.value())?;
+            let stored = match transposed {
+                Some((inputs, outputs)) => {
+                    let values = stored.f32s().expect("weights are F32");
+                    f32_tensor(vec![outputs, inputs], &transpose(&values, inputs, outputs))
+                }
+                None => stored,
+            };
+            file.tensors.insert(name, stored);
+        }
+        file.metadata.insert("format".into(), "pt".into());
+        Ok(file)
+    }
+
+    /// Loads the state_dict of PyTorch's `nn.Sequential` of the same layers (read from
+    /// `path`, named in errors), as `load_state_dict(strict=True)` would: exactly this model's
+    /// names, each tensor F32 in PyTorch's shape, every one checked before anything is
+    /// written, so a bad file leaves the model as it was.
+    pub fn load_state_dict(&self, file: &CheckpointFile, path: &Path) -> Result<()> {
+        let parameters = sequential_parameters(self);
+        let expected: BTreeSet<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
+        let present: BTreeSet<&str> = file.tensors.keys().map(String::as_str).collect();
+        let missing: Vec<_> = expected.difference(&present).collect();
+        let unexpected: Vec<_> = present.difference(&expected).collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            let hint = if present.contains("layers.0.weight") {
+                " (it is one of this engine's own checkpoints: load it as one)"
+            } else {
+                ""
+            };
+            return Err(data_error(
+                path,
+                format!(
+                    "is not a state_dict of nn.Sequential({}): missing {missing:?}, \
+                     unexpected {unexpected:?}{hint}",
+                    self.config().describe()
+                ),
+            ));
+        }
+        let mut writes = Vec::with_capacity(parameters.len());
+        for TorchParameter {
+            name,
+            var,
+            transposed,
+        } in parameters
+        {
+            let stored = &file.tensors[&name];
+            let dims = var.shape().dims().to_vec();
+            let torch_shape = match transposed {
+                Some((inputs, outputs)) => vec![outputs, inputs],
+                None => dims,
+            };
+            let Some(values) = stored.f32s().filter(|_| stored.shape == torch_shape) else {
+                return Err(Error::shape(
+                    &format!("state_dict {} tensor {name}", path.display()),
+                    format!("F32 {torch_shape:?}"),
+                    format!("{:?} {:?}", stored.dtype, stored.shape),
+                ));
+            };
+            let engine = match transposed {
+                Some((inputs, outputs)) => {
+                    f32_tensor(vec![inputs, outputs], &transpose(&values, outputs, inputs))
+                }
+                None => stored.clone(),
+            };
+            writes.push((engine, var.value(), name));
+        }
+        for (stored, tensor, name) in writes {
+            stored.write_into(tensor, &name)?;
+        }
+        Ok(())
     }
 }
 
