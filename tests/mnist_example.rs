@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
+use wgsl_nn::nn::CheckpointFile;
 
 /// The example binary, built once per test run (in the profile these tests run in).
 fn example() -> PathBuf {
@@ -538,6 +539,25 @@ fn a_cnn_trains_resumes_bit_for_bit_and_writes_its_own_outputs() {
         !resumed.join("model_torch.safetensors").exists(),
         "the MLP's state_dict must not pass for the CNN's"
     );
+    // The CNN's own: nn.Sequential's module indices (conv 0 and 3, linear 8 after the
+    // dropout at 7), the same bytes resumed or not.
+    let torch = |dir: &Path| std::fs::read(dir.join("model_torch_sequential.safetensors")).unwrap();
+    assert_eq!(
+        torch(&straight),
+        torch(&resumed),
+        "the resumed run's state_dict"
+    );
+    let state_dict =
+        CheckpointFile::read(&straight.join("model_torch_sequential.safetensors")).unwrap();
+    let names: Vec<&str> = state_dict.tensors.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "0.bias", "0.weight", "3.bias", "3.weight", "8.bias", "8.weight"
+        ]
+    );
+    assert_eq!(state_dict.tensors["3.weight"].shape, [8, 4, 5, 5]);
+    assert_eq!(state_dict.tensors["8.weight"].shape, [10, 200]);
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(straight.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["config"]["layers"], model);

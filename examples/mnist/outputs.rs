@@ -15,7 +15,7 @@ use crate::{interrupt, support};
 pub const MODEL: &str = "model.safetensors";
 /// The model as a PyTorch state_dict for the lecture's `Net` (`fc1`, `fc2`, …).
 pub const TORCH_NET: &str = "model_torch.safetensors";
-/// The model as a PyTorch state_dict for an `nn.Sequential` (`0`, `2`, …).
+/// The model as a PyTorch state_dict for the `nn.Sequential` of its layers (`0`, `2`, …).
 pub const TORCH_SEQUENTIAL: &str = "model_torch_sequential.safetensors";
 pub const METRICS: &str = "metrics.json";
 pub const LOSS_PLOT: &str = "loss.png";
@@ -197,15 +197,15 @@ pub fn digits_block(images: &[u8], predictions: &[usize], labels: &[u8]) -> Vec<
     lines.iter().map(|l| l.trim_end().to_string()).collect()
 }
 
-/// The model's files: the engine's own, and for an MLP the PyTorch state_dicts for `Net` and
-/// `nn.Sequential` (`(net, sequential)`).
+/// The model's files: the engine's own, and the PyTorch state_dicts written for it.
 pub struct ModelFiles {
     pub engine: Vec<u8>,
-    pub torch: Option<StateDicts>,
+    pub torch: StateDicts,
 }
 
-/// The bytes of the PyTorch state_dicts `(Net, nn.Sequential)`.
-pub type StateDicts = (Vec<u8>, Vec<u8>);
+/// PyTorch state_dicts by file name: [`TORCH_NET`] and [`TORCH_SEQUENTIAL`] for an MLP, only
+/// [`TORCH_SEQUENTIAL`] for a sequential model (a CNN has no `Net` naming).
+pub type StateDicts = Vec<(&'static str, Vec<u8>)>;
 
 /// What the run writes about its model, by the kind of model.
 pub trait Exports: Model {
@@ -213,8 +213,8 @@ pub trait Exports: Model {
     fn describe(&self) -> String;
     /// The architecture, in model.safetensors' metadata and metrics.json's config.
     fn architecture(&self) -> Vec<(String, String)>;
-    /// The PyTorch state_dicts `(Net, nn.Sequential)`, where the engine writes them.
-    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>>;
+    /// The PyTorch state_dicts the engine writes for this model.
+    fn torch(&self) -> Result<StateDicts, Box<dyn std::error::Error>>;
 }
 
 impl Exports for Mlp {
@@ -231,10 +231,10 @@ impl Exports for Mlp {
         ]
     }
 
-    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>> {
+    fn torch(&self) -> Result<StateDicts, Box<dyn std::error::Error>> {
         let net = self.to_state_dict(TorchNaming::Net)?.to_bytes()?;
         let sequential = self.to_state_dict(TorchNaming::Sequential)?.to_bytes()?;
-        Ok(Some((net, sequential)))
+        Ok(vec![(TORCH_NET, net), (TORCH_SEQUENTIAL, sequential)])
     }
 }
 
@@ -252,8 +252,8 @@ impl Exports for Sequential {
         ]
     }
 
-    fn torch(&self) -> Result<Option<StateDicts>, Box<dyn std::error::Error>> {
-        Ok(None)
+    fn torch(&self) -> Result<StateDicts, Box<dyn std::error::Error>> {
+        Ok(vec![(TORCH_SEQUENTIAL, self.to_state_dict()?.to_bytes()?)])
     }
 }
 
@@ -268,15 +268,13 @@ pub fn write_run(
     plots: Result<(Vec<u8>, Vec<u8>), String>,
 ) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
     let mut files = vec![(MODEL, &models.engine[..]), (METRICS, metrics)];
-    // Without state_dicts for this model, an earlier run's are removed once the set is in
-    // place, so they cannot pass for this one's.
-    let stale: &[&str] = match &models.torch {
-        Some((net, sequential)) => {
-            files.extend([(TORCH_NET, &net[..]), (TORCH_SEQUENTIAL, &sequential[..])]);
-            &[]
-        }
-        None => &[TORCH_NET, TORCH_SEQUENTIAL],
-    };
+    files.extend(models.torch.iter().map(|(name, bytes)| (*name, &bytes[..])));
+    // A state_dict this model has no naming for (a CNN's `Net`) is removed once the set is in
+    // place, so an earlier run's cannot pass for this one's.
+    let stale: Vec<&str> = [TORCH_NET, TORCH_SEQUENTIAL]
+        .into_iter()
+        .filter(|name| models.torch.iter().all(|(written, _)| written != name))
+        .collect();
     let valuable = StagedSet::stage(out, &files)?;
     let plots = plots
         .map_err(|e| format!("cannot draw the plots: {e}"))
@@ -287,7 +285,7 @@ pub fn write_run(
     match plots {
         Ok(plots) => Ok(interrupt::writing(|| {
             let written = valuable.join(plots).commit()?;
-            for name in stale {
+            for name in &stale {
                 remove_if_exists(&out.join(name))?;
             }
             Ok::<_, wgsl_nn::Error>(written)
