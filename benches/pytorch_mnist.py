@@ -12,6 +12,10 @@ at lr 0.001, 10 epochs, the same data and batches. Batches are sliced from tenso
 DataLoader), so the time is the training itself.
 
     python3 benches/pytorch_mnist.py [--model cnn|lecture] [--epochs N] [--threads N] [--mnist-dir DIR]
+    python3 benches/pytorch_mnist.py --model cnn --evaluate runs/mnist/model_torch_sequential.safetensors
+
+`--evaluate FILE` trains nothing: it loads a state_dict the engine exported into the same
+PyTorch model (`load_state_dict(strict=True)`) and prints its test accuracy.
 
 Needs `torch` and `numpy` (pip). MNIST is read from --mnist-dir, else $MNIST_DIR, else
 data/mnist: the four `*-ubyte.gz` files the `mnist` example downloads.
@@ -65,6 +69,16 @@ def lecture():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        correct = sum(
+            (model(x[i : i + 1000]).argmax(1) == y[i : i + 1000]).sum().item()
+            for i in range(0, len(x), 1000)
+        )
+    return correct / len(x)
+
+
 def one_cycle(base, step, total):
     """src/nn/schedule.rs's `Schedule::OneCycle`, step by step."""
     def cosine(start, end, t):
@@ -86,6 +100,7 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "data/mnist"))
+    parser.add_argument("--evaluate", metavar="FILE", help="a state_dict to evaluate, not train")
     args = parser.parse_args()
 
     if args.threads > 0:
@@ -102,6 +117,12 @@ def main():
         optimiser = torch.optim.SGD(model.parameters(), lr=base_lr)
         schedule = lambda base, step, total: base
     loss_fn = nn.CrossEntropyLoss()
+    if args.evaluate:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(args.evaluate), strict=True)
+        print(f"{args.evaluate}: test accuracy {accuracy(model, test_x, test_y):.4f}")
+        return
     steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
     total = steps_per_epoch * epochs
     print(f"{args.model}: PyTorch {torch.__version__} on the CPU, {torch.get_num_threads()} threads, "
@@ -123,14 +144,8 @@ def main():
             loss_sum += loss.item() * len(rows)
             step += 1
         seconds = time.perf_counter() - epoch_start
-        model.eval()
-        with torch.no_grad():
-            correct = sum(
-                (model(test_x[i : i + 1000]).argmax(1) == test_y[i : i + 1000]).sum().item()
-                for i in range(0, len(test_x), 1000)
-            )
         print(f"epoch {epoch}: train loss {loss_sum / len(train_x):.4f}, "
-              f"test accuracy {correct / len(test_x):.4f}, {seconds:.1f} s "
+              f"test accuracy {accuracy(model, test_x, test_y):.4f}, {seconds:.1f} s "
               f"({seconds / steps_per_epoch * 1e3:.2f} ms/step), "
               f"{time.perf_counter() - started:.0f} s since the start")
 
