@@ -153,6 +153,22 @@ fn logit_bounds(model: &Mlp, x: &[f32], rows: usize) -> Vec<f64> {
     bounds
 }
 
+/// Asserts each of the engine's logits is within its bound of Python's; the worst error as a
+/// fraction of its bound.
+fn assert_within(ours: &[f32], theirs: &[f64], bounds: &[f64], what: &str) -> f64 {
+    assert_eq!(theirs.len(), ours.len(), "{what}");
+    let mut worst = 0.0f64;
+    for (i, ((&ours, &py), &bound)) in ours.iter().zip(theirs).zip(bounds).enumerate() {
+        let error = (f64::from(ours) - py).abs();
+        assert!(
+            error <= bound,
+            "{what}: logit {i} is {ours} here and {py} in Python (bound {bound:e})"
+        );
+        worst = worst.max(error / bound);
+    }
+    worst
+}
+
 #[test]
 fn exported_state_dicts_load_strictly_in_python_and_give_the_engines_logits() {
     let Some(python) = python() else { return };
@@ -197,16 +213,7 @@ fn exported_state_dicts_load_strictly_in_python_and_give_the_engines_logits() {
             .iter()
             .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
             .collect();
-        assert_eq!(theirs.len(), logits.len());
-        let mut worst = 0.0f64;
-        for (i, ((&ours, &py), &bound)) in logits.iter().zip(&theirs).zip(&bounds).enumerate() {
-            let error = (f64::from(ours) - py).abs();
-            assert!(
-                error <= bound,
-                "{naming:?}: logit {i} is {ours} here and {py} in Python (bound {bound:e})"
-            );
-            worst = worst.max(error / bound);
-        }
+        let worst = assert_within(&logits, &theirs, &bounds, &format!("{naming:?}"));
         eprintln!("{naming:?}: worst error {worst:.3} of its bound");
     }
 }
@@ -357,16 +364,7 @@ fn cnn_state_dicts_load_strictly_in_python_and_give_the_engines_logits() {
             (flat("logits"), flat("bounds"))
         };
         let (theirs, bounds) = forward(None);
-        assert_eq!(theirs.len(), logits.len(), "{description}");
-        let mut worst = 0.0f64;
-        for (i, ((&ours, &py), &bound)) in logits.iter().zip(&theirs).zip(&bounds).enumerate() {
-            let error = (f64::from(ours) - py).abs();
-            assert!(
-                error <= bound,
-                "{description}: logit {i} is {ours} here and {py} in Python (bound {bound:e})"
-            );
-            worst = worst.max(error / bound);
-        }
+        let worst = assert_within(&logits, &theirs, &bounds, &description);
         // The bound is a worst case through five layers, so it is shown to be tight enough: a
         // kernel read with its height and width swapped gives logits outside it.
         let (mistaken, _) = forward(Some("swap_kernel_axes"));
