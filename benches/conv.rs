@@ -89,9 +89,9 @@ fn convolutions(c: &mut Criterion) {
         for (product, a, operand, bias) in products {
             let out = Tensor::uninit(&device, product.output_shape(&g)).unwrap();
             let kernel = Conv2dKernel::new(product, &g, a, operand, &out, bias).unwrap();
-            time_gpu(&device, 1, |e| kernel.record(e)); // compile and warm up
+            time_gpu(&device, 1, 64, |e| kernel.record(e)); // compile and warm up
             group.bench_function(BenchmarkId::new("gpu", format!("{product:?}")), |bench| {
-                bench.iter_custom(|iters| time_gpu(&device, iters, |e| kernel.record(e)))
+                bench.iter_custom(|iters| time_gpu(&device, iters, 64, |e| kernel.record(e)))
             });
         }
         let mut y = vec![0.0; len(g.output_shape())];

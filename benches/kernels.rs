@@ -50,12 +50,12 @@ fn kernels(c: &mut Criterion) {
             ..Default::default()
         };
         let mut group = config(c, &format!("activation_{}/64x128", activation.name()));
-        time_gpu(&device, 1, |e| forward.record(e));
+        time_gpu(&device, 1, 64, |e| forward.record(e));
         group.bench_function("gpu_forward", |b| {
-            b.iter_custom(|n| time_gpu(&device, n, |e| forward.record(e)))
+            b.iter_custom(|n| time_gpu(&device, n, 64, |e| forward.record(e)))
         });
         group.bench_function("gpu_backward", |b| {
-            b.iter_custom(|n| time_gpu(&device, n, |e| backward.record(e)))
+            b.iter_custom(|n| time_gpu(&device, n, 64, |e| backward.record(e)))
         });
         group.bench_function("cpu_forward", |b| {
             b.iter(|| cpu::activation_forward(activation, &x_host, &params))
@@ -82,9 +82,9 @@ fn kernels(c: &mut Criterion) {
     )
     .unwrap();
     let mut group = config(c, "softmax_cross_entropy/64x10");
-    time_gpu(&device, 1, |e| ce.record(e));
+    time_gpu(&device, 1, 64, |e| ce.record(e));
     group.bench_function("gpu", |b| {
-        b.iter_custom(|n| time_gpu(&device, n, |e| ce.record(e)))
+        b.iter_custom(|n| time_gpu(&device, n, 64, |e| ce.record(e)))
     });
     group.bench_function("cpu", |b| {
         b.iter(|| cpu::softmax_cross_entropy(&logits_host, &labels_host, 10, None, Reduction::Mean))
@@ -95,9 +95,9 @@ fn kernels(c: &mut Criterion) {
     let correct = Tensor::zeros_of(&device, [1], DType::U32).unwrap();
     let metric = Metric::count_correct(&logits, &labels, &correct).unwrap();
     let mut group = config(c, "count_correct/64x10");
-    time_gpu(&device, 1, |e| metric.record(e));
+    time_gpu(&device, 1, 64, |e| metric.record(e));
     group.bench_function("gpu", |b| {
-        b.iter_custom(|n| time_gpu(&device, n, |e| metric.record(e)))
+        b.iter_custom(|n| time_gpu(&device, n, 64, |e| metric.record(e)))
     });
     group.bench_function("cpu", |b| {
         b.iter(|| cpu::count_correct(&logits_host, 10, &labels_host))
@@ -108,9 +108,9 @@ fn kernels(c: &mut Criterion) {
     let bias_grad = Tensor::uninit(&device, [128]).unwrap();
     let sum = Sum::new(&dy, &bias_grad, Axis::Columns, 1.0, false).unwrap();
     let mut group = config(c, "sum_columns/64x128");
-    time_gpu(&device, 1, |e| sum.record(e));
+    time_gpu(&device, 1, 64, |e| sum.record(e));
     group.bench_function("gpu", |b| {
-        b.iter_custom(|n| time_gpu(&device, n, |e| sum.record(e)))
+        b.iter_custom(|n| time_gpu(&device, n, 64, |e| sum.record(e)))
     });
     group.bench_function("cpu", |b| b.iter(|| cpu::sum_columns(&dy_host, 128)));
     group.finish();
@@ -122,9 +122,9 @@ fn kernels(c: &mut Criterion) {
     let g = Tensor::from_slice(&device, &g_host, [128, 784]).unwrap();
     let axpy = Elementwise::new(ElementwiseOp::Axpy(-0.001), &g, None, &w).unwrap();
     let mut group = config(c, "axpy/128x784");
-    time_gpu(&device, 1, |e| axpy.record(e));
+    time_gpu(&device, 1, 64, |e| axpy.record(e));
     group.bench_function("gpu", |b| {
-        b.iter_custom(|n| time_gpu(&device, n, |e| axpy.record(e)))
+        b.iter_custom(|n| time_gpu(&device, n, 64, |e| axpy.record(e)))
     });
     group.bench_function("cpu", |b| b.iter(|| cpu::axpy(-0.001, &g_host, &w_host)));
     group.finish();

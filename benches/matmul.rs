@@ -7,9 +7,13 @@
 //! `dispatch_overhead`, which also times 1 and 64 tiny dispatches per submit: the difference
 //! over 63 is the cost of one dispatch).
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use timing::{data, time_gpu};
 use wgsl_nn::matmul::{Matmul, MatmulDims, MatmulForm, MatmulKernel, MatmulOptions};
 use wgsl_nn::{Device, Tensor, cpu};
 
@@ -21,35 +25,8 @@ const SHAPES: [(usize, usize, usize); 4] = [
     (1024, 1024, 1024),
 ];
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1 << 24) as f32
-                - 0.5
-        })
-        .collect()
-}
-
 /// Products recorded into one submit.
 const PER_SUBMIT: u64 = 16;
-
-/// Times `iters` runs of `plan`, recorded [`PER_SUBMIT`] to a submit.
-fn time_gpu(device: &Device, plan: &Matmul, iters: u64) -> Duration {
-    let start = Instant::now();
-    let mut left = iters;
-    while left > 0 {
-        let batch = left.min(PER_SUBMIT);
-        let mut encoder = device.encoder();
-        for _ in 0..batch {
-            plan.record(&mut encoder);
-        }
-        encoder.submit().expect("submit");
-        device.synchronize().expect("synchronize");
-        left -= batch;
-    }
-    start.elapsed()
-}
 
 fn matmul_benches(c: &mut Criterion) {
     let device = Device::new().expect("the benchmarks need a GPU adapter (or lavapipe)");
@@ -83,10 +60,12 @@ fn matmul_benches(c: &mut Criterion) {
                     ..Default::default()
                 };
                 let plan = Matmul::new(&a, &b, &out, &options).unwrap();
-                time_gpu(&device, &plan, 1); // compile and warm up
+                time_gpu(&device, 1, PER_SUBMIT, |e| plan.record(e)); // compile and warm up
                 let id = BenchmarkId::new(format!("gpu_{kernel:?}"), format!("{form:?}"));
                 group.bench_function(id, |bench| {
-                    bench.iter_custom(|iters| time_gpu(&device, &plan, iters))
+                    bench.iter_custom(|iters| {
+                        time_gpu(&device, iters, PER_SUBMIT, |e| plan.record(e))
+                    })
                 });
             }
         }
@@ -130,7 +109,7 @@ fn dispatch_overhead(c: &mut Criterion) {
         ..Default::default()
     };
     let plan = Matmul::new(&a, &b, &out, &options).unwrap();
-    time_gpu(&device, &plan, 1);
+    time_gpu(&device, 1, PER_SUBMIT, |e| plan.record(e));
     let mut group = c.benchmark_group("dispatch_overhead");
     group.sample_size(20);
     for dispatches in [1u64, 64] {

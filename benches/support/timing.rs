@@ -16,12 +16,17 @@ pub fn data(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Times `iters` calls of `record`, 64 per submit, one wait at the end.
-pub fn time_gpu(device: &Device, iters: u64, mut record: impl FnMut(&mut Encoder)) -> Duration {
+/// Times `iters` calls of `record`, `per_submit` to a submit, one wait at the end.
+pub fn time_gpu(
+    device: &Device,
+    iters: u64,
+    per_submit: u64,
+    mut record: impl FnMut(&mut Encoder),
+) -> Duration {
     let start = Instant::now();
     let mut left = iters;
     while left > 0 {
-        let batch = left.min(64);
+        let batch = left.min(per_submit.max(1));
         let mut encoder = device.encoder();
         for _ in 0..batch {
             record(&mut encoder);
